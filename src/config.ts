@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { z } from 'zod'
+
+export const ROLES = ['open-payments', 'auth', 'admin'] as const
+export type Role = (typeof ROLES)[number]
+
+/** Secrets that production must be given; development generates them once under DATA_DIR. */
+const SECRET_NAMES = ['ADMIN_API_KEY'] as const
+type SecretName = (typeof SECRET_NAMES)[number]
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const port = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a port number' })
+    .int({ error: 'must be an integer port number' })
+    .min(0, { error: 'must be between 0 and 65535' })
+    .max(65535, { error: 'must be between 0 and 65535' })
+    .default(fallback)
+
+const positiveInt = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .positive({ error: 'must be positive' })
+    .default(fallback)
+
+/**
+ * A public origin such as `https://wallet.example`: ids, `@target-uri` and the grant-endpoint hash
+ * are built from it, and Open Payments expects these servers at an origin root.
+ */
+const baseUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      const u = new URL(v)
+      return (
+        (u.protocol === 'http:' || u.protocol === 'https:') &&
+        u.pathname === '/' &&
+        !u.search &&
+        !u.hash
+      )
+    } catch {
+      return false
+    }
+  }, 'must be an http(s) origin such as https://wallet.example (no path, query or fragment)')
+  .transform((v) => new URL(v).origin)
+
+const secret = z.string().min(32, { error: 'must be at least 32 characters' }).optional()
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, { error: 'must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case SQL identifier' })
+    .default('public'),
+  DATABASE_POOL_SIZE: positiveInt(10),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  OPEN_PAYMENTS_PORT: port(3000),
+  AUTH_PORT: port(3001),
+  ADMIN_PORT: port(3002),
+  OPEN_PAYMENTS_URL: baseUrl.optional(),
+  AUTH_SERVER_URL: baseUrl.optional(),
+  ROLES: z
+    .string()
+    .default(ROLES.join(','))
+    .transform((v) => v.split(',').map((r) => r.trim()))
+    .refine((rs) => rs.length > 0 && rs.every((r) => (ROLES as readonly string[]).includes(r)), {
+      error: `must be a comma-separated list of ${ROLES.join(', ')}`,
+    })
+    .transform((rs) => rs as Role[]),
+  WALLET_ADDRESS_CACHE_SECONDS: z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(0, { error: 'must not be negative' })
+    .default(60),
+  SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
+  ADMIN_API_KEY: secret,
+})
+
+export interface Config {
+  env: 'development' | 'test' | 'production'
+  logLevel: string
+  dataDir: string
+  /** Absent: the embedded PGlite database under `dataDir`. */
+  databaseUrl: string | undefined
+  databaseSchema: string
+  databasePoolSize: number
+  host: string
+  ports: { openPayments: number; auth: number; admin: number }
+  openPaymentsUrl: string
+  authServerUrl: string
+  roles: Role[]
+  walletAddressCacheSeconds: number
+  shutdownTimeoutMs: number
+  adminApiKey: string
+  /** Names of secrets generated for development; the server warns about each at start. */
+  generatedSecrets: SecretName[]
+}
+
+/**
+ * Reads the configuration from the environment. A bad value throws a ConfigError whose message is
+ * one line naming the variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const name = String(issue.path[0] ?? 'environment')
+    throw new ConfigError(`Invalid configuration: ${name} ${issue.message}`)
+  }
+  const e = parsed.data
+  const dataDir = resolve(e.DATA_DIR)
+  const { secrets, generated } = resolveSecrets(e, dataDir, e.NODE_ENV === 'production')
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    dataDir,
+    databaseUrl: e.DATABASE_URL,
+    databaseSchema: e.DATABASE_SCHEMA,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    host: e.HOST,
+    ports: { openPayments: e.OPEN_PAYMENTS_PORT, auth: e.AUTH_PORT, admin: e.ADMIN_PORT },
+    openPaymentsUrl: e.OPEN_PAYMENTS_URL ?? `http://localhost:${e.OPEN_PAYMENTS_PORT}`,
+    authServerUrl: e.AUTH_SERVER_URL ?? `http://localhost:${e.AUTH_PORT}`,
+    roles: e.ROLES,
+    walletAddressCacheSeconds: e.WALLET_ADDRESS_CACHE_SECONDS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    adminApiKey: secrets.ADMIN_API_KEY,
+    generatedSecrets: generated,
+  }
+}
+
+function resolveSecrets(
+  env: Partial<Record<SecretName, string>>,
+  dataDir: string,
+  production: boolean,
+): { secrets: Record<SecretName, string>; generated: SecretName[] } {
+  const missing = SECRET_NAMES.filter((n) => !env[n])
+  if (missing.length > 0 && production) {
+    throw new ConfigError(
+      `Invalid configuration: ${missing[0]} is required when NODE_ENV=production`,
+    )
+  }
+  const file = join(dataDir, 'secrets.json')
+  const stored: Partial<Record<SecretName, string>> = existsSync(file)
+    ? JSON.parse(readFileSync(file, 'utf8'))
+    : {}
+  const generated: SecretName[] = []
+  for (const name of missing) {
+    if (!stored[name]) {
+      stored[name] = randomBytes(32).toString('base64url')
+    }
+    generated.push(name)
+  }
+  if (missing.length > 0) {
+    mkdirSync(dataDir, { recursive: true })
+    writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 })
+  }
+  const secrets = Object.fromEntries(SECRET_NAMES.map((n) => [n, env[n] ?? stored[n]!])) as Record<
+    SecretName,
+    string
+  >
+  return { secrets, generated }
+}

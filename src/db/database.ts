@@ -1,0 +1,154 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { PGliteDialect } from './pglite-dialect.ts'
+import type { DB } from './schema.ts'
+
+export type Db = Kysely<DB>
+
+/** Runs raw SQL scripts (migrations) in one transaction on a session of its own. */
+export type ScriptTransaction = <T>(
+  fn: (run: {
+    exec(script: string): Promise<void>
+    query<R>(text: string, params?: unknown[]): Promise<R[]>
+  }) => Promise<T>,
+) => Promise<T>
+
+export interface Database {
+  db: Db
+  engine: 'postgres' | 'pglite'
+  scriptTransaction: ScriptTransaction
+  close(): Promise<void>
+}
+
+// int8 and numeric hold money and counters: both engines hand them to the code as bigint.
+const BIGINT_OIDS = [20, 1700]
+const toBigInt = (v: string) => BigInt(v)
+
+export interface DatabaseOptions {
+  databaseUrl: string | undefined
+  schema: string
+  poolSize: number
+  dataDir: string
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPGlite(opts)
+}
+
+async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolSize,
+    options: `-c search_path=${opts.schema}`,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        BIGINT_OIDS.includes(oid)
+          ? toBigInt
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  })
+  // An idle client losing its server connection must not crash the process.
+  pool.on('error', () => {})
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`)
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+  return {
+    db,
+    engine: 'postgres',
+    scriptTransaction: async (fn) => {
+      const client = await pool.connect()
+      try {
+        await client.query('BEGIN')
+        const result = await fn({
+          exec: async (script) => {
+            await client.query(script)
+          },
+          query: async <R>(text: string, params: unknown[] = []) =>
+            (await client.query(text, params)).rows as R[],
+        })
+        await client.query('COMMIT')
+        return result
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw err
+      } finally {
+        client.release()
+      }
+    },
+    close: () => db.destroy(),
+  }
+}
+
+async function openPGlite(opts: DatabaseOptions): Promise<Database> {
+  mkdirSync(opts.dataDir, { recursive: true })
+  const unlock = lockDataDir(opts.dataDir)
+  try {
+    const pglite = new PGlite(join(opts.dataDir, 'pgdata'), {
+      parsers: Object.fromEntries(BIGINT_OIDS.map((oid) => [oid, toBigInt])),
+    })
+    await pglite.waitReady
+    await pglite.exec(
+      `CREATE SCHEMA IF NOT EXISTS ${opts.schema}; SET search_path TO ${opts.schema}`,
+    )
+    const db = new Kysely<DB>({ dialect: new PGliteDialect(pglite) })
+    return {
+      db,
+      engine: 'pglite',
+      scriptTransaction: (fn) =>
+        pglite.transaction((tx) =>
+          fn({
+            exec: async (script) => {
+              await tx.exec(script)
+            },
+            query: async <R>(text: string, params: unknown[] = []) =>
+              (await tx.query<R>(text, params)).rows,
+          }),
+        ),
+      close: async () => {
+        await db.destroy()
+        unlock()
+      },
+    }
+  } catch (err) {
+    unlock()
+    throw err
+  }
+}
+
+/**
+ * PGlite is a single-process database: a second server on the same data directory would corrupt
+ * it. The lock file holds the owner's pid; a lock left by a dead process is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const file = join(dataDir, 'server.lock')
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    const pid = Number(readFileSync(file, 'utf8'))
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new Error(
+        `the embedded database in ${dataDir} is in use by process ${pid}; stop it or set DATABASE_URL to use PostgreSQL`,
+      )
+    }
+    writeFileSync(file, String(process.pid))
+  }
+  return () => {
+    if (existsSync(file) && Number(readFileSync(file, 'utf8')) === process.pid) rmSync(file)
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+export async function ping(db: Db): Promise<void> {
+  await sql`select 1`.execute(db)
+}

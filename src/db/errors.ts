@@ -1,0 +1,7 @@
+/** PostgreSQL SQLSTATE of an error from either engine, if it has one. */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+
+export const isUniqueViolation = (err: unknown) => sqlState(err) === '23505'

@@ -1,0 +1,79 @@
+import type { ColumnType, Generated } from 'kysely'
+
+/** A column the database fills in on insert and never changes afterwards. */
+type CreatedAt = ColumnType<Date, never, never>
+
+export interface AssetsTable {
+  id: string
+  code: string
+  scale: number
+  created_at: CreatedAt
+}
+
+export type AccountKind = 'settlement' | 'wallet' | 'incoming' | 'outgoing' | 'peer' | 'fees'
+export type BalanceRule = 'none' | 'debits_within_credits' | 'credits_within_debits'
+
+export interface LedgerAccountsTable {
+  id: string
+  asset_id: string
+  kind: AccountKind
+  rule: BalanceRule
+  debits_posted: Generated<bigint>
+  credits_posted: Generated<bigint>
+  debits_pending: Generated<bigint>
+  credits_pending: Generated<bigint>
+  created_at: CreatedAt
+}
+
+export type TransferState = 'pending' | 'posted' | 'voided' | 'expired'
+
+export interface LedgerTransfersTable {
+  id: string
+  seq: ColumnType<bigint, never, never>
+  debit_account_id: string
+  credit_account_id: string
+  asset_id: string
+  amount: bigint
+  two_phase: boolean
+  state: TransferState
+  posted_amount: bigint | null
+  expires_at: Date | null
+  resolved_at: Date | null
+  reference: string | null
+  created_at: CreatedAt
+}
+
+export interface WalletAddressesTable {
+  id: string
+  path: string
+  asset_id: string
+  public_name: string | null
+  status: Generated<'active' | 'inactive'>
+  ledger_account_id: string
+  created_at: CreatedAt
+  updated_at: Generated<Date>
+}
+
+export interface WalletAddressKeysTable {
+  id: string
+  wallet_address_id: string
+  kid: string
+  x: string
+  created_at: CreatedAt
+  revoked_at: Date | null
+}
+
+export interface SchemaMigrationsTable {
+  version: number
+  name: string
+  applied_at: CreatedAt
+}
+
+export interface DB {
+  assets: AssetsTable
+  ledger_accounts: LedgerAccountsTable
+  ledger_transfers: LedgerTransfersTable
+  wallet_addresses: WalletAddressesTable
+  wallet_address_keys: WalletAddressKeysTable
+  schema_migrations: SchemaMigrationsTable
+}

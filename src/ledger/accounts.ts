@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto'
+import type { Selectable } from 'kysely'
+import type { Db } from '../db/database.ts'
+import type { AccountKind, BalanceRule, LedgerAccountsTable } from '../db/schema.ts'
+import type { Account } from './types.ts'
+
+/** The balance rule each kind of account carries. */
+const RULES: Record<AccountKind, BalanceRule> = {
+  // The ASE's own side of an asset: goes "negative" as customers deposit, by design.
+  settlement: 'none',
+  // Customer money (liabilities): can never be spent below zero.
+  wallet: 'debits_within_credits',
+  incoming: 'debits_within_credits',
+  outgoing: 'debits_within_credits',
+  fees: 'debits_within_credits',
+  // Peer accounts carry credit lines; limits are enforced by the ILP layer.
+  peer: 'none',
+}
+
+export async function createAccount(
+  db: Db,
+  assetId: string,
+  kind: AccountKind,
+  rule: BalanceRule = RULES[kind],
+): Promise<Account> {
+  const row = await db
+    .insertInto('ledger_accounts')
+    .values({ id: randomUUID(), asset_id: assetId, kind, rule })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return toAccount(row)
+}
+
+export async function getAccount(db: Db, id: string): Promise<Account | undefined> {
+  const row = await db
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row && toAccount(row)
+}
+
+export async function getSettlementAccount(db: Db, assetId: string): Promise<Account> {
+  const row = await db
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .where('asset_id', '=', assetId)
+    .where('kind', '=', 'settlement')
+    .executeTakeFirstOrThrow()
+  return toAccount(row)
+}
+
+export function toAccount(row: Selectable<LedgerAccountsTable>): Account {
+  return {
+    id: row.id,
+    assetId: row.asset_id,
+    kind: row.kind,
+    rule: row.rule,
+    debitsPosted: row.debits_posted,
+    creditsPosted: row.credits_posted,
+    debitsPending: row.debits_pending,
+    creditsPending: row.credits_pending,
+  }
+}
+
+/** What a credit-normal account (a wallet) may still spend: posted credits less all debits. */
+export function available(a: Account): bigint {
+  return a.creditsPosted - a.debitsPosted - a.debitsPending
+}

@@ -1,0 +1,259 @@
+import { type Selectable, sql } from 'kysely'
+import type { Db } from '../db/database.ts'
+import type { LedgerTransfersTable } from '../db/schema.ts'
+import { UINT64_MAX } from '../lib/amount.ts'
+import { toAccount } from './accounts.ts'
+import { type Account, LedgerError, type Transfer } from './types.ts'
+
+export interface TransferInput {
+  /** The caller's id for this movement: the same id twice moves money once. */
+  id: string
+  debitAccountId: string
+  creditAccountId: string
+  amount: bigint
+  /** Reserve the amount as pending until posted, voided, or expired at this time. */
+  pendingUntil?: Date
+  reference?: string
+}
+
+/**
+ * Moves `amount` from one account to another (or reserves it, for a two-phase transfer) inside the
+ * caller's transaction `trx`. Balance rules hold under concurrency because both account rows are
+ * locked, in ascending id order, before they are checked and updated. Returns a LedgerError for
+ * every expected refusal; nothing is written in that case.
+ */
+export interface CreatedTransfer extends Transfer {
+  /** True when the id was already used and the earlier transfer is returned; nothing moved now. */
+  replayed: boolean
+}
+
+export async function createTransfer(
+  trx: Db,
+  input: TransferInput,
+): Promise<CreatedTransfer | LedgerError> {
+  const { amount } = input
+  if (amount <= 0n || amount > UINT64_MAX) {
+    return new LedgerError('invalid_amount', 'amount must be between 1 and 2^64-1')
+  }
+  if (input.debitAccountId === input.creditAccountId) {
+    return new LedgerError('same_account', 'debit and credit account must differ')
+  }
+  const existing = await findTransfer(trx, input.id)
+  if (existing) return replay(existing, input)
+
+  const accounts = await lockAccounts(trx, [input.debitAccountId, input.creditAccountId])
+  const debit = accounts.get(input.debitAccountId)
+  const credit = accounts.get(input.creditAccountId)
+  if (!debit)
+    return new LedgerError('unknown_account', 'unknown debit account', input.debitAccountId)
+  if (!credit)
+    return new LedgerError('unknown_account', 'unknown credit account', input.creditAccountId)
+  if (debit.assetId !== credit.assetId) {
+    return new LedgerError('asset_mismatch', 'accounts hold different assets')
+  }
+  if (
+    debit.rule === 'debits_within_credits' &&
+    debit.debitsPosted + debit.debitsPending + amount > debit.creditsPosted
+  ) {
+    return new LedgerError('insufficient_balance', 'insufficient balance', debit.id)
+  }
+  if (
+    credit.rule === 'credits_within_debits' &&
+    credit.creditsPosted + credit.creditsPending + amount > credit.debitsPosted
+  ) {
+    return new LedgerError('exceeds_limit', 'credit would exceed the account limit', credit.id)
+  }
+
+  const pending = input.pendingUntil !== undefined
+  const inserted = await trx
+    .insertInto('ledger_transfers')
+    .values({
+      id: input.id,
+      debit_account_id: debit.id,
+      credit_account_id: credit.id,
+      asset_id: debit.assetId,
+      amount,
+      two_phase: pending,
+      state: pending ? 'pending' : 'posted',
+      posted_amount: pending ? null : amount,
+      expires_at: input.pendingUntil ?? null,
+      reference: input.reference ?? null,
+    })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returningAll()
+    .executeTakeFirst()
+  if (!inserted) {
+    // A concurrent caller with the same id committed first while we waited for the locks.
+    return replay((await findTransfer(trx, input.id))!, input)
+  }
+  const column = pending ? 'pending' : 'posted'
+  await applyDeltas(trx, [
+    { accountId: debit.id, [`debits_${column}`]: amount },
+    { accountId: credit.id, [`credits_${column}`]: amount },
+  ])
+  return { ...toTransfer(inserted), replayed: false }
+}
+
+/**
+ * Posts a pending transfer, in full or in part (`amount` ≤ the reserved amount); the rest of the
+ * reservation is released. Posting again with the same amount returns the posted transfer.
+ */
+export async function postTransfer(
+  trx: Db,
+  id: string,
+  amount?: bigint,
+): Promise<Transfer | LedgerError> {
+  return resolve(trx, id, { to: 'posted', amount })
+}
+
+/** Releases a pending transfer's reservation. Voiding twice returns the voided transfer. */
+export async function voidTransfer(trx: Db, id: string): Promise<Transfer | LedgerError> {
+  return resolve(trx, id, { to: 'voided' })
+}
+
+/** Expires up to `limit` overdue pending transfers; each in its own transaction. */
+export async function expireOverdueTransfers(db: Db, now: Date, limit = 100): Promise<number> {
+  let expired = 0
+  for (let i = 0; i < limit; i++) {
+    const done = await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('ledger_transfers')
+        .select('id')
+        .where('state', '=', 'pending')
+        .where('expires_at', '<=', now)
+        .orderBy('expires_at')
+        .limit(1)
+        .forUpdate()
+        .skipLocked()
+        .executeTakeFirst()
+      if (!row) return false
+      await resolve(trx, row.id, { to: 'expired', now })
+      return true
+    })
+    if (!done) break
+    expired++
+  }
+  return expired
+}
+
+type Resolution =
+  | { to: 'posted'; amount?: bigint }
+  | { to: 'voided' }
+  | { to: 'expired'; now: Date }
+
+async function resolve(trx: Db, id: string, r: Resolution): Promise<Transfer | LedgerError> {
+  const row = await trx
+    .selectFrom('ledger_transfers')
+    .selectAll()
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst()
+  if (!row) return new LedgerError('unknown_transfer', `unknown transfer ${id}`)
+  const t = toTransfer(row)
+  if (!t.twoPhase) return new LedgerError('not_pending', `transfer ${id} is not two-phase`)
+  const postAmount = r.to === 'posted' ? (r.amount ?? t.amount) : 0n
+  if (r.to === 'posted' && (postAmount <= 0n || postAmount > t.amount)) {
+    return new LedgerError('invalid_amount', 'post amount must be between 1 and the pending amount')
+  }
+  if (t.state !== 'pending') {
+    const same = t.state === r.to && (r.to !== 'posted' || t.postedAmount === postAmount)
+    return same ? t : new LedgerError('already_resolved', `transfer ${id} is already ${t.state}`)
+  }
+  const expired = t.expiresAt !== null && t.expiresAt.getTime() <= Date.now()
+  if (r.to === 'posted' && expired) {
+    return new LedgerError(
+      'pending_expired',
+      `transfer ${id} expired at ${t.expiresAt!.toISOString()}`,
+    )
+  }
+  await lockAccounts(trx, [t.debitAccountId, t.creditAccountId])
+  const updated = await trx
+    .updateTable('ledger_transfers')
+    .set({
+      state: r.to,
+      posted_amount: r.to === 'posted' ? postAmount : null,
+      resolved_at: sql<Date>`now()`,
+    })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  await applyDeltas(trx, [
+    { accountId: t.debitAccountId, debits_pending: -t.amount, debits_posted: postAmount },
+    { accountId: t.creditAccountId, credits_pending: -t.amount, credits_posted: postAmount },
+  ])
+  return toTransfer(updated)
+}
+
+export async function findTransfer(db: Db, id: string): Promise<Transfer | undefined> {
+  const row = await db
+    .selectFrom('ledger_transfers')
+    .selectAll()
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row && toTransfer(row)
+}
+
+function replay(existing: Transfer, input: TransferInput): CreatedTransfer | LedgerError {
+  const same =
+    existing.debitAccountId === input.debitAccountId &&
+    existing.creditAccountId === input.creditAccountId &&
+    existing.amount === input.amount &&
+    existing.twoPhase === (input.pendingUntil !== undefined)
+  return same
+    ? { ...existing, replayed: true }
+    : new LedgerError(
+        'exists_with_different_fields',
+        `transfer ${input.id} exists with different fields`,
+      )
+}
+
+/** Locks the rows in ascending id order: every path uses this order, so transfers never deadlock. */
+async function lockAccounts(trx: Db, ids: string[]): Promise<Map<string, Account>> {
+  const rows = await trx
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .where('id', 'in', ids)
+    .orderBy('id')
+    .forUpdate()
+    .execute()
+  return new Map(rows.map((r) => [r.id, toAccount(r)]))
+}
+
+interface Delta {
+  accountId: string
+  debits_posted?: bigint
+  credits_posted?: bigint
+  debits_pending?: bigint
+  credits_pending?: bigint
+}
+
+async function applyDeltas(trx: Db, deltas: Delta[]): Promise<void> {
+  for (const d of [...deltas].sort((a, b) => (a.accountId < b.accountId ? -1 : 1))) {
+    await trx
+      .updateTable('ledger_accounts')
+      .set((eb) => ({
+        debits_posted: eb('debits_posted', '+', d.debits_posted ?? 0n),
+        credits_posted: eb('credits_posted', '+', d.credits_posted ?? 0n),
+        debits_pending: eb('debits_pending', '+', d.debits_pending ?? 0n),
+        credits_pending: eb('credits_pending', '+', d.credits_pending ?? 0n),
+      }))
+      .where('id', '=', d.accountId)
+      .execute()
+  }
+}
+
+export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {
+  return {
+    id: row.id,
+    debitAccountId: row.debit_account_id,
+    creditAccountId: row.credit_account_id,
+    assetId: row.asset_id,
+    amount: row.amount,
+    twoPhase: row.two_phase,
+    state: row.state,
+    postedAmount: row.posted_amount,
+    expiresAt: row.expires_at,
+    reference: row.reference,
+    createdAt: row.created_at,
+  }
+}

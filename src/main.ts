@@ -1,0 +1,67 @@
+import { pino } from 'pino'
+import { ConfigError, loadConfig } from './config.ts'
+import { openDatabase } from './db/database.ts'
+import { migrate } from './db/migrate.ts'
+import { close, createListeners, listen } from './server.ts'
+
+/** Start: config → database → migrations → listeners; stop gracefully on SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      process.exit(1)
+    }
+    throw err
+  }
+  const logger = pino({
+    level: config.logLevel,
+    redact: ['req.headers.authorization', 'req.headers.signature', '*.token', '*.secret'],
+  })
+  for (const name of config.generatedSecrets) {
+    logger.warn(
+      `${name} is not set: using a generated development value stored in ${config.dataDir}/secrets.json`,
+    )
+  }
+  if (!config.databaseUrl) {
+    logger.warn(
+      `embedded database (PGlite) in ${config.dataDir}: for trying out and development only, it runs with fsync off; set DATABASE_URL for real money`,
+    )
+  }
+
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    schema: config.databaseSchema,
+    poolSize: config.databasePoolSize,
+    dataDir: config.dataDir,
+  })
+  const applied = await migrate(database)
+  if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations')
+
+  const listeners = createListeners({ config, db: database.db, logger })
+  await listen(listeners, config.host)
+  for (const l of listeners)
+    logger.info(`${l.role} listening on ${config.host}:${l.port}, public URL ${l.url()}`)
+  console.log(`ready: ${listeners.map((l) => `${l.role} ${l.url()}`).join(', ')}`)
+
+  let stopping = false
+  const stop = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info(`${signal}: finishing in-flight requests`)
+    const timer = setTimeout(() => {
+      logger.error('shutdown timed out')
+      process.exit(1)
+    }, config.shutdownTimeoutMs)
+    timer.unref()
+    await close(listeners)
+    await database.close()
+    logger.info('stopped')
+  }
+  process.once('SIGTERM', () => void stop('SIGTERM'))
+  process.once('SIGINT', () => void stop('SIGINT'))
+}
+
+await main()

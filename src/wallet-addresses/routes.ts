@@ -1,0 +1,52 @@
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Deps } from '../deps.ts'
+import { notFound } from '../lib/errors.ts'
+import { listKeys } from './keys.ts'
+import { getWalletAddress, type WalletAddress } from './service.ts'
+import { WELL_KNOWN_PAY, walletAddressUrl } from './urls.ts'
+
+const JWKS_SUFFIX = '/jwks.json'
+
+/**
+ * Public wallet-address documents and their JWKS on the Open Payments listener. Registered as a
+ * wildcard, which the router tries after every resource-server route.
+ */
+export function walletAddressRoutes(app: FastifyInstance, deps: Deps): void {
+  const { config, db } = deps
+  const cacheControl = `public, max-age=${config.walletAddressCacheSeconds}`
+
+  const find = async (path: string): Promise<WalletAddress> => {
+    const wa = await getWalletAddress(db, { path })
+    if (wa?.status !== 'active') throw notFound('wallet address not found')
+    return wa
+  }
+
+  const document = async (path: string, reply: FastifyReply) => {
+    const wa = await find(path)
+    return reply.header('cache-control', cacheControl).send({
+      id: walletAddressUrl(config, wa.path),
+      ...(wa.publicName !== null && { publicName: wa.publicName }),
+      assetCode: wa.assetCode,
+      assetScale: wa.assetScale,
+      authServer: config.authServerUrl,
+      resourceServer: config.openPaymentsUrl,
+    })
+  }
+
+  const jwks = async (path: string, reply: FastifyReply) => {
+    const wa = await find(path)
+    const keys = await listKeys(db, wa.id, { includeRevoked: false })
+    return reply.header('cache-control', cacheControl).send({ keys: keys.map((k) => k.jwk) })
+  }
+
+  app.get(WELL_KNOWN_PAY, (_req, reply) => document('', reply))
+  app.get(`${WELL_KNOWN_PAY}${JWKS_SUFFIX}`, (_req, reply) => jwks('', reply))
+  app.get('/*', (req, reply) => {
+    const path = req.url.split('?', 1)[0]!
+    if (!path.endsWith(JWKS_SUFFIX)) return document(path, reply)
+    // The path-less address's keys live under /.well-known/pay only.
+    const owner = path.slice(0, -JWKS_SUFFIX.length)
+    if (owner === '') throw notFound('wallet address not found')
+    return jwks(owner, reply)
+  })
+}

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import { pino } from 'pino'
+import { type Config, loadConfig } from '../../src/config.ts'
+import { boundPort, close, createListeners, listen } from '../../src/server.ts'
+import { createTestDatabase, type TestDatabase } from './db.ts'
+
+export interface TestServer {
+  config: Config
+  database: TestDatabase
+  openPaymentsUrl: string
+  authUrl: string
+  adminUrl: string
+  adminKey: string
+  /** Calls the admin API with the key; `body` is sent as JSON when given. */
+  admin(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<JsonResponse>
+  close(): Promise<void>
+}
+
+export interface JsonResponse {
+  status: number
+  headers: Headers
+  body: any
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** The whole server on loopback ports, on a fresh PostgreSQL schema. */
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const database = await createTestDatabase()
+  const [op, auth] = [await freePort(), await freePort()]
+  const adminKey = randomBytes(32).toString('base64url')
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: 'postgres://unused',
+    OPEN_PAYMENTS_PORT: String(op),
+    AUTH_PORT: String(auth),
+    ADMIN_PORT: '0',
+    OPEN_PAYMENTS_URL: `http://127.0.0.1:${op}`,
+    AUTH_SERVER_URL: `http://127.0.0.1:${auth}`,
+    ADMIN_API_KEY: adminKey,
+    ...env,
+  })
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
+  const listeners = createListeners({ config, db: database.db, logger })
+  await listen(listeners, '127.0.0.1')
+  const adminListener = listeners.find((l) => l.role === 'admin')!
+  const adminUrl = `http://127.0.0.1:${boundPort(adminListener)}`
+  return {
+    config,
+    database,
+    openPaymentsUrl: config.openPaymentsUrl,
+    authUrl: config.authServerUrl,
+    adminUrl,
+    adminKey,
+    admin: async (method, path, body, headers = {}) =>
+      request(`${adminUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${adminKey}`,
+          ...(body !== undefined && { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        body:
+          body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+    close: async () => {
+      await close(listeners)
+      await database.drop()
+    },
+  }
+}
+
+export async function request(url: string, init: RequestInit = {}): Promise<JsonResponse> {
+  const res = await fetch(url, init)
+  const text = await res.text()
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined }
+}
+
+/** Creates an asset (if new) and an active wallet address through the admin API. */
+export async function createWalletAddress(
+  server: TestServer,
+  opts: { path: string; assetCode?: string; assetScale?: number; publicName?: string },
+): Promise<{ id: string; url: string }> {
+  const assetCode = opts.assetCode ?? 'USD'
+  const assetScale = opts.assetScale ?? 2
+  const asset = await server.admin('POST', '/assets', { code: assetCode, scale: assetScale })
+  if (asset.status !== 201 && asset.status !== 409) throw new Error(`create asset: ${asset.status}`)
+  const wa = await server.admin('POST', '/wallet-addresses', {
+    path: opts.path,
+    assetCode,
+    assetScale,
+    ...(opts.publicName && { publicName: opts.publicName }),
+  })
+  if (wa.status !== 201)
+    throw new Error(`create wallet address: ${wa.status} ${JSON.stringify(wa.body)}`)
+  return { id: wa.body.id, url: wa.body.url }
+}
