@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { ConfigError, loadConfig } from './config.ts'
+
+const dataDir = () => mkdtempSync(join(tmpdir(), 'op-config-'))
+
+test('defaults need no environment and generate development secrets once', () => {
+  const dir = dataDir()
+  const first = loadConfig({ DATA_DIR: dir })
+  assert.equal(first.databaseUrl, undefined)
+  assert.equal(first.openPaymentsUrl, 'http://localhost:3000')
+  assert.equal(first.authServerUrl, 'http://localhost:3001')
+  assert.deepEqual(first.generatedSecrets, ['ADMIN_API_KEY'])
+  assert.ok(first.adminApiKey.length >= 32)
+  const file = join(dir, 'secrets.json')
+  assert.equal(statSync(file).mode & 0o777, 0o600)
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')).ADMIN_API_KEY, first.adminApiKey)
+  assert.equal(loadConfig({ DATA_DIR: dir }).adminApiKey, first.adminApiKey)
+})
+
+test('a given secret is used and nothing is generated', () => {
+  const key = 'k'.repeat(40)
+  const config = loadConfig({ DATA_DIR: dataDir(), ADMIN_API_KEY: key })
+  assert.equal(config.adminApiKey, key)
+  assert.deepEqual(config.generatedSecrets, [])
+})
+
+test('production refuses to start without its secrets', () => {
+  assert.throws(
+    () => loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir(), DATABASE_URL: 'postgres://db/x' }),
+    (err: Error) =>
+      err instanceof ConfigError && err.message === 'Invalid configuration: ADMIN_API_KEY is required when NODE_ENV=production',
+  )
+})
+
+test('a bad value stops start-up with one line naming the variable', () => {
+  const bad: [Record<string, string>, string][] = [
+    [{ OPEN_PAYMENTS_PORT: 'abc' }, 'OPEN_PAYMENTS_PORT'],
+    [{ AUTH_PORT: '70000' }, 'AUTH_PORT'],
+    [{ OPEN_PAYMENTS_URL: 'ftp://x' }, 'OPEN_PAYMENTS_URL'],
+    [{ AUTH_SERVER_URL: 'https://as.example/auth' }, 'AUTH_SERVER_URL'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    [{ ROLES: 'open-payments,teapot' }, 'ROLES'],
+    [{ ADMIN_API_KEY: 'short' }, 'ADMIN_API_KEY'],
+    [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
+    [{ DATABASE_SCHEMA: 'x; drop' }, 'DATABASE_SCHEMA'],
+  ]
+  for (const [env, name] of bad) {
+    assert.throws(
+      () => loadConfig({ DATA_DIR: dataDir(), ...env }),
+      (err: Error) => err instanceof ConfigError && err.message.startsWith(`Invalid configuration: ${name} `) && !err.message.includes('\n'),
+      name,
+    )
+  }
+})
+
+test('public URLs are normalised to their origin', () => {
+  const config = loadConfig({ DATA_DIR: dataDir(), OPEN_PAYMENTS_URL: 'https://Wallet.Example/', ROLES: 'open-payments, admin' })
+  assert.equal(config.openPaymentsUrl, 'https://wallet.example')
+  assert.deepEqual(config.roles, ['open-payments', 'admin'])
+})

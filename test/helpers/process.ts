@@ -1,0 +1,44 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
+
+const root = join(import.meta.dirname, '..', '..')
+
+export interface ServerProcess {
+  child: ChildProcess
+  output: () => string
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>
+}
+
+/** Starts `src/main.ts` as `npm start` does, with exactly the given environment. */
+export function spawnServer(env: Record<string, string>): ServerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, output: () => out, exited }
+}
+
+/** Waits for the "ready:" line, or fails with the process output. */
+export async function waitReady(p: ServerProcess, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!p.output().includes('ready:')) {
+    if (p.child.exitCode !== null) throw new Error(`server exited ${p.child.exitCode}:\n${p.output()}`)
+    if (Date.now() > deadline) throw new Error(`server not ready:\n${p.output()}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+export async function stop(p: ServerProcess): Promise<number | null> {
+  p.child.kill('SIGTERM')
+  return p.exited
+}
