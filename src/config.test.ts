@@ -30,9 +30,11 @@ test('a given secret is used and nothing is generated', () => {
 
 test('production refuses to start without its secrets', () => {
   assert.throws(
-    () => loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir(), DATABASE_URL: 'postgres://db/x' }),
+    () =>
+      loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir(), DATABASE_URL: 'postgres://db/x' }),
     (err: Error) =>
-      err instanceof ConfigError && err.message === 'Invalid configuration: ADMIN_API_KEY is required when NODE_ENV=production',
+      err instanceof ConfigError &&
+      err.message === 'Invalid configuration: ADMIN_API_KEY is required when NODE_ENV=production',
   )
 })
 
@@ -51,14 +53,21 @@ test('a bad value stops start-up with one line naming the variable', () => {
   for (const [env, name] of bad) {
     assert.throws(
       () => loadConfig({ DATA_DIR: dataDir(), ...env }),
-      (err: Error) => err instanceof ConfigError && err.message.startsWith(`Invalid configuration: ${name} `) && !err.message.includes('\n'),
+      (err: Error) =>
+        err instanceof ConfigError &&
+        err.message.startsWith(`Invalid configuration: ${name} `) &&
+        !err.message.includes('\n'),
       name,
     )
   }
 })
 
 test('public URLs are normalised to their origin', () => {
-  const config = loadConfig({ DATA_DIR: dataDir(), OPEN_PAYMENTS_URL: 'https://Wallet.Example/', ROLES: 'open-payments, admin' })
+  const config = loadConfig({
+    DATA_DIR: dataDir(),
+    OPEN_PAYMENTS_URL: 'https://Wallet.Example/',
+    ROLES: 'open-payments, admin',
+  })
   assert.equal(config.openPaymentsUrl, 'https://wallet.example')
   assert.deepEqual(config.roles, ['open-payments', 'admin'])
 })

@@ -13,7 +13,8 @@ before(async () => {
 })
 after(() => server.close())
 
-const balance = async (id = alice.id) => (await server.admin('GET', `/wallet-addresses/${id}/balance`)).body
+const balance = async (id = alice.id) =>
+  (await server.admin('GET', `/wallet-addresses/${id}/balance`)).body
 const transferCount = async () =>
   Number(
     (
@@ -32,7 +33,12 @@ const assertEnvelope = (res: { status: number; body: any }, status: number, code
 describe('authentication', () => {
   test('a missing or wrong API key is 401 and nothing is written', async () => {
     const before = await server.admin('GET', '/assets')
-    for (const authorization of [undefined, 'Bearer wrong', `Basic ${server.adminKey}`, `Bearer ${server.adminKey}x`]) {
+    for (const authorization of [
+      undefined,
+      'Bearer wrong',
+      `Basic ${server.adminKey}`,
+      `Bearer ${server.adminKey}x`,
+    ]) {
       const res = await request(`${server.adminUrl}/assets`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(authorization && { authorization }) },
@@ -50,7 +56,14 @@ describe('authentication', () => {
     const doc = await request(`${server.adminUrl}/openapi.json`)
     assert.equal(doc.status, 200)
     assert.equal(doc.body.openapi, '3.1.0')
-    for (const path of ['/assets', '/wallet-addresses', '/wallet-addresses/{id}/keys', '/wallet-addresses/{id}/deposits', '/wallet-addresses/{id}/withdrawals', '/wallet-addresses/{id}/balance']) {
+    for (const path of [
+      '/assets',
+      '/wallet-addresses',
+      '/wallet-addresses/{id}/keys',
+      '/wallet-addresses/{id}/deposits',
+      '/wallet-addresses/{id}/withdrawals',
+      '/wallet-addresses/{id}/balance',
+    ]) {
       assert.ok(doc.body.paths[path], `${path} documented`)
     }
     assert.ok(doc.body.paths['/wallet-addresses/{id}/deposits'].post.requestBody)
@@ -66,14 +79,24 @@ describe('authentication', () => {
 describe('deposits, withdrawals and balances', () => {
   test('a deposit is idempotent by its id', async () => {
     const wa = await createWalletAddress(server, { path: '/dep' })
-    const first = await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, { id: 'd-1', amount: '1500' })
+    const first = await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, {
+      id: 'd-1',
+      amount: '1500',
+    })
     assert.equal(first.status, 201)
     assert.equal(first.body.balance.available, '1500')
-    const again = await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, { id: 'd-1', amount: '1500' })
+    const again = await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, {
+      id: 'd-1',
+      amount: '1500',
+    })
     assert.equal(again.status, 200)
     assert.equal(again.body.createdAt, first.body.createdAt)
     assert.equal((await balance(wa.id)).balance, '1500')
-    assertEnvelope(await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, { id: 'd-1', amount: '1' }), 409, 'conflict')
+    assertEnvelope(
+      await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, { id: 'd-1', amount: '1' }),
+      409,
+      'conflict',
+    )
     assert.equal((await balance(wa.id)).balance, '1500')
   })
 
@@ -81,11 +104,28 @@ describe('deposits, withdrawals and balances', () => {
     const wa = await createWalletAddress(server, { path: '/wd' })
     await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, { id: 'd', amount: '100' })
     const count = await transferCount()
-    assertEnvelope(await server.admin('POST', `/wallet-addresses/${wa.id}/withdrawals`, { id: 'w-1', amount: '101' }), 422, 'insufficient_balance')
+    assertEnvelope(
+      await server.admin('POST', `/wallet-addresses/${wa.id}/withdrawals`, {
+        id: 'w-1',
+        amount: '101',
+      }),
+      422,
+      'insufficient_balance',
+    )
     assert.equal(await transferCount(), count)
-    const ok = await server.admin('POST', `/wallet-addresses/${wa.id}/withdrawals`, { id: 'w-2', amount: '100' })
+    const ok = await server.admin('POST', `/wallet-addresses/${wa.id}/withdrawals`, {
+      id: 'w-2',
+      amount: '100',
+    })
     assert.equal(ok.status, 201)
-    assert.deepEqual(ok.body.balance, { walletAddressId: wa.id, assetCode: 'USD', assetScale: 2, balance: '0', reserved: '0', available: '0' })
+    assert.deepEqual(ok.body.balance, {
+      walletAddressId: wa.id,
+      assetCode: 'USD',
+      assetScale: 2,
+      balance: '0',
+      reserved: '0',
+      available: '0',
+    })
   })
 
   test('50 concurrent withdrawals over HTTP against a balance covering 20: exactly 20 succeed', async () => {
@@ -93,7 +133,10 @@ describe('deposits, withdrawals and balances', () => {
     await server.admin('POST', `/wallet-addresses/${wa.id}/deposits`, { id: 'd', amount: '200' })
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        server.admin('POST', `/wallet-addresses/${wa.id}/withdrawals`, { id: `w-${i}`, amount: '10' }),
+        server.admin('POST', `/wallet-addresses/${wa.id}/withdrawals`, {
+          id: `w-${i}`,
+          amount: '10',
+        }),
       ),
     )
     assert.equal(results.filter((r) => r.status === 201).length, 20)
@@ -106,61 +149,176 @@ describe('deposits, withdrawals and balances', () => {
 
 describe('bad input is a 4xx in the envelope and writes nothing', () => {
   const json = { 'content-type': 'application/json' }
-  const cases: { name: string; path: () => string; body: string; status?: number; field?: string }[] = [
+  const cases: {
+    name: string
+    path: () => string
+    body: string
+    status?: number
+    field?: string
+  }[] = [
     { name: 'malformed JSON', path: () => '/assets', body: '{"code": "GBP",' },
     { name: 'JSON that is not an object', path: () => '/assets', body: '[1,2]' },
-    { name: 'wrong type', path: () => '/assets', body: '{"code":"GBP","scale":"2"}', field: 'body.scale' },
-    { name: 'unknown field', path: () => '/assets', body: '{"code":"GBP","scale":2,"admin":true}', field: 'body.admin' },
+    {
+      name: 'wrong type',
+      path: () => '/assets',
+      body: '{"code":"GBP","scale":"2"}',
+      field: 'body.scale',
+    },
+    {
+      name: 'unknown field',
+      path: () => '/assets',
+      body: '{"code":"GBP","scale":2,"admin":true}',
+      field: 'body.admin',
+    },
     { name: 'missing field', path: () => '/assets', body: '{"code":"GBP"}', field: 'body.scale' },
-    { name: 'scale out of range', path: () => '/assets', body: '{"code":"GBP","scale":256}', field: 'body.scale' },
-    { name: 'prototype pollution', path: () => '/assets', body: '{"code":"GBP","scale":2,"__proto__":{"x":1}}' },
-    { name: 'negative amount', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":"-5"}', field: 'body.amount' },
-    { name: 'decimal amount', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":"1.5"}', field: 'body.amount' },
-    { name: 'amount above 2^64-1', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":"18446744073709551616"}', field: 'body.amount' },
-    { name: 'amount as a number', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":5}', field: 'body.amount' },
-    { name: 'amount with leading zero', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":"05"}', field: 'body.amount' },
-    { name: 'hex amount', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":"0x10"}', field: 'body.amount' },
-    { name: 'empty amount', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":""}', field: 'body.amount' },
-    { name: 'zero amount', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"x","amount":"0"}', field: 'body.amount' },
-    { name: 'bad movement id', path: () => `/wallet-addresses/${alice.id}/deposits`, body: '{"id":"a b","amount":"1"}', field: 'body.id' },
-    { name: 'unknown wallet address', path: () => `/wallet-addresses/${randomUUID()}/deposits`, body: '{"id":"x","amount":"1"}', status: 404 },
-    { name: 'wallet address id not a uuid', path: () => '/wallet-addresses/alice/deposits', body: '{"id":"x","amount":"1"}', field: 'params.id' },
-    { name: 'reserved wallet address path', path: () => '/wallet-addresses', body: '{"path":"/incoming-payments","assetCode":"USD","assetScale":2}', field: 'body.path' },
-    { name: 'wallet address path with ..', path: () => '/wallet-addresses', body: '{"path":"/a/../b","assetCode":"USD","assetScale":2}', field: 'body.path' },
-    { name: 'wallet address of an unknown asset', path: () => '/wallet-addresses', body: '{"path":"/zed","assetCode":"XYZ","assetScale":2}', field: 'body.assetCode' },
-    { name: 'duplicate wallet address path', path: () => '/wallet-addresses', body: '{"path":"/alice","assetCode":"USD","assetScale":2}', status: 409 },
+    {
+      name: 'scale out of range',
+      path: () => '/assets',
+      body: '{"code":"GBP","scale":256}',
+      field: 'body.scale',
+    },
+    {
+      name: 'prototype pollution',
+      path: () => '/assets',
+      body: '{"code":"GBP","scale":2,"__proto__":{"x":1}}',
+    },
+    {
+      name: 'negative amount',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":"-5"}',
+      field: 'body.amount',
+    },
+    {
+      name: 'decimal amount',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":"1.5"}',
+      field: 'body.amount',
+    },
+    {
+      name: 'amount above 2^64-1',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":"18446744073709551616"}',
+      field: 'body.amount',
+    },
+    {
+      name: 'amount as a number',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":5}',
+      field: 'body.amount',
+    },
+    {
+      name: 'amount with leading zero',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":"05"}',
+      field: 'body.amount',
+    },
+    {
+      name: 'hex amount',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":"0x10"}',
+      field: 'body.amount',
+    },
+    {
+      name: 'empty amount',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":""}',
+      field: 'body.amount',
+    },
+    {
+      name: 'zero amount',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"x","amount":"0"}',
+      field: 'body.amount',
+    },
+    {
+      name: 'bad movement id',
+      path: () => `/wallet-addresses/${alice.id}/deposits`,
+      body: '{"id":"a b","amount":"1"}',
+      field: 'body.id',
+    },
+    {
+      name: 'unknown wallet address',
+      path: () => `/wallet-addresses/${randomUUID()}/deposits`,
+      body: '{"id":"x","amount":"1"}',
+      status: 404,
+    },
+    {
+      name: 'wallet address id not a uuid',
+      path: () => '/wallet-addresses/alice/deposits',
+      body: '{"id":"x","amount":"1"}',
+      field: 'params.id',
+    },
+    {
+      name: 'reserved wallet address path',
+      path: () => '/wallet-addresses',
+      body: '{"path":"/incoming-payments","assetCode":"USD","assetScale":2}',
+      field: 'body.path',
+    },
+    {
+      name: 'wallet address path with ..',
+      path: () => '/wallet-addresses',
+      body: '{"path":"/a/../b","assetCode":"USD","assetScale":2}',
+      field: 'body.path',
+    },
+    {
+      name: 'wallet address of an unknown asset',
+      path: () => '/wallet-addresses',
+      body: '{"path":"/zed","assetCode":"XYZ","assetScale":2}',
+      field: 'body.assetCode',
+    },
+    {
+      name: 'duplicate wallet address path',
+      path: () => '/wallet-addresses',
+      body: '{"path":"/alice","assetCode":"USD","assetScale":2}',
+      status: 409,
+    },
   ]
 
   for (const c of cases) {
     test(c.name, async () => {
       const transfersBefore = await transferCount()
-      const addressesBefore = (await server.admin('GET', '/wallet-addresses?first=100')).body.items.length
+      const addressesBefore = (await server.admin('GET', '/wallet-addresses?first=100')).body.items
+        .length
       const assetsBefore = (await server.admin('GET', '/assets')).body.items.length
       const res = await server.admin('POST', c.path(), c.body, json)
       assert.equal(res.status, c.status ?? 400, JSON.stringify(res.body))
       assert.ok(res.body.error.code && res.body.error.description, 'error envelope')
       if (c.field) assert.equal(res.body.error.details?.field, c.field)
       assert.equal(await transferCount(), transfersBefore)
-      assert.equal((await server.admin('GET', '/wallet-addresses?first=100')).body.items.length, addressesBefore)
+      assert.equal(
+        (await server.admin('GET', '/wallet-addresses?first=100')).body.items.length,
+        addressesBefore,
+      )
       assert.equal((await server.admin('GET', '/assets')).body.items.length, assetsBefore)
       assert.equal((await balance()).balance, '0')
     })
   }
 
   test('an unsupported content type is 415', async () => {
-    const res = await server.admin('POST', '/assets', 'code=GBP', { 'content-type': 'application/x-www-form-urlencoded' })
+    const res = await server.admin('POST', '/assets', 'code=GBP', {
+      'content-type': 'application/x-www-form-urlencoded',
+    })
     assertEnvelope(res, 415, 'unsupported_media_type')
   })
 
   test('list paging: first out of range is 400; cursors walk the list', async () => {
     assertEnvelope(await server.admin('GET', '/wallet-addresses?first=0'), 400, 'invalid_request')
     assertEnvelope(await server.admin('GET', '/wallet-addresses?first=101'), 400, 'invalid_request')
-    assertEnvelope(await server.admin('GET', '/wallet-addresses?cursor=nope'), 400, 'invalid_request')
-    const all = (await server.admin('GET', '/wallet-addresses?first=100')).body.items.map((w: any) => w.id)
+    assertEnvelope(
+      await server.admin('GET', '/wallet-addresses?cursor=nope'),
+      400,
+      'invalid_request',
+    )
+    const all = (await server.admin('GET', '/wallet-addresses?first=100')).body.items.map(
+      (w: any) => w.id,
+    )
     const seen: string[] = []
     let cursor: string | undefined
     for (;;) {
-      const page = await server.admin('GET', `/wallet-addresses?first=2${cursor ? `&cursor=${cursor}` : ''}`)
+      const page = await server.admin(
+        'GET',
+        `/wallet-addresses?first=2${cursor ? `&cursor=${cursor}` : ''}`,
+      )
       seen.push(...page.body.items.map((w: any) => w.id))
       if (!page.body.pagination.hasNextPage) break
       cursor = page.body.pagination.endCursor

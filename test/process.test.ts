@@ -26,7 +26,12 @@ async function adminCall(env: Record<string, string>, key: string, path: string,
 
 async function createAlice(env: Record<string, string>, key: string) {
   assert.equal((await adminCall(env, key, '/assets', { code: 'USD', scale: 2 })).status, 201)
-  const wa = await adminCall(env, key, '/wallet-addresses', { path: '/alice', assetCode: 'USD', assetScale: 2, publicName: 'Alice' })
+  const wa = await adminCall(env, key, '/wallet-addresses', {
+    path: '/alice',
+    assetCode: 'USD',
+    assetScale: 2,
+    publicName: 'Alice',
+  })
   assert.equal(wa.status, 201)
   return wa.body
 }
@@ -66,7 +71,12 @@ describe('npm start on PostgreSQL', () => {
 
   test('the same with DATABASE_URL; two processes may start and migrate at once', async () => {
     const key = randomBytes(32).toString('base64url')
-    const base = { DATABASE_URL, DATABASE_SCHEMA: schema, ADMIN_API_KEY: key, DATA_DIR: mkdtempSync(join(tmpdir(), 'op-pg-')) }
+    const base = {
+      DATABASE_URL,
+      DATABASE_SCHEMA: schema,
+      ADMIN_API_KEY: key,
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'op-pg-')),
+    }
     const envA = { ...base, ...(await ports()) }
     const envB = { ...base, ...(await ports()) }
     const a = spawnServer(envA)
@@ -88,13 +98,20 @@ describe('npm start on PostgreSQL', () => {
 })
 
 test('a bad setting stops start-up with one clear line', async () => {
-  const p = spawnServer({ DATA_DIR: mkdtempSync(join(tmpdir(), 'op-bad-')), OPEN_PAYMENTS_PORT: 'eighty' })
+  const p = spawnServer({
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'op-bad-')),
+    OPEN_PAYMENTS_PORT: 'eighty',
+  })
   assert.equal(await p.exited, 1)
   assert.equal(p.output().trim(), 'Invalid configuration: OPEN_PAYMENTS_PORT must be a port number')
 })
 
 test('production without secrets refuses to start', async () => {
-  const p = spawnServer({ NODE_ENV: 'production', DATABASE_URL, DATA_DIR: mkdtempSync(join(tmpdir(), 'op-prod-')) })
+  const p = spawnServer({
+    NODE_ENV: 'production',
+    DATABASE_URL,
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'op-prod-')),
+  })
   assert.equal(await p.exited, 1)
   assert.match(p.output(), /ADMIN_API_KEY is required when NODE_ENV=production/)
 })

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { createUnauthenticatedClient, getWalletAddressServerOpenAPI } from '@interledger/open-payments'
+import {
+  createUnauthenticatedClient,
+  getWalletAddressServerOpenAPI,
+} from '@interledger/open-payments'
 import { createWalletAddress, request, startTestServer, type TestServer } from './helpers/server.ts'
 
 let server: TestServer
@@ -48,7 +51,11 @@ describe('public wallet address documents', () => {
   })
 
   test('nested paths and a wallet address without a public name', async () => {
-    const wa = await createWalletAddress(server, { path: '/shop/checkout-1', assetCode: 'EUR', assetScale: 2 })
+    const wa = await createWalletAddress(server, {
+      path: '/shop/checkout-1',
+      assetCode: 'EUR',
+      assetScale: 2,
+    })
     const res = await request(wa.url)
     assert.equal(res.status, 200)
     assert.equal(res.body.id, wa.url)
@@ -73,7 +80,9 @@ describe('public wallet address documents', () => {
   test('unknown and inactive wallet addresses are 404 with a JSON error', async () => {
     const unknown = await request(`${server.openPaymentsUrl}/nobody`)
     assert.equal(unknown.status, 404)
-    assert.deepEqual(unknown.body, { error: { code: '404', description: 'wallet address not found' } })
+    assert.deepEqual(unknown.body, {
+      error: { code: '404', description: 'wallet address not found' },
+    })
     assert.equal((await request(`${server.openPaymentsUrl}/nobody/jwks.json`)).status, 404)
     assert.equal((await request(`${server.openPaymentsUrl}/alice/`)).status, 404)
 
@@ -96,20 +105,30 @@ describe('keys and JWKS', () => {
     const added1 = await server.admin('POST', `/wallet-addresses/${wa.id}/keys`, { jwk: k1 })
     assert.equal(added1.status, 201)
     assert.deepEqual(added1.body.jwk, k1)
-    assert.equal((await server.admin('POST', `/wallet-addresses/${wa.id}/keys`, { jwk: k2 })).status, 201)
+    assert.equal(
+      (await server.admin('POST', `/wallet-addresses/${wa.id}/keys`, { jwk: k2 })).status,
+      201,
+    )
 
     let jwks = await request(`${wa.url}/jwks.json`)
     assert.equal(jwks.status, 200)
     assert.deepEqual(jwks.body, { keys: [k1, k2] })
     assert.ok(validate.jwks({ status: jwks.status, body: jwks.body }))
 
-    const revoked = await server.admin('DELETE', `/wallet-addresses/${wa.id}/keys/${added1.body.id}`)
+    const revoked = await server.admin(
+      'DELETE',
+      `/wallet-addresses/${wa.id}/keys/${added1.body.id}`,
+    )
     assert.equal(revoked.status, 200)
     assert.ok(revoked.body.revokedAt)
     jwks = await request(`${wa.url}/jwks.json`)
     assert.deepEqual(jwks.body, { keys: [k2] })
     // The kid of a revoked key is never reused.
-    assert.equal((await server.admin('POST', `/wallet-addresses/${wa.id}/keys`, { jwk: newJwk('key-1') })).status, 409)
+    assert.equal(
+      (await server.admin('POST', `/wallet-addresses/${wa.id}/keys`, { jwk: newJwk('key-1') }))
+        .status,
+      409,
+    )
     const all = await server.admin('GET', `/wallet-addresses/${wa.id}/keys`)
     assert.equal(all.body.items.length, 2)
   })
@@ -139,7 +158,10 @@ describe('the official unauthenticated client', () => {
     const wa = await createWalletAddress(server, { path: '/frank', publicName: 'Frank' })
     const jwk = newJwk('frank-key')
     await server.admin('POST', `/wallet-addresses/${wa.id}/keys`, { jwk })
-    const client = await createUnauthenticatedClient({ validateResponses: true, logLevel: 'silent' })
+    const client = await createUnauthenticatedClient({
+      validateResponses: true,
+      logLevel: 'silent',
+    })
     const doc = await client.walletAddress.get({ url: wa.url })
     assert.equal(doc.id, wa.url)
     assert.equal(doc.publicName, 'Frank')

@@ -14,7 +14,12 @@ import { migrate } from './migrate.ts'
 
 test('PGlite: migrations are idempotent and concurrent transactions are serialised correctly', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'op-pglite-db-'))
-  const database = await openDatabase({ databaseUrl: undefined, schema: 'public', poolSize: 1, dataDir })
+  const database = await openDatabase({
+    databaseUrl: undefined,
+    schema: 'public',
+    poolSize: 1,
+    dataDir,
+  })
   try {
     assert.deepEqual(await migrate(database), [1, 2])
     assert.deepEqual(await migrate(database), [])
@@ -26,7 +31,12 @@ test('PGlite: migrations are idempotent and concurrent transactions are serialis
     const b = await createAccount(db, asset.id, 'wallet')
     const move = (from: string, to: string, amount: bigint) =>
       db.transaction().execute((trx) =>
-        createTransfer(trx, { id: randomUUID(), debitAccountId: from, creditAccountId: to, amount }),
+        createTransfer(trx, {
+          id: randomUUID(),
+          debitAccountId: from,
+          creditAccountId: to,
+          amount,
+        }),
       )
     assert.ok(!isLedgerError(await move(settlement.id, a.id, 2n ** 64n - 1n)))
     const results = await Promise.all(Array.from({ length: 30 }, () => move(a.id, b.id, 2n ** 60n)))

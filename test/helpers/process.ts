@@ -32,7 +32,8 @@ export function spawnServer(env: Record<string, string>): ServerProcess {
 export async function waitReady(p: ServerProcess, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!p.output().includes('ready:')) {
-    if (p.child.exitCode !== null) throw new Error(`server exited ${p.child.exitCode}:\n${p.output()}`)
+    if (p.child.exitCode !== null)
+      throw new Error(`server exited ${p.child.exitCode}:\n${p.output()}`)
     if (Date.now() > deadline) throw new Error(`server not ready:\n${p.output()}`)
     await new Promise((r) => setTimeout(r, 100))
   }
