@@ -13,7 +13,8 @@ test('defaults need no environment and generate development secrets once', () =>
   assert.equal(first.databaseUrl, undefined)
   assert.equal(first.openPaymentsUrl, 'http://localhost:3000')
   assert.equal(first.authServerUrl, 'http://localhost:3001')
-  assert.deepEqual(first.generatedSecrets, ['ADMIN_API_KEY'])
+  assert.deepEqual(first.generatedSecrets, ['ADMIN_API_KEY', 'AUTH_SECRET', 'DEV_SIGN_IN_PASSWORD'])
+  assert.equal(first.auth.identity.kind, 'dev')
   assert.ok(first.adminApiKey.length >= 32)
   const file = join(dir, 'secrets.json')
   assert.equal(statSync(file).mode & 0o777, 0o600)
@@ -25,17 +26,35 @@ test('a given secret is used and nothing is generated', () => {
   const key = 'k'.repeat(40)
   const config = loadConfig({ DATA_DIR: dataDir(), ADMIN_API_KEY: key })
   assert.equal(config.adminApiKey, key)
-  assert.deepEqual(config.generatedSecrets, [])
+  assert.ok(!config.generatedSecrets.includes('ADMIN_API_KEY'))
 })
 
-test('production refuses to start without its secrets', () => {
-  assert.throws(
-    () =>
-      loadConfig({ NODE_ENV: 'production', DATA_DIR: dataDir(), DATABASE_URL: 'postgres://db/x' }),
-    (err: Error) =>
-      err instanceof ConfigError &&
-      err.message === 'Invalid configuration: ADMIN_API_KEY is required when NODE_ENV=production',
+test('production refuses to start without its secrets or with the development sign-in', () => {
+  const idp = { IDP_URL: 'https://idp.example/consent', IDP_SECRET: 's'.repeat(32) }
+  const prod = { NODE_ENV: 'production', DATA_DIR: dataDir(), DATABASE_URL: 'postgres://db/x' }
+  const fails = (env: Record<string, string>, message: string) =>
+    assert.throws(
+      () => loadConfig({ ...prod, ...env }),
+      (err: Error) => err instanceof ConfigError && err.message === message,
+    )
+  fails(idp, 'Invalid configuration: ADMIN_API_KEY is required when NODE_ENV=production')
+  fails(
+    { ...idp, ADMIN_API_KEY: 'k'.repeat(32) },
+    'Invalid configuration: AUTH_SECRET is required when NODE_ENV=production',
   )
+  fails({}, 'Invalid configuration: IDP_URL is required when IDENTITY_PROVIDER=redirect')
+  fails(
+    { IDENTITY_PROVIDER: 'dev' },
+    'Invalid configuration: IDENTITY_PROVIDER=dev is a development sign-in and is refused when NODE_ENV=production',
+  )
+  const ok = loadConfig({
+    ...prod,
+    ...idp,
+    ADMIN_API_KEY: 'k'.repeat(32),
+    AUTH_SECRET: 'a'.repeat(32),
+  })
+  assert.deepEqual(ok.generatedSecrets, [])
+  assert.deepEqual(ok.auth.identity, { kind: 'redirect', url: idp.IDP_URL, secret: idp.IDP_SECRET })
 })
 
 test('a bad value stops start-up with one line naming the variable', () => {
@@ -49,6 +68,10 @@ test('a bad value stops start-up with one line naming the variable', () => {
     [{ ADMIN_API_KEY: 'short' }, 'ADMIN_API_KEY'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
     [{ DATABASE_SCHEMA: 'x; drop' }, 'DATABASE_SCHEMA'],
+    [{ QUOTE_INTERACTION: 'yes' }, 'QUOTE_INTERACTION'],
+    [{ GRANT_WAIT_SECONDS: '0' }, 'GRANT_WAIT_SECONDS'],
+    [{ INTERACT_FINISH_HASH_ENCODING: 'hex' }, 'INTERACT_FINISH_HASH_ENCODING'],
+    [{ IDP_URL: 'not a url' }, 'IDP_URL'],
   ]
   for (const [env, name] of bad) {
     assert.throws(

@@ -7,7 +7,7 @@ export const ROLES = ['open-payments', 'auth', 'admin'] as const
 export type Role = (typeof ROLES)[number]
 
 /** Secrets that production must be given; development generates them once under DATA_DIR. */
-const SECRET_NAMES = ['ADMIN_API_KEY'] as const
+const SECRET_NAMES = ['ADMIN_API_KEY', 'AUTH_SECRET', 'DEV_SIGN_IN_PASSWORD'] as const
 type SecretName = (typeof SECRET_NAMES)[number]
 
 export class ConfigError extends Error {
@@ -52,6 +52,14 @@ const baseUrl = z
 
 const secret = z.string().min(32, { error: 'must be at least 32 characters' }).optional()
 
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true')
+
+const seconds = (fallback: number) => positiveInt(fallback)
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -85,8 +93,43 @@ const schema = z.object({
     .min(0, { error: 'must not be negative' })
     .default(60),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
+  SIGNATURE_MAX_AGE_SECONDS: seconds(300),
+  ACCESS_TOKEN_EXPIRY_SECONDS: seconds(600),
+  INTERACTION_EXPIRY_SECONDS: seconds(600),
+  GRANT_WAIT_SECONDS: seconds(5),
+  INCOMING_PAYMENT_INTERACTION: bool(false),
+  QUOTE_INTERACTION: bool(false),
+  LIST_ALL_ACCESS_INTERACTION: bool(true),
+  INTERACT_FINISH_HASH_ENCODING: z.enum(['base64', 'base64url']).default('base64'),
+  IDENTITY_PROVIDER: z.enum(['dev', 'redirect']).optional(),
+  IDP_URL: z
+    .string()
+    .refine(
+      (v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+      'must be an http(s) URL',
+    )
+    .optional(),
+  IDP_SECRET: secret,
   ADMIN_API_KEY: secret,
+  AUTH_SECRET: secret,
+  DEV_SIGN_IN_PASSWORD: z.string().min(8, { error: 'must be at least 8 characters' }).optional(),
 })
+
+export type IdentityConfig =
+  | { kind: 'dev'; password: string }
+  | { kind: 'redirect'; url: string; secret: string }
+
+export interface AuthConfig {
+  accessTokenExpirySeconds: number
+  interactionExpirySeconds: number
+  waitSeconds: number
+  /** Which access needs the account holder's consent besides outgoing payments (always). */
+  interaction: { incomingPayment: boolean; quote: boolean; listAll: boolean }
+  finishHashEncoding: 'base64' | 'base64url'
+  /** Derives continuation tokens and signs interaction cookies. */
+  secret: string
+  identity: IdentityConfig
+}
 
 export interface Config {
   env: 'development' | 'test' | 'production'
@@ -103,6 +146,8 @@ export interface Config {
   roles: Role[]
   walletAddressCacheSeconds: number
   shutdownTimeoutMs: number
+  signatureMaxAgeSeconds: number
+  auth: AuthConfig
   adminApiKey: string
   /** Names of secrets generated for development; the server warns about each at start. */
   generatedSecrets: SecretName[]
@@ -121,7 +166,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data
   const dataDir = resolve(e.DATA_DIR)
-  const { secrets, generated } = resolveSecrets(e, dataDir, e.NODE_ENV === 'production')
+  const production = e.NODE_ENV === 'production'
+  const identityKind = e.IDENTITY_PROVIDER ?? (production ? 'redirect' : 'dev')
+  if (identityKind === 'dev' && production) {
+    throw new ConfigError(
+      'Invalid configuration: IDENTITY_PROVIDER=dev is a development sign-in and is refused when NODE_ENV=production',
+    )
+  }
+  if (identityKind === 'redirect' && (!e.IDP_URL || !e.IDP_SECRET)) {
+    throw new ConfigError(
+      `Invalid configuration: ${e.IDP_URL ? 'IDP_SECRET' : 'IDP_URL'} is required when IDENTITY_PROVIDER=redirect`,
+    )
+  }
+  const wanted = SECRET_NAMES.filter((n) => n !== 'DEV_SIGN_IN_PASSWORD' || identityKind === 'dev')
+  const { secrets, generated } = resolveSecrets(e, wanted, dataDir, production)
   return {
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
@@ -136,17 +194,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     roles: e.ROLES,
     walletAddressCacheSeconds: e.WALLET_ADDRESS_CACHE_SECONDS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
-    adminApiKey: secrets.ADMIN_API_KEY,
+    signatureMaxAgeSeconds: e.SIGNATURE_MAX_AGE_SECONDS,
+    auth: {
+      accessTokenExpirySeconds: e.ACCESS_TOKEN_EXPIRY_SECONDS,
+      interactionExpirySeconds: e.INTERACTION_EXPIRY_SECONDS,
+      waitSeconds: e.GRANT_WAIT_SECONDS,
+      interaction: {
+        incomingPayment: e.INCOMING_PAYMENT_INTERACTION,
+        quote: e.QUOTE_INTERACTION,
+        listAll: e.LIST_ALL_ACCESS_INTERACTION,
+      },
+      finishHashEncoding: e.INTERACT_FINISH_HASH_ENCODING,
+      secret: secrets.AUTH_SECRET!,
+      identity:
+        identityKind === 'dev'
+          ? { kind: 'dev', password: secrets.DEV_SIGN_IN_PASSWORD! }
+          : { kind: 'redirect', url: e.IDP_URL!, secret: e.IDP_SECRET! },
+    },
+    adminApiKey: secrets.ADMIN_API_KEY!,
     generatedSecrets: generated,
   }
 }
 
 function resolveSecrets(
   env: Partial<Record<SecretName, string>>,
+  wanted: SecretName[],
   dataDir: string,
   production: boolean,
-): { secrets: Record<SecretName, string>; generated: SecretName[] } {
-  const missing = SECRET_NAMES.filter((n) => !env[n])
+): { secrets: Partial<Record<SecretName, string>>; generated: SecretName[] } {
+  const missing = wanted.filter((n) => !env[n])
   if (missing.length > 0 && production) {
     throw new ConfigError(
       `Invalid configuration: ${missing[0]} is required when NODE_ENV=production`,

@@ -1,10 +1,13 @@
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Db } from './db/database.ts'
+import type { ClientDirectory } from './signatures/clients.ts'
 
 /** What route plugins and workers are given: no container, just these typed handles. */
 export interface Deps {
   config: Config
   db: Db
   logger: Logger
+  /** Client keys and wallet address documents, local or remote, for signature checks. */
+  clients: ClientDirectory
 }

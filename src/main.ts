@@ -2,7 +2,7 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
-import { close, createListeners, listen } from './server.ts'
+import { close, createDeps, createListeners, listen } from './server.ts'
 
 /** Start: config → database → migrations → listeners; stop gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const applied = await migrate(database)
   if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations')
 
-  const listeners = createListeners({ config, db: database.db, logger })
+  const listeners = await createListeners(createDeps({ config, db: database.db, logger }))
   await listen(listeners, config.host)
   for (const l of listeners)
     logger.info(`${l.role} listening on ${config.host}:${l.port}, public URL ${l.url()}`)

@@ -1,9 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import { createAdminApp } from './admin/app.ts'
-import type { Role } from './config.ts'
+import { DEV_SIGN_IN_PATH, devSignInRoutes } from './auth/dev-sign-in.ts'
+import { type IdentityProvider, signedRedirectIdentity } from './auth/identity.ts'
+import { interactionRoutes } from './auth/interaction-routes.ts'
+import { gnapRoutes } from './auth/routes.ts'
+import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
+import { createClientDirectory } from './signatures/clients.ts'
 import { walletAddressRoutes } from './wallet-addresses/routes.ts'
 
 export interface Listener {
@@ -14,8 +19,25 @@ export interface Listener {
   url: () => string
 }
 
+export interface ListenerOptions {
+  /** Replaces the configured identity step of interactive grants. */
+  identity?: IdentityProvider
+}
+
+export function createDeps(base: Omit<Deps, 'clients'>): Deps {
+  return { ...base, clients: createClientDirectory({ config: base.config, db: base.db }) }
+}
+
+/** The identity step IDENTITY_PROVIDER selects; the development sign-in speaks the same protocol. */
+export function configuredIdentity(config: Config): IdentityProvider {
+  const identity = config.auth.identity
+  return identity.kind === 'dev'
+    ? signedRedirectIdentity(`${config.authServerUrl}${DEV_SIGN_IN_PATH}`, config.auth.secret)
+    : signedRedirectIdentity(identity.url, identity.secret)
+}
+
 /** Builds one Fastify instance per enabled role. Nothing listens until `listen` is called. */
-export function createListeners(deps: Deps): Listener[] {
+export async function createListeners(deps: Deps, opts: ListenerOptions = {}): Promise<Listener[]> {
   const { config } = deps
   const listeners: Listener[] = []
   const enabled = new Set(config.roles)
@@ -30,7 +52,7 @@ export function createListeners(deps: Deps): Listener[] {
   if (enabled.has('auth')) {
     listeners.push({
       role: 'auth',
-      app: createAuthApp(deps),
+      app: await createAuthApp(deps, opts.identity ?? configuredIdentity(config)),
       port: config.ports.auth,
       url: () => config.authServerUrl,
     })
@@ -72,13 +94,17 @@ function createOpenPaymentsApp(deps: Deps): FastifyInstance {
   return app
 }
 
-function createAuthApp(deps: Deps): FastifyInstance {
+async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<FastifyInstance> {
   const app = createApp({ logger: deps.logger.child({ listener: 'auth' }) })
+  // Consent and sign-in forms post url-encoded bodies.
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string' },
+    (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
+  )
   allowCors(app)
-  // The GNAP grant endpoint will live at this root.
-  app.get('/', async () => ({
-    service: 'Open Payments authorization server',
-    grantEndpoint: deps.config.authServerUrl,
-  }))
+  await gnapRoutes(app, deps)
+  interactionRoutes(app, deps, identity)
+  devSignInRoutes(app, deps.config)
   return app
 }

@@ -113,5 +113,8 @@ test('production without secrets refuses to start', async () => {
     DATA_DIR: mkdtempSync(join(tmpdir(), 'op-prod-')),
   })
   assert.equal(await p.exited, 1)
-  assert.match(p.output(), /ADMIN_API_KEY is required when NODE_ENV=production/)
+  assert.match(
+    p.output(),
+    /^Invalid configuration: IDP_URL is required when IDENTITY_PROVIDER=redirect$/m,
+  )
 })

@@ -10,7 +10,7 @@ import { checkBooks } from '../ledger/invariants.ts'
 import { createTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { openDatabase } from './database.ts'
-import { migrate } from './migrate.ts'
+import { listMigrations, migrate } from './migrate.ts'
 
 test('PGlite: migrations are idempotent and concurrent transactions are serialised correctly', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'op-pglite-db-'))
@@ -21,7 +21,10 @@ test('PGlite: migrations are idempotent and concurrent transactions are serialis
     dataDir,
   })
   try {
-    assert.deepEqual(await migrate(database), [1, 2])
+    assert.deepEqual(
+      await migrate(database),
+      listMigrations().map((m) => m.version),
+    )
     assert.deepEqual(await migrate(database), [])
     const { db } = database
     const asset = await createAsset(db, { code: 'USD', scale: 2 })

@@ -63,6 +63,40 @@ export interface WalletAddressKeysTable {
   revoked_at: Date | null
 }
 
+export interface GrantsTable {
+  id: string
+  state: 'pending' | 'approved' | 'finalized'
+  finalization: 'issued' | 'revoked' | 'rejected' | null
+  client_wallet_address: string | null
+  client_jwk: ColumnType<unknown, string | null, string | null> | null
+  access: ColumnType<unknown, string, string>
+  wallet_address_id: string | null
+  continue_id: string
+  continue_salt: string
+  last_continued_at: Date | null
+  interact_id: string | null
+  interact_nonce: string | null
+  interact_expires_at: Date | null
+  finish_method: 'redirect' | null
+  finish_uri: string | null
+  client_nonce: string | null
+  interact_session_hash: string | null
+  subject_wallet_address_id: string | null
+  interact_ref_hash: string | null
+  created_at: CreatedAt
+  updated_at: Generated<Date>
+}
+
+export interface AccessTokensTable {
+  id: string
+  grant_id: string
+  value_hash: string
+  manage_id: string
+  expires_at: Date
+  revoked_at: Date | null
+  created_at: CreatedAt
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -75,5 +109,7 @@ export interface DB {
   ledger_transfers: LedgerTransfersTable
   wallet_addresses: WalletAddressesTable
   wallet_address_keys: WalletAddressKeysTable
+  grants: GrantsTable
+  access_tokens: AccessTokensTable
   schema_migrations: SchemaMigrationsTable
 }

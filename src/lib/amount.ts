@@ -13,3 +13,10 @@ export function parseUint64(value: string): bigint {
   if (!isUint64String(value)) throw new RangeError(`not a uint64 decimal string: ${value}`)
   return BigInt(value)
 }
+
+/** `1050n` at scale 2 → `"10.50"`: exact decimal text for people, never a float. */
+export function formatAmount(value: bigint, scale: number): string {
+  if (scale === 0) return value.toString()
+  const digits = value.toString().padStart(scale + 1, '0')
+  return `${digits.slice(0, -scale)}.${digits.slice(-scale)}`
+}

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
 import { isUniqueViolation } from '../db/errors.ts'
 import { createAccount } from '../ledger/accounts.ts'
+import { walletAddressPath } from './urls.ts'
 
 export interface WalletAddress {
   id: string
@@ -162,4 +164,16 @@ function toWalletAddress(r: Row): WalletAddress {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   }
+}
+
+/** The active wallet address served here at `url`, if any. */
+export async function findActiveByUrl(
+  db: Db,
+  config: Config,
+  url: string,
+): Promise<WalletAddress | undefined> {
+  const path = walletAddressPath(config, url)
+  if (path === undefined) return undefined
+  const wa = await getWalletAddress(db, { path })
+  return wa?.status === 'active' ? wa : undefined
 }

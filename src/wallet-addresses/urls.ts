@@ -6,3 +6,15 @@ export const WELL_KNOWN_PAY = '/.well-known/pay'
 export function walletAddressUrl(config: Config, path: string): string {
   return `${config.openPaymentsUrl}${path === '' ? WELL_KNOWN_PAY : path}`
 }
+
+/**
+ * The wallet address path a URL names on this server: only the canonical URL (the document's `id`)
+ * counts, so no other spelling can alias a wallet address.
+ */
+export function walletAddressPath(config: Config, url: string): string | undefined {
+  if (!URL.canParse(url)) return undefined
+  const { origin, pathname } = new URL(url)
+  if (origin !== config.openPaymentsUrl) return undefined
+  const path = pathname === WELL_KNOWN_PAY ? '' : pathname
+  return walletAddressUrl(config, path) === url ? path : undefined
+}

@@ -1,9 +1,15 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { pino } from 'pino'
+import type { IdentityProvider } from '../../src/auth/identity.ts'
 import { type Config, loadConfig } from '../../src/config.ts'
-import { boundPort, close, createListeners, listen } from '../../src/server.ts'
+import { boundPort, close, createDeps, createListeners, listen } from '../../src/server.ts'
 import { createTestDatabase, type TestDatabase } from './db.ts'
+
+export const DEV_PASSWORD = 'correct horse battery staple'
 
 export interface TestServer {
   config: Config
@@ -37,11 +43,17 @@ export async function freePort(): Promise<number> {
 }
 
 /** The whole server on loopback ports, on a fresh PostgreSQL schema. */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  opts: { identity?: IdentityProvider } = {},
+): Promise<TestServer> {
   const database = await createTestDatabase()
   const [op, auth] = [await freePort(), await freePort()]
   const adminKey = randomBytes(32).toString('base64url')
   const config = loadConfig({
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'op-test-')),
+    AUTH_SECRET: randomBytes(32).toString('base64url'),
+    DEV_SIGN_IN_PASSWORD: DEV_PASSWORD,
     NODE_ENV: 'test',
     DATABASE_URL: 'postgres://unused',
     OPEN_PAYMENTS_PORT: String(op),
@@ -53,7 +65,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ...env,
   })
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
-  const listeners = createListeners({ config, db: database.db, logger })
+  const listeners = await createListeners(createDeps({ config, db: database.db, logger }), opts)
   await listen(listeners, '127.0.0.1')
   const adminListener = listeners.find((l) => l.role === 'admin')!
   const adminUrl = `http://127.0.0.1:${boundPort(adminListener)}`

@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto'
+import type { Selectable } from 'kysely'
+import type { Db } from '../db/database.ts'
+import type { AccessTokensTable, GrantsTable } from '../db/schema.ts'
+import { hashToken, hmac, newToken, safeEqual } from '../lib/secrets.ts'
+import type { Jwk } from '../wallet-addresses/keys.ts'
+import type { AccessItem } from './access.ts'
+
+export type GrantClient = { walletAddress: string } | { jwk: Jwk }
+
+export interface Interaction {
+  id: string
+  nonce: string
+  expiresAt: Date
+  finish: { method: 'redirect'; uri: string; clientNonce: string } | undefined
+  sessionHash: string | null
+  subjectWalletAddressId: string | null
+  refHash: string | null
+}
+
+export interface Grant {
+  id: string
+  state: 'pending' | 'approved' | 'finalized'
+  finalization: 'issued' | 'revoked' | 'rejected' | null
+  client: GrantClient
+  access: AccessItem[]
+  walletAddressId: string | null
+  continueId: string
+  continueSalt: string
+  lastContinuedAt: Date | null
+  interaction: Interaction | undefined
+  createdAt: Date
+}
+
+export interface AccessToken {
+  id: string
+  grantId: string
+  valueHash: string
+  manageId: string
+  expiresAt: Date
+  revokedAt: Date | null
+  createdAt: Date
+}
+
+export interface NewGrant {
+  client: GrantClient
+  access: AccessItem[]
+  walletAddressId: string | undefined
+  interaction?: { expiresAt: Date; finish: Interaction['finish'] }
+}
+
+export async function createGrant(trx: Db, input: NewGrant): Promise<Grant> {
+  const i = input.interaction
+  const row = await trx
+    .insertInto('grants')
+    .values({
+      id: randomUUID(),
+      state: i ? 'pending' : 'finalized',
+      finalization: i ? null : 'issued',
+      client_wallet_address: 'walletAddress' in input.client ? input.client.walletAddress : null,
+      client_jwk: 'jwk' in input.client ? JSON.stringify(input.client.jwk) : null,
+      access: JSON.stringify(input.access),
+      wallet_address_id: input.walletAddressId ?? null,
+      continue_id: randomUUID(),
+      continue_salt: newToken(16),
+      interact_id: i ? randomUUID() : null,
+      interact_nonce: i ? newToken(16) : null,
+      interact_expires_at: i?.expiresAt ?? null,
+      finish_method: i?.finish?.method ?? null,
+      finish_uri: i?.finish?.uri ?? null,
+      client_nonce: i?.finish?.clientNonce ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return toGrant(row)
+}
+
+export async function findGrant(
+  db: Db,
+  by: { id: string } | { continueId: string } | { interactId: string },
+  opts: { forUpdate?: boolean } = {},
+): Promise<Grant | undefined> {
+  let q = db.selectFrom('grants').selectAll()
+  if ('id' in by) q = q.where('id', '=', by.id)
+  else if ('continueId' in by) q = q.where('continue_id', '=', by.continueId)
+  else q = q.where('interact_id', '=', by.interactId)
+  if (opts.forUpdate) q = q.forUpdate()
+  const row = await q.executeTakeFirst()
+  return row && toGrant(row)
+}
+
+export async function listGrants(db: Db, walletAddressId: string): Promise<Grant[]> {
+  const rows = await db
+    .selectFrom('grants')
+    .selectAll()
+    .where('wallet_address_id', '=', walletAddressId)
+    .orderBy('created_at', 'desc')
+    .limit(100)
+    .execute()
+  return rows.map(toGrant)
+}
+
+type GrantPatch = Partial<{
+  state: Grant['state']
+  finalization: NonNullable<Grant['finalization']>
+  lastContinuedAt: Date
+  sessionHash: string
+  subjectWalletAddressId: string
+  refHash: string | null
+}>
+
+export async function updateGrant(trx: Db, id: string, p: GrantPatch): Promise<void> {
+  await trx
+    .updateTable('grants')
+    .set({
+      ...(p.state && { state: p.state }),
+      ...(p.finalization && { finalization: p.finalization }),
+      ...(p.lastContinuedAt && { last_continued_at: p.lastContinuedAt }),
+      ...(p.sessionHash && { interact_session_hash: p.sessionHash }),
+      ...(p.subjectWalletAddressId && { subject_wallet_address_id: p.subjectWalletAddressId }),
+      ...(p.refHash !== undefined && { interact_ref_hash: p.refHash }),
+      updated_at: new Date(),
+    })
+    .where('id', '=', id)
+    .execute()
+}
+
+/** Ends a grant for good and revokes every token it issued. */
+export async function revokeGrant(trx: Db, grantId: string): Promise<void> {
+  await updateGrant(trx, grantId, { state: 'finalized', finalization: 'revoked', refHash: null })
+  await trx
+    .updateTable('access_tokens')
+    .set({ revoked_at: new Date() })
+    .where('grant_id', '=', grantId)
+    .where('revoked_at', 'is', null)
+    .execute()
+}
+
+/**
+ * The continuation token, derived rather than stored: the same value is handed out on every
+ * response (clients keep the first one to cancel later) and nothing in the database reveals it.
+ */
+export const continueToken = (secret: string, g: Grant) =>
+  hmac(secret, `continue:${g.id}:${g.continueSalt}`)
+
+export async function issueToken(
+  trx: Db,
+  grantId: string,
+  lifetimeSeconds: number,
+): Promise<{ value: string; token: AccessToken }> {
+  const value = newToken()
+  const row = await trx
+    .insertInto('access_tokens')
+    .values({
+      id: randomUUID(),
+      grant_id: grantId,
+      value_hash: hashToken(value),
+      manage_id: randomUUID(),
+      expires_at: new Date(Date.now() + lifetimeSeconds * 1000),
+      revoked_at: null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return { value, token: toToken(row) }
+}
+
+export async function findToken(
+  db: Db,
+  by: { value: string } | { manageId: string },
+  opts: { forUpdate?: boolean } = {},
+): Promise<AccessToken | undefined> {
+  let q = db.selectFrom('access_tokens').selectAll()
+  q =
+    'value' in by
+      ? q.where('value_hash', '=', hashToken(by.value))
+      : q.where('manage_id', '=', by.manageId)
+  if (opts.forUpdate) q = q.forUpdate()
+  const row = await q.executeTakeFirst()
+  return row && toToken(row)
+}
+
+export async function revokeToken(trx: Db, tokenId: string): Promise<void> {
+  await trx
+    .updateTable('access_tokens')
+    .set({ revoked_at: new Date() })
+    .where('id', '=', tokenId)
+    .where('revoked_at', 'is', null)
+    .execute()
+}
+
+/** True when `value` is this token's value (compared through the stored hash). */
+export const tokenMatches = (token: AccessToken, value: string) =>
+  safeEqual(token.valueHash, hashToken(value))
+
+function toGrant(r: Selectable<GrantsTable>): Grant {
+  return {
+    id: r.id,
+    state: r.state,
+    finalization: r.finalization,
+    client: r.client_wallet_address
+      ? { walletAddress: r.client_wallet_address }
+      : { jwk: r.client_jwk as Jwk },
+    access: r.access as AccessItem[],
+    walletAddressId: r.wallet_address_id,
+    continueId: r.continue_id,
+    continueSalt: r.continue_salt,
+    lastContinuedAt: r.last_continued_at,
+    interaction: r.interact_id
+      ? {
+          id: r.interact_id,
+          nonce: r.interact_nonce!,
+          expiresAt: r.interact_expires_at!,
+          finish: r.finish_uri
+            ? { method: 'redirect', uri: r.finish_uri, clientNonce: r.client_nonce! }
+            : undefined,
+          sessionHash: r.interact_session_hash,
+          subjectWalletAddressId: r.subject_wallet_address_id,
+          refHash: r.interact_ref_hash,
+        }
+      : undefined,
+    createdAt: r.created_at,
+  }
+}
+
+function toToken(r: Selectable<AccessTokensTable>): AccessToken {
+  return {
+    id: r.id,
+    grantId: r.grant_id,
+    valueHash: r.value_hash,
+    manageId: r.manage_id,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    createdAt: r.created_at,
+  }
+}

@@ -1,0 +1,235 @@
+import { createHash } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Deps } from '../deps.ts'
+import { hashToken, hmac, newToken, safeEqual } from '../lib/secrets.ts'
+import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { walletAddressUrl } from '../wallet-addresses/urls.ts'
+import { describeAccess } from './describe.ts'
+import { findGrant, type Grant, updateGrant } from './grants.ts'
+import type { IdentityProvider } from './identity.ts'
+import { consentPage, messagePage } from './pages.ts'
+
+const COOKIE = 'op_interaction'
+
+type Params = { id: string; nonce: string }
+type Req = FastifyRequest<{ Params: Params }>
+
+/**
+ * The front channel of an interactive grant: the browser opens `interact.redirect`, the identity
+ * step says who the account holder is, the consent page shows what the client asks for, and the
+ * decision goes back to the client by the finish redirect (or by polling when it gave none). The
+ * browser that started the interaction is bound to it by a cookie; every later step checks it.
+ */
+export function interactionRoutes(
+  app: FastifyInstance,
+  deps: Deps,
+  identity: IdentityProvider,
+): void {
+  const { config, db, clients } = deps
+  const secure = config.authServerUrl.startsWith('https:')
+  const base = (g: Grant) => `/interact/${g.interaction!.id}/${g.interaction!.nonce}`
+
+  const html = (reply: FastifyReply, status: number, body: string) =>
+    reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(body)
+
+  /** The pending, unexpired grant of this interaction; anything else ends the interaction. */
+  const load = async (req: Req, reply: FastifyReply): Promise<Grant | undefined> => {
+    const grant = await findGrant(db, { interactId: req.params.id })
+    if (!grant?.interaction || !safeEqual(grant.interaction.nonce, req.params.nonce)) {
+      html(reply, 404, messagePage('Unknown request', 'This link is not valid.'))
+      return undefined
+    }
+    if (grant.state !== 'pending' || grant.interaction.expiresAt <= new Date()) {
+      finish(
+        reply,
+        grant,
+        { result: 'grant_invalid' },
+        'This request has expired or was already answered.',
+      )
+      return undefined
+    }
+    return grant
+  }
+
+  const cookieValue = (req: FastifyRequest) =>
+    (req.headers.cookie ?? '')
+      .split(';')
+      .map((c) => c.trim().split('='))
+      .find(([k]) => k === COOKIE)?.[1]
+
+  /** The grant, if this browser is the one that started the interaction. */
+  const session = async (req: Req, reply: FastifyReply) => {
+    const grant = await load(req, reply)
+    if (!grant) return undefined
+    const value = cookieValue(req)
+    if (
+      !value ||
+      !grant.interaction!.sessionHash ||
+      !safeEqual(hashToken(value), grant.interaction!.sessionHash)
+    ) {
+      html(
+        reply,
+        403,
+        messagePage(
+          'Start again',
+          'Open the link from the application in this browser to continue.',
+        ),
+      )
+      return undefined
+    }
+    return { grant, value }
+  }
+
+  const finish = (
+    reply: FastifyReply,
+    grant: Grant,
+    params: Record<string, string>,
+    text: string,
+  ) => {
+    const f = grant.interaction?.finish
+    if (!f)
+      return html(
+        reply,
+        200,
+        messagePage('Done', `${text} You can close this window and return to the application.`),
+      )
+    const target = new URL(f.uri)
+    for (const [k, v] of Object.entries(params)) target.searchParams.set(k, v)
+    return reply.header('cache-control', 'no-store').redirect(target.href, 302)
+  }
+
+  const clientName = async (grant: Grant) => {
+    if (!('walletAddress' in grant.client)) return { name: 'An application', url: '' }
+    const doc = await clients.walletAddress(grant.client.walletAddress)
+    return { name: doc?.publicName ?? grant.client.walletAddress, url: grant.client.walletAddress }
+  }
+
+  const ownerUrl = async (grant: Grant) => {
+    const wa = grant.walletAddressId
+      ? await getWalletAddress(db, { id: grant.walletAddressId })
+      : undefined
+    return wa ? walletAddressUrl(config, wa.path) : ''
+  }
+
+  app.get<{ Params: Params }>('/interact/:id/:nonce', async (req, reply) => {
+    const grant = await load(req, reply)
+    if (!grant) return
+    const value = newToken()
+    await updateGrant(db, grant.id, { sessionHash: hashToken(value) })
+    const maxAge = Math.max(
+      0,
+      Math.floor((grant.interaction!.expiresAt.getTime() - Date.now()) / 1000),
+    )
+    reply.header(
+      'set-cookie',
+      `${COOKIE}=${value}; Path=${base(grant)}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
+    )
+    const target = identity.begin({
+      interactionId: grant.interaction!.id,
+      returnTo: `${config.authServerUrl}${base(grant)}/identity`,
+      walletAddress: await ownerUrl(grant),
+      clientName: (await clientName(grant)).name,
+    })
+    return reply.header('cache-control', 'no-store').redirect(target, 302)
+  })
+
+  app.get<{ Params: Params; Querystring: Record<string, string | undefined> }>(
+    '/interact/:id/:nonce/identity',
+    async (req, reply) => {
+      const s = await session(req, reply)
+      if (!s) return
+      const result = identity.complete(s.grant.interaction!.id, req.query)
+      if ('error' in result) return html(reply, 400, messagePage('Sign-in failed', result.error))
+      if ('denied' in result) return decide(reply, s.grant, 'deny')
+      if (result.subject !== (await ownerUrl(s.grant))) {
+        return html(
+          reply,
+          403,
+          messagePage(
+            'Wrong account',
+            `You signed in as ${result.subject}, but the request is for another wallet address.`,
+          ),
+        )
+      }
+      await updateGrant(db, s.grant.id, { subjectWalletAddressId: s.grant.walletAddressId! })
+      return reply.header('cache-control', 'no-store').redirect(`${base(s.grant)}/consent`, 303)
+    },
+  )
+
+  const csrfToken = (sessionValue: string) => hmac(config.auth.secret, `csrf:${sessionValue}`)
+
+  app.get<{ Params: Params }>('/interact/:id/:nonce/consent', async (req, reply) => {
+    const s = await session(req, reply)
+    if (!s) return
+    if (!s.grant.interaction!.subjectWalletAddressId) {
+      return html(
+        reply,
+        403,
+        messagePage('Sign in first', 'Open the link from the application again.'),
+      )
+    }
+    const client = await clientName(s.grant)
+    return html(
+      reply,
+      200,
+      consentPage({
+        clientName: client.name,
+        clientUrl: client.url,
+        items: s.grant.access.map(describeAccess),
+        action: `${base(s.grant)}/consent`,
+        csrf: csrfToken(s.value),
+      }),
+    )
+  })
+
+  app.post<{ Params: Params; Body: Record<string, string | undefined> }>(
+    '/interact/:id/:nonce/consent',
+    async (req, reply) => {
+      const s = await session(req, reply)
+      if (!s) return
+      const { decision, csrf } = req.body ?? {}
+      if (
+        !s.grant.interaction!.subjectWalletAddressId ||
+        !csrf ||
+        !safeEqual(csrf, csrfToken(s.value))
+      ) {
+        return html(reply, 403, messagePage('Start again', 'This form is no longer valid.'))
+      }
+      if (decision !== 'accept' && decision !== 'deny') {
+        return html(reply, 400, messagePage('Choose', 'Accept or deny the request.'))
+      }
+      return decide(reply, s.grant, decision)
+    },
+  )
+
+  const decide = async (reply: FastifyReply, grant: Grant, decision: 'accept' | 'deny') => {
+    const ref = newToken(16)
+    const answered = await db.transaction().execute(async (trx) => {
+      const g = await findGrant(trx, { id: grant.id }, { forUpdate: true })
+      if (g?.state !== 'pending') return false
+      await updateGrant(
+        trx,
+        g.id,
+        decision === 'accept'
+          ? { state: 'approved', refHash: hashToken(ref) }
+          : { state: 'finalized', finalization: 'rejected' },
+      )
+      return true
+    })
+    if (!answered)
+      return finish(reply, grant, { result: 'grant_invalid' }, 'This request was already answered.')
+    if (decision === 'deny')
+      return finish(reply, grant, { result: 'grant_rejected' }, 'You denied the request.')
+    const i = grant.interaction!
+    const hash = i.finish
+      ? createHash('sha256')
+          .update(`${i.finish.clientNonce}\n${i.nonce}\n${ref}\n${config.authServerUrl}/`)
+          .digest(config.auth.finishHashEncoding)
+      : ''
+    return finish(reply, grant, { hash, interact_ref: ref }, 'You accepted the request.')
+  }
+}

@@ -1,0 +1,32 @@
+import type { Db } from '../db/database.ts'
+import { type AccessItem, matchAccess, type RequestedAccess } from './access.ts'
+import { findGrant, findToken, type GrantClient } from './grants.ts'
+
+export interface IntrospectionRequest {
+  access_token: string
+  access?: RequestedAccess[]
+}
+
+export type IntrospectionResult =
+  | { active: false }
+  | { active: true; grant: string; access: AccessItem[]; client: GrantClient }
+
+/**
+ * Token introspection (the Rafiki contract): inactive when the token is unknown, revoked or expired,
+ * or its grant is not issued (pending, rejected or revoked). When `access` is given, only the granted
+ * items that cover it are returned; the resource server decides what an empty list means.
+ */
+export async function introspect(
+  db: Db,
+  req: IntrospectionRequest,
+  now = new Date(),
+): Promise<IntrospectionResult> {
+  const token = await findToken(db, { value: req.access_token })
+  if (!token || token.revokedAt || token.expiresAt <= now) return { active: false }
+  const grant = await findGrant(db, { id: token.grantId })
+  if (grant?.finalization !== 'issued') return { active: false }
+  const access = req.access
+    ? grant.access.filter((g) => req.access!.some((r) => matchAccess([g], r).length > 0))
+    : grant.access
+  return { active: true, grant: grant.id, access, client: grant.client }
+}

@@ -1,0 +1,68 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createHeaders } from '@interledger/http-signature-utils'
+import { type AuthenticatedClient, createAuthenticatedClient } from '@interledger/open-payments'
+import { createWalletAddress, type JsonResponse, request, type TestServer } from './server.ts'
+
+export interface ClientIdentity {
+  walletAddressUrl: string
+  walletAddressId: string
+  keyId: string
+  privateKey: KeyObject
+  /** The official Open Payments client, validating every response against the spec. */
+  client: AuthenticatedClient
+}
+
+/** A wallet address on the test server with an Ed25519 key, and the official client using it. */
+export async function createClientIdentity(
+  server: TestServer,
+  opts: { path: string; publicName?: string; keyId?: string },
+): Promise<ClientIdentity> {
+  const wa = await createWalletAddress(server, { path: opts.path, publicName: opts.publicName })
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519')
+  const keyId = opts.keyId ?? `${opts.path.slice(1)}-key`
+  const x = publicKey.export({ format: 'jwk' }).x!
+  const added = await server.admin('POST', `/wallet-addresses/${wa.id}/keys`, {
+    jwk: { kid: keyId, kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', x },
+  })
+  if (added.status !== 201) throw new Error(`add key: ${added.status}`)
+  const client = await createAuthenticatedClient({
+    walletAddressUrl: wa.url,
+    privateKey,
+    keyId,
+    validateResponses: true,
+    logLevel: 'silent',
+  })
+  return { walletAddressUrl: wa.url, walletAddressId: wa.id, keyId, privateKey, client }
+}
+
+/**
+ * A raw request signed as the official client signs (http-signature-utils), for inputs the client
+ * itself would refuse to send. `token` adds `Authorization: GNAP <token>`.
+ */
+export async function signedRequest(
+  url: string,
+  opts: {
+    method?: string
+    body?: unknown
+    token?: string
+    identity: { privateKey: KeyObject; keyId: string }
+    tamper?: (headers: Record<string, string>) => void
+  },
+): Promise<JsonResponse> {
+  const method = opts.method ?? 'POST'
+  const body = opts.body === undefined ? undefined : JSON.stringify(opts.body)
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json',
+    ...(opts.token && { authorization: `GNAP ${opts.token}` }),
+  }
+  const signed = await createHeaders({
+    request: { method, url, headers, ...(body !== undefined && { body }) },
+    privateKey: opts.identity.privateKey,
+    keyId: opts.identity.keyId,
+  })
+  const all: Record<string, string> = { ...headers }
+  for (const [k, v] of Object.entries(signed)) if (v !== undefined) all[k.toLowerCase()] = v
+  opts.tamper?.(all)
+  return request(url, { method, headers: all, body })
+}
