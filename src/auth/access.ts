@@ -1,5 +1,5 @@
 import type { AuthConfig } from '../config.ts'
-import { parseUint64 } from '../lib/amount.ts'
+import { isUint64String } from '../lib/amount.ts'
 import { parseRepeatingInterval } from '../lib/interval.ts'
 
 export type AccessType = 'incoming-payment' | 'outgoing-payment' | 'quote'
@@ -56,12 +56,36 @@ export function normaliseAccessItem(item: AccessItem): AccessItem {
   }
 }
 
-/** Checks what the schema cannot: one limit amount, positive amounts, a parseable interval. */
+const isAmount = (a: unknown): a is Amount => {
+  const v = a as Amount | null
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.value === 'string' &&
+    isUint64String(v.value) &&
+    typeof v.assetCode === 'string' &&
+    v.assetCode.length > 0 &&
+    Number.isInteger(v.assetScale) &&
+    v.assetScale >= 0 &&
+    v.assetScale <= 255
+  )
+}
+
+/**
+ * Checks what the spec's schema does not: its first `limits` branch admits any object, so the
+ * amounts are checked here (uint64 value, asset), one at most, positive, and a parseable interval.
+ */
 export function limitsError(limits: OutgoingLimits | undefined): string | undefined {
   if (!limits) return undefined
   if (limits.debitAmount && limits.receiveAmount) return 'only one access amount allowed'
-  for (const a of [limits.debitAmount, limits.receiveAmount]) {
-    if (a && parseUint64(a.value) === 0n) return 'limit amounts must be greater than zero'
+  for (const [name, a] of Object.entries({
+    debitAmount: limits.debitAmount,
+    receiveAmount: limits.receiveAmount,
+  })) {
+    if (a === undefined) continue
+    if (!isAmount(a))
+      return `limits.${name} must be an amount: {value: uint64 string, assetCode, assetScale 0-255}`
+    if (BigInt(a.value) === 0n) return 'limit amounts must be greater than zero'
   }
   if (limits.interval !== undefined && !parseRepeatingInterval(limits.interval)) {
     return 'invalid interval: expected an ISO 8601 repeating interval such as R/2025-01-01T00:00:00Z/P1M'

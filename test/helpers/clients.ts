@@ -49,6 +49,8 @@ export async function signedRequest(
     tamper?: (headers: Record<string, string>) => void
   },
 ): Promise<JsonResponse> {
+  // As the official client does: the signed @target-uri is the normalised URL.
+  url = new URL(url).href
   const method = opts.method ?? 'POST'
   const body = opts.body === undefined ? undefined : JSON.stringify(opts.body)
   const headers: Record<string, string> = {
