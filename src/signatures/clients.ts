@@ -1,8 +1,8 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
 import { isEd25519PublicKey, type Jwk, listKeys, toJwk } from '../wallet-addresses/keys.ts'
-import { findActiveByUrl } from '../wallet-addresses/service.ts'
-import { walletAddressPath, walletAddressUrl } from '../wallet-addresses/urls.ts'
+import { findActiveByUrl, walletAddressDocument } from '../wallet-addresses/service.ts'
+import { walletAddressPath } from '../wallet-addresses/urls.ts'
 
 /** The fields of a client's wallet address document that the servers use. */
 export interface ClientWalletAddress {
@@ -119,16 +119,7 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
       if (!location) return undefined
       if (location.kind === 'local') {
         const wa = await findActiveByUrl(db, config, url)
-        return (
-          wa && {
-            id: walletAddressUrl(config, wa.path),
-            ...(wa.publicName !== null && { publicName: wa.publicName }),
-            assetCode: wa.assetCode,
-            assetScale: wa.assetScale,
-            authServer: config.authServerUrl,
-            resourceServer: config.openPaymentsUrl,
-          }
-        )
+        return wa && walletAddressDocument(config, wa)
       }
       return cached(documents, url, cacheTtlMs, async () =>
         parseWalletAddress(url, await fetchJson(url)),

@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { notFound } from '../lib/errors.ts'
 import { listKeys } from './keys.ts'
-import { getWalletAddress, type WalletAddress } from './service.ts'
-import { WELL_KNOWN_PAY, walletAddressUrl } from './urls.ts'
+import { getWalletAddress, type WalletAddress, walletAddressDocument } from './service.ts'
+import { WELL_KNOWN_PAY } from './urls.ts'
 
 const JWKS_SUFFIX = '/jwks.json'
 
@@ -23,14 +23,7 @@ export function walletAddressRoutes(app: FastifyInstance, deps: Deps): void {
 
   const document = async (path: string, reply: FastifyReply) => {
     const wa = await find(path)
-    return reply.header('cache-control', cacheControl).send({
-      id: walletAddressUrl(config, wa.path),
-      ...(wa.publicName !== null && { publicName: wa.publicName }),
-      assetCode: wa.assetCode,
-      assetScale: wa.assetScale,
-      authServer: config.authServerUrl,
-      resourceServer: config.openPaymentsUrl,
-    })
+    return reply.header('cache-control', cacheControl).send(walletAddressDocument(config, wa))
   }
 
   const jwks = async (path: string, reply: FastifyReply) => {

@@ -3,7 +3,7 @@ import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
 import { isUniqueViolation } from '../db/errors.ts'
 import { createAccount } from '../ledger/accounts.ts'
-import { walletAddressPath } from './urls.ts'
+import { walletAddressPath, walletAddressUrl } from './urls.ts'
 
 export interface WalletAddress {
   id: string
@@ -176,4 +176,16 @@ export async function findActiveByUrl(
   if (path === undefined) return undefined
   const wa = await getWalletAddress(db, { path })
   return wa?.status === 'active' ? wa : undefined
+}
+
+/** The public Open Payments document of a wallet address (`GET {walletAddress}`). */
+export function walletAddressDocument(config: Config, wa: WalletAddress) {
+  return {
+    id: walletAddressUrl(config, wa.path),
+    ...(wa.publicName !== null && { publicName: wa.publicName }),
+    assetCode: wa.assetCode,
+    assetScale: wa.assetScale,
+    authServer: config.authServerUrl,
+    resourceServer: config.openPaymentsUrl,
+  }
 }
