@@ -13,7 +13,13 @@ test('defaults need no environment and generate development secrets once', () =>
   assert.equal(first.databaseUrl, undefined)
   assert.equal(first.openPaymentsUrl, 'http://localhost:3000')
   assert.equal(first.authServerUrl, 'http://localhost:3001')
-  assert.deepEqual(first.generatedSecrets, ['ADMIN_API_KEY', 'AUTH_SECRET', 'DEV_SIGN_IN_PASSWORD'])
+  assert.deepEqual(first.generatedSecrets, [
+    'ADMIN_API_KEY',
+    'AUTH_SECRET',
+    'STREAM_SECRET',
+    'DEV_SIGN_IN_PASSWORD',
+  ])
+  assert.equal(first.openPayments.streamSecret.length, 32)
   assert.equal(first.auth.identity.kind, 'dev')
   assert.ok(first.adminApiKey.length >= 32)
   const file = join(dir, 'secrets.json')
@@ -47,11 +53,16 @@ test('production refuses to start without its secrets or with the development si
     { IDENTITY_PROVIDER: 'dev' },
     'Invalid configuration: IDENTITY_PROVIDER=dev is a development sign-in and is refused when NODE_ENV=production',
   )
+  fails(
+    { ...idp, ADMIN_API_KEY: 'k'.repeat(32), AUTH_SECRET: 'a'.repeat(32) },
+    'Invalid configuration: STREAM_SECRET is required when NODE_ENV=production',
+  )
   const ok = loadConfig({
     ...prod,
     ...idp,
     ADMIN_API_KEY: 'k'.repeat(32),
     AUTH_SECRET: 'a'.repeat(32),
+    STREAM_SECRET: Buffer.alloc(32, 7).toString('base64'),
   })
   assert.deepEqual(ok.generatedSecrets, [])
   assert.deepEqual(ok.auth.identity, { kind: 'redirect', url: idp.IDP_URL, secret: idp.IDP_SECRET })
@@ -72,6 +83,8 @@ test('a bad value stops start-up with one line naming the variable', () => {
     [{ GRANT_WAIT_SECONDS: '0' }, 'GRANT_WAIT_SECONDS'],
     [{ INTERACT_FINISH_HASH_ENCODING: 'hex' }, 'INTERACT_FINISH_HASH_ENCODING'],
     [{ IDP_URL: 'not a url' }, 'IDP_URL'],
+    [{ ILP_ADDRESS: 'nope' }, 'ILP_ADDRESS'],
+    [{ STREAM_SECRET: 'dG9vIHNob3J0' }, 'STREAM_SECRET'],
   ]
   for (const [env, name] of bad) {
     assert.throws(

@@ -7,7 +7,12 @@ export const ROLES = ['open-payments', 'auth', 'admin'] as const
 export type Role = (typeof ROLES)[number]
 
 /** Secrets that production must be given; development generates them once under DATA_DIR. */
-const SECRET_NAMES = ['ADMIN_API_KEY', 'AUTH_SECRET', 'DEV_SIGN_IN_PASSWORD'] as const
+const SECRET_NAMES = [
+  'ADMIN_API_KEY',
+  'AUTH_SECRET',
+  'STREAM_SECRET',
+  'DEV_SIGN_IN_PASSWORD',
+] as const
 type SecretName = (typeof SECRET_NAMES)[number]
 
 export class ConfigError extends Error {
@@ -110,14 +115,39 @@ const schema = z.object({
     )
     .optional(),
   IDP_SECRET: secret,
+  ILP_ADDRESS: z
+    .string()
+    .regex(/^(g|private|example|peer|self|test[1-3]?|local)([.][a-zA-Z0-9_~-]+)+$/, {
+      error: 'must be an ILP address such as test.my-wallet or g.my-wallet',
+    })
+    .max(100)
+    .default('test.op-server'),
+  INCOMING_PAYMENT_EXPIRY_DEFAULT_SECONDS: seconds(30 * 86_400),
+  INCOMING_PAYMENT_EXPIRY_MAX_SECONDS: seconds(30 * 86_400),
+  QUOTE_LIFESPAN_SECONDS: seconds(300),
   ADMIN_API_KEY: secret,
   AUTH_SECRET: secret,
+  STREAM_SECRET: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, {
+      error: 'must be 32 random bytes, base64 or base64url encoded',
+    })
+    .optional(),
   DEV_SIGN_IN_PASSWORD: z.string().min(8, { error: 'must be at least 8 characters' }).optional(),
 })
 
 export type IdentityConfig =
   | { kind: 'dev'; password: string }
   | { kind: 'redirect'; url: string; secret: string }
+
+export interface OpenPaymentsConfig {
+  ilpAddress: string
+  /** Derives every incoming payment's STREAM credentials; must stay stable. */
+  streamSecret: Buffer
+  incomingPaymentExpiryDefaultSeconds: number
+  incomingPaymentExpiryMaxSeconds: number
+  quoteLifespanSeconds: number
+}
 
 export interface AuthConfig {
   accessTokenExpirySeconds: number
@@ -147,6 +177,7 @@ export interface Config {
   walletAddressCacheSeconds: number
   shutdownTimeoutMs: number
   signatureMaxAgeSeconds: number
+  openPayments: OpenPaymentsConfig
   auth: AuthConfig
   adminApiKey: string
   /** Names of secrets generated for development; the server warns about each at start. */
@@ -195,6 +226,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     walletAddressCacheSeconds: e.WALLET_ADDRESS_CACHE_SECONDS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     signatureMaxAgeSeconds: e.SIGNATURE_MAX_AGE_SECONDS,
+    openPayments: {
+      ilpAddress: e.ILP_ADDRESS,
+      streamSecret: Buffer.from(secrets.STREAM_SECRET!, 'base64'),
+      incomingPaymentExpiryDefaultSeconds: Math.min(
+        e.INCOMING_PAYMENT_EXPIRY_DEFAULT_SECONDS,
+        e.INCOMING_PAYMENT_EXPIRY_MAX_SECONDS,
+      ),
+      incomingPaymentExpiryMaxSeconds: e.INCOMING_PAYMENT_EXPIRY_MAX_SECONDS,
+      quoteLifespanSeconds: e.QUOTE_LIFESPAN_SECONDS,
+    },
     auth: {
       accessTokenExpirySeconds: e.ACCESS_TOKEN_EXPIRY_SECONDS,
       interactionExpirySeconds: e.INTERACTION_EXPIRY_SECONDS,

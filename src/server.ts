@@ -8,6 +8,8 @@ import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
+import { createStreamReceiver } from './ilp/stream-receiver.ts'
+import { incomingPaymentRoutes } from './incoming-payments/routes.ts'
 import { createClientDirectory } from './signatures/clients.ts'
 import { walletAddressRoutes } from './wallet-addresses/routes.ts'
 
@@ -44,7 +46,7 @@ export async function createListeners(deps: Deps, opts: ListenerOptions = {}): P
   if (enabled.has('open-payments')) {
     listeners.push({
       role: 'open-payments',
-      app: createOpenPaymentsApp(deps),
+      app: await createOpenPaymentsApp(deps),
       port: config.ports.openPayments,
       url: () => config.openPaymentsUrl,
     })
@@ -83,13 +85,19 @@ export function boundPort(l: Listener): number {
   return typeof address === 'object' && address ? address.port : l.port
 }
 
-function createOpenPaymentsApp(deps: Deps): FastifyInstance {
+async function createOpenPaymentsApp(deps: Deps): Promise<FastifyInstance> {
   const app = createApp({
     logger: deps.logger.child({ listener: 'open-payments' }),
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
     errorCode: (err) => String(err.statusCode),
   })
   allowCors(app)
+  const { openPayments } = deps.config
+  const stream = createStreamReceiver({
+    secret: openPayments.streamSecret,
+    ilpAddress: openPayments.ilpAddress,
+  })
+  await incomingPaymentRoutes(app, deps, stream)
   walletAddressRoutes(app, deps)
   return app
 }

@@ -97,6 +97,32 @@ export interface AccessTokensTable {
   created_at: CreatedAt
 }
 
+export interface IncomingPaymentsTable {
+  id: string
+  wallet_address_id: string
+  client: string
+  incoming_amount: bigint | null
+  received_amount: Generated<bigint>
+  completed_at: Date | null
+  expires_at: Date
+  metadata: ColumnType<unknown, string | null, string | null> | null
+  created_at: CreatedAt
+  updated_at: Generated<Date>
+}
+
+export interface IdempotencyKeysTable {
+  scope: string
+  key: string
+  fingerprint: string
+  state: 'in_progress' | 'done'
+  status: number | null
+  content_type: string | null
+  body: string | null
+  locked_until: Date
+  expires_at: Date
+  created_at: CreatedAt
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -111,5 +137,7 @@ export interface DB {
   wallet_address_keys: WalletAddressKeysTable
   grants: GrantsTable
   access_tokens: AccessTokensTable
+  idempotency_keys: IdempotencyKeysTable
+  incoming_payments: IncomingPaymentsTable
   schema_migrations: SchemaMigrationsTable
 }

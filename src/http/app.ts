@@ -64,6 +64,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
         ...(err.details && { details: err.details }),
       },
     }
+    if (err.headers) reply.headers(err.headers)
     return reply.code(err.statusCode).type('application/json').send(body)
   }
 

@@ -30,3 +30,14 @@ export function componentSchema(spec: Schema, name: string): Schema {
   if (!schema) throw new Error(`no component schema ${name}`)
   return schema
 }
+
+/** The JSON request-body schema of an operation, as the spec declares it. */
+export function requestBodySchema(spec: Schema, path: string, method: string): Schema {
+  const op = (spec.paths as Record<string, Record<string, { requestBody?: Schema }>>)[path]?.[
+    method
+  ]
+  const content = op?.requestBody?.content as Record<string, { schema: Schema }> | undefined
+  const schema = content?.['application/json']?.schema
+  if (!schema) throw new Error(`no request body schema for ${method.toUpperCase()} ${path}`)
+  return schema
+}

@@ -8,6 +8,7 @@ export class HttpError extends Error {
     readonly code: string,
     description: string,
     readonly details?: Record<string, unknown>,
+    readonly headers?: Record<string, string>,
   ) {
     super(description)
     this.name = 'HttpError'

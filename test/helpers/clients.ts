@@ -68,3 +68,19 @@ export async function signedRequest(
   opts.tamper?.(all)
   return request(url, { method, headers: all, body })
 }
+
+/** A non-interactive grant through the official client; returns its access token value. */
+export async function grantToken(
+  server: TestServer,
+  identity: ClientIdentity,
+  access: NonNullable<
+    Parameters<AuthenticatedClient['grant']['request']>[1]['access_token']
+  >['access'],
+): Promise<string> {
+  const grant = await identity.client.grant.request(
+    { url: server.authUrl },
+    { access_token: { access } },
+  )
+  if (!('access_token' in grant) || !grant.access_token) throw new Error('expected a token')
+  return grant.access_token.value
+}

@@ -1,0 +1,154 @@
+import { invert, parseRate, type Ratio, ratio } from './ratio.ts'
+
+/** Units of `quote` per one unit of `base`, in major units (ignore scales; convertAmount handles them). */
+export interface RatesService {
+  rate(base: string, quote: string): Promise<Ratio | undefined>
+}
+
+export type RatesSource =
+  | { kind: 'static'; table: Record<string, Record<string, string | number>> }
+  | { kind: 'http'; url: string; timeoutMs: number; cacheTtlMs: number }
+
+type Lookup = (base: string, quote: string) => Promise<Ratio | undefined>
+
+/** A failed fetch is retried after at most this long, so a blip in the rates feed does not last. */
+const FAILURE_TTL_MS = 1000
+/** A table for every ISO currency is a few kilobytes; do not buffer whatever a server sends. */
+const MAX_BODY_BYTES = 1024 * 1024
+/** Asset codes can come from remote wallet addresses, so the cache must not grow without bound. */
+const MAX_CACHED_BASES = 1000
+
+export function createRatesService(
+  source: RatesSource,
+  fetchFn: typeof fetch = fetch,
+): RatesService {
+  const lookup = source.kind === 'static' ? staticRates(source.table) : httpRates(source, fetchFn)
+  return {
+    async rate(base, quote) {
+      // No lookup at all, so a missing or failing feed never blocks a same-asset payment.
+      return base === quote ? ratio(1n, 1n) : lookup(base, quote)
+    },
+  }
+}
+
+/** Validates a static table from configuration: its shape, and that every rate parses exactly. */
+export function parseStaticTable(
+  json: string,
+): Record<string, Record<string, string | number>> | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    return undefined
+  }
+  return parseTable(value) && (value as Record<string, Record<string, string | number>>)
+}
+
+/** A pair is answered directly, else as the exact inverse of the reverse pair. */
+function staticRates(source: Record<string, Record<string, string | number>>): Lookup {
+  // A bad table is a configuration error, found at start-up rather than on the first payment.
+  const table = parseTable(source)
+  if (!table) throw new RangeError('static rates table has a rate that is not a positive decimal')
+  return async (base, quote) => {
+    const direct = table.get(base)?.get(quote)
+    if (direct) return direct
+    const reverse = table.get(quote)?.get(base)
+    return reverse && invert(reverse)
+  }
+}
+
+interface CacheEntry {
+  quotes: Promise<Map<string, Ratio> | undefined>
+  expiresAt: number
+}
+
+/**
+ * Rafiki's exchange-rates contract: GET `url?base=USD` answers `{ base: 'USD', rates: { EUR: 0.9 } }`.
+ * Only the base's own table is read: a pair missing from it is unknown, even if the feed would list
+ * the reverse under the other base, which keeps one request per base and one source of truth per pair.
+ */
+function httpRates(source: Extract<RatesSource, { kind: 'http' }>, fetchFn: typeof fetch): Lookup {
+  // Parsed once, so a bad URL fails at start-up.
+  const url = new URL(source.url)
+  const cache = new Map<string, CacheEntry>()
+
+  /** Concurrent callers share one request; the oldest fetch is evicted first. */
+  const quotesFor = (base: string) => {
+    const hit = cache.get(base)
+    if (hit && Date.now() < hit.expiresAt) return hit.quotes
+    // Never expires while in flight, so callers during a slow fetch wait for it instead of adding one.
+    const entry: CacheEntry = {
+      quotes: fetchQuotes(fetchFn, url, base, source.timeoutMs),
+      expiresAt: Number.POSITIVE_INFINITY,
+    }
+    void entry.quotes.then((quotes) => {
+      const ttl = quotes ? source.cacheTtlMs : Math.min(FAILURE_TTL_MS, source.cacheTtlMs)
+      entry.expiresAt = Date.now() + ttl
+    })
+    cache.delete(base)
+    cache.set(base, entry)
+    if (cache.size > MAX_CACHED_BASES) cache.delete(cache.keys().next().value!)
+    return entry.quotes
+  }
+
+  return async (base, quote) => (await quotesFor(base))?.get(quote)
+}
+
+/** Never rejects: undefined on any network error, timeout, non-2xx or body outside the contract. */
+async function fetchQuotes(
+  fetchFn: typeof fetch,
+  url: URL,
+  base: string,
+  timeoutMs: number,
+): Promise<Map<string, Ratio> | undefined> {
+  const target = new URL(url)
+  target.searchParams.set('base', base)
+  try {
+    const res = await fetchFn(target, {
+      headers: { accept: 'application/json' },
+      signal: AbortSignal.timeout(timeoutMs),
+    })
+    if (!res.ok || !res.body) {
+      await res.body?.cancel()
+      return undefined
+    }
+    const chunks: Uint8Array[] = []
+    let size = 0
+    for await (const chunk of res.body) {
+      size += chunk.byteLength
+      if (size > MAX_BODY_BYTES) return undefined
+      chunks.push(chunk)
+    }
+    const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    return isObject(body) && body.base === base ? parseQuotes(body.rates) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** `{ "EUR": "0.9", "JPY": 150 }` → exact ratios; undefined if any entry is not a positive decimal. */
+function parseQuotes(value: unknown): Map<string, Ratio> | undefined {
+  if (!isObject(value)) return undefined
+  const quotes = new Map<string, Ratio>()
+  for (const [code, rate] of Object.entries(value)) {
+    const parsed =
+      typeof rate === 'string' || typeof rate === 'number' ? parseRate(rate) : undefined
+    if (!parsed) return undefined
+    quotes.set(code, parsed)
+  }
+  return quotes
+}
+
+function parseTable(value: unknown): Map<string, Map<string, Ratio>> | undefined {
+  if (!isObject(value)) return undefined
+  const table = new Map<string, Map<string, Ratio>>()
+  for (const [base, entries] of Object.entries(value)) {
+    const quotes = parseQuotes(entries)
+    if (!quotes) return undefined
+    table.set(base, quotes)
+  }
+  return table
+}

@@ -1,0 +1,105 @@
+import type { FastifyRequest } from 'fastify'
+import type { AccessItem, AccessType } from '../auth/access.ts'
+import type { GrantClient } from '../auth/grants.ts'
+import { introspect } from '../auth/introspection.ts'
+import type { Deps } from '../deps.ts'
+import { HttpError } from '../lib/errors.ts'
+import { targetUri, verifySignature } from '../signatures/verify.ts'
+
+/** What a request may do, once its token and signature check out. */
+export interface Authorization {
+  grantId: string
+  client: GrantClient
+  /** The client's identity as stored on the resources it creates. */
+  clientId: string
+  /** The granted access item that covers the request (its limits apply). */
+  item: AccessItem
+  /** `read-all` / `list-all`: every resource of the wallet address, not only the client's own. */
+  all: boolean
+}
+
+export const clientIdOf = (c: GrantClient) =>
+  'walletAddress' in c ? c.walletAddress : `jwk:${c.jwk.x}`
+
+/** The GNAP header parse, introspection and signature check every protected call goes through. */
+export async function authorize(
+  deps: Deps,
+  req: FastifyRequest,
+  need: { type: AccessType; action: string; identifier?: string },
+): Promise<Authorization> {
+  const { config, db, clients } = deps
+  // Clients retry with a new token on these exact strings (see the contract, section 10).
+  const fail = (status: number, description: string) =>
+    new HttpError(status, String(status), description, undefined, {
+      'www-authenticate': `GNAP as_uri=${config.authServerUrl}/`,
+    })
+  const m = /^GNAP ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')
+  if (!m) throw fail(401, 'Missing or invalid authorization header value')
+  const result = await introspect(db, {
+    access_token: m[1]!,
+    access: [
+      {
+        type: need.type,
+        actions: [need.action],
+        ...(need.identifier && { identifier: need.identifier }),
+      },
+    ],
+  })
+  if (!result.active) throw fail(403, 'Inactive Token')
+  const item = result.access[0]
+  if (!item) throw fail(403, 'Insufficient Grant')
+
+  const client = result.client
+  const signature = await verifySignature(
+    {
+      method: req.method,
+      targetUri: targetUri(config.openPaymentsUrl, req.url),
+      headers: req.headers,
+      rawBody: req.rawBody,
+    },
+    (keyId) =>
+      'walletAddress' in client
+        ? clients.key(client.walletAddress, keyId)
+        : Promise.resolve(keyId === client.jwk.kid ? client.jwk : 'unknown_key'),
+    { maxAgeSeconds: config.signatureMaxAgeSeconds },
+  )
+  if (!signature.ok) throw fail(401, `Signature validation error: ${signature.message}`)
+
+  return {
+    grantId: result.grant,
+    client,
+    clientId: clientIdOf(client),
+    item,
+    all: result.access.some((a) => a.actions.includes(`${need.action}-all`)),
+  }
+}
+
+export interface AccessNeed {
+  type: AccessType
+  action: string
+  identifier?: string
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * What the route needs from the token, worked out from the validated request (loading the
+     * resource if need be); undefined means the request is served without authorization.
+     */
+    access?: (req: FastifyRequest) => Promise<AccessNeed | undefined>
+  }
+  interface FastifyRequest {
+    auth?: Authorization
+  }
+}
+
+/**
+ * Authorizes every route of `app` that declares `config.access`, in a preHandler, so that hooks
+ * registered afterwards (idempotency keys) already know the client.
+ */
+export function protectRoutes(app: import('fastify').FastifyInstance, deps: Deps): void {
+  app.addHook('preHandler', async (req) => {
+    const need = await req.routeOptions.config.access?.(req)
+    if (need) req.auth = await authorize(deps, req, need)
+  })
+}
