@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
+import { parseStaticTable, type RatesSource } from './rates/service.ts'
 
-export const ROLES = ['open-payments', 'auth', 'admin'] as const
+export const ROLES = ['open-payments', 'auth', 'admin', 'workers'] as const
 export type Role = (typeof ROLES)[number]
 
 /** Secrets that production must be given; development generates them once under DATA_DIR. */
@@ -125,6 +126,22 @@ const schema = z.object({
   INCOMING_PAYMENT_EXPIRY_DEFAULT_SECONDS: seconds(30 * 86_400),
   INCOMING_PAYMENT_EXPIRY_MAX_SECONDS: seconds(30 * 86_400),
   QUOTE_LIFESPAN_SECONDS: seconds(300),
+  RATES_URL: z
+    .string()
+    .refine(
+      (v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+      'must be an http(s) URL',
+    )
+    .optional(),
+  RATES: z
+    .string()
+    .refine((v) => parseStaticTable(v) !== undefined, {
+      error: 'must be JSON like {"USD":{"EUR":"0.9"}} with positive decimal rates',
+    })
+    .optional(),
+  RATES_CACHE_SECONDS: seconds(15),
+  RATES_TIMEOUT_MS: positiveInt(5000),
+  IDEMPOTENCY_KEY_TTL_SECONDS: seconds(86_400),
   ADMIN_API_KEY: secret,
   AUTH_SECRET: secret,
   STREAM_SECRET: z
@@ -147,6 +164,8 @@ export interface OpenPaymentsConfig {
   incomingPaymentExpiryDefaultSeconds: number
   incomingPaymentExpiryMaxSeconds: number
   quoteLifespanSeconds: number
+  rates: RatesSource
+  idempotencyKeyTtlSeconds: number
 }
 
 export interface AuthConfig {
@@ -235,6 +254,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ),
       incomingPaymentExpiryMaxSeconds: e.INCOMING_PAYMENT_EXPIRY_MAX_SECONDS,
       quoteLifespanSeconds: e.QUOTE_LIFESPAN_SECONDS,
+      rates: e.RATES_URL
+        ? {
+            kind: 'http',
+            url: e.RATES_URL,
+            timeoutMs: e.RATES_TIMEOUT_MS,
+            cacheTtlMs: e.RATES_CACHE_SECONDS * 1000,
+          }
+        : { kind: 'static', table: e.RATES ? parseStaticTable(e.RATES)! : {} },
+      idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
     },
     auth: {
       accessTokenExpirySeconds: e.ACCESS_TOKEN_EXPIRY_SECONDS,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Db } from './db/database.ts'
+import type { RatesService } from './rates/service.ts'
 import type { ClientDirectory } from './signatures/clients.ts'
 
 /** What route plugins and workers are given: no container, just these typed handles. */
@@ -10,4 +11,6 @@ export interface Deps {
   logger: Logger
   /** Client keys and wallet address documents, local or remote, for signature checks. */
   clients: ClientDirectory
+  /** Exchange rates for cross-currency quotes. */
+  rates: RatesService
 }

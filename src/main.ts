@@ -2,7 +2,7 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
-import { close, createDeps, createListeners, listen } from './server.ts'
+import { createDeps, createServer } from './server.ts'
 
 /** Start: config → database → migrations → listeners; stop gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -40,8 +40,9 @@ async function main(): Promise<void> {
   const applied = await migrate(database)
   if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations')
 
-  const listeners = await createListeners(createDeps({ config, db: database.db, logger }))
-  await listen(listeners, config.host)
+  const server = await createServer(createDeps({ config, db: database.db, logger }))
+  await server.start(config.host)
+  const { listeners } = server
   for (const l of listeners)
     logger.info(`${l.role} listening on ${config.host}:${l.port}, public URL ${l.url()}`)
   console.log(`ready: ${listeners.map((l) => `${l.role} ${l.url()}`).join(', ')}`)
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
       process.exit(1)
     }, config.shutdownTimeoutMs)
     timer.unref()
-    await close(listeners)
+    await server.stop()
     await database.close()
     logger.info('stopped')
   }

@@ -9,7 +9,9 @@ import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
 import { createStreamReceiver } from './ilp/stream-receiver.ts'
-import { incomingPaymentRoutes } from './incoming-payments/routes.ts'
+import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
+import { createRatesService } from './rates/service.ts'
+import { resourceServerRoutes } from './resource-server/routes.ts'
 import { createClientDirectory } from './signatures/clients.ts'
 import { walletAddressRoutes } from './wallet-addresses/routes.ts'
 
@@ -26,8 +28,12 @@ export interface ListenerOptions {
   identity?: IdentityProvider
 }
 
-export function createDeps(base: Omit<Deps, 'clients'>): Deps {
-  return { ...base, clients: createClientDirectory({ config: base.config, db: base.db }) }
+export function createDeps(base: Omit<Deps, 'clients' | 'rates'>): Deps {
+  return {
+    ...base,
+    clients: createClientDirectory({ config: base.config, db: base.db }),
+    rates: createRatesService(base.config.openPayments.rates),
+  }
 }
 
 /** The identity step IDENTITY_PROVIDER selects; the development sign-in speaks the same protocol. */
@@ -38,15 +44,26 @@ export function configuredIdentity(config: Config): IdentityProvider {
     : signedRedirectIdentity(identity.url, identity.secret)
 }
 
-/** Builds one Fastify instance per enabled role. Nothing listens until `listen` is called. */
-export async function createListeners(deps: Deps, opts: ListenerOptions = {}): Promise<Listener[]> {
+export interface Server {
+  listeners: Listener[]
+  /** Starts listening (and the workers, with the `workers` role). */
+  start(host: string): Promise<void>
+  /** Stops accepting requests, lets in-flight ones finish, stops the workers. */
+  stop(): Promise<void>
+}
+
+/** Builds one Fastify instance per enabled role, and the workers. Nothing runs until `start`. */
+export async function createServer(deps: Deps, opts: ListenerOptions = {}): Promise<Server> {
   const { config } = deps
   const listeners: Listener[] = []
   const enabled = new Set(config.roles)
+  let worker: PaymentWorker | undefined
+  // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
+  const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
     listeners.push({
       role: 'open-payments',
-      app: await createOpenPaymentsApp(deps),
+      app: await createOpenPaymentsApp(deps, kick),
       port: config.ports.openPayments,
       url: () => config.openPaymentsUrl,
     })
@@ -68,16 +85,17 @@ export async function createListeners(deps: Deps, opts: ListenerOptions = {}): P
     }
     listeners.push(admin)
   }
-  return listeners
-}
-
-export async function listen(listeners: Listener[], host: string): Promise<void> {
-  for (const l of listeners) await l.app.listen({ host, port: l.port })
-}
-
-/** Stops accepting connections, lets in-flight requests finish, then resolves. */
-export async function close(listeners: Listener[]): Promise<void> {
-  await Promise.all(listeners.map((l) => l.app.close()))
+  return {
+    listeners,
+    start: async (host) => {
+      for (const l of listeners) await l.app.listen({ host, port: l.port })
+      if (enabled.has('workers')) worker = startPaymentWorker(deps)
+    },
+    stop: async () => {
+      await Promise.all(listeners.map((l) => l.app.close()))
+      await worker?.stop()
+    },
+  }
 }
 
 export function boundPort(l: Listener): number {
@@ -85,7 +103,7 @@ export function boundPort(l: Listener): number {
   return typeof address === 'object' && address ? address.port : l.port
 }
 
-async function createOpenPaymentsApp(deps: Deps): Promise<FastifyInstance> {
+async function createOpenPaymentsApp(deps: Deps, worker: PaymentWorker): Promise<FastifyInstance> {
   const app = createApp({
     logger: deps.logger.child({ listener: 'open-payments' }),
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
@@ -97,7 +115,7 @@ async function createOpenPaymentsApp(deps: Deps): Promise<FastifyInstance> {
     secret: openPayments.streamSecret,
     ilpAddress: openPayments.ilpAddress,
   })
-  await incomingPaymentRoutes(app, deps, stream)
+  await resourceServerRoutes(app, deps, { stream, worker })
   walletAddressRoutes(app, deps)
   return app
 }

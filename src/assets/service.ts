@@ -14,7 +14,7 @@ export interface Asset {
 
 export type AssetError = 'duplicate_asset'
 
-/** Creates an asset with its settlement account, in one transaction. */
+/** Creates an asset with its settlement, outgoing clearing and fees accounts, in one transaction. */
 export async function createAsset(
   db: Db,
   input: { code: string; scale: number },
@@ -26,7 +26,8 @@ export async function createAsset(
         .values({ id: randomUUID(), code: input.code, scale: input.scale })
         .returningAll()
         .executeTakeFirstOrThrow()
-      await createAccount(trx, row.id, 'settlement')
+      for (const kind of ['settlement', 'outgoing', 'fees'] as const)
+        await createAccount(trx, row.id, kind)
       return toAsset(row)
     })
   } catch (err) {

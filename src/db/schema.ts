@@ -123,6 +123,59 @@ export interface IdempotencyKeysTable {
   created_at: CreatedAt
 }
 
+export interface FeesTable {
+  asset_id: string
+  fixed: bigint
+  basis_points: number
+  updated_at: Generated<Date>
+}
+
+export interface QuotesTable {
+  id: string
+  wallet_address_id: string
+  client: string
+  receiver: string
+  receiver_incoming_payment_id: string | null
+  debit_amount: bigint
+  fee_amount: bigint
+  receive_amount: bigint
+  receive_asset_code: string
+  receive_asset_scale: number
+  rate_numerator: bigint
+  rate_denominator: bigint
+  expires_at: Date
+  created_at: CreatedAt
+}
+
+export type OutgoingPaymentState = 'sending' | 'completed' | 'failed'
+
+export interface OutgoingPaymentsTable {
+  id: string
+  wallet_address_id: string
+  client: string
+  grant_id: string
+  quote_id: string
+  receiver: string
+  debit_amount: bigint
+  fee_amount: bigint
+  receive_amount: bigint
+  receive_asset_code: string
+  receive_asset_scale: number
+  sent_amount: Generated<bigint>
+  state: OutgoingPaymentState
+  failure: string | null
+  attempts: Generated<number>
+  next_attempt_at: Date | null
+  metadata: ColumnType<unknown, string | null, string | null> | null
+  created_at: CreatedAt
+  updated_at: Generated<Date>
+}
+
+export interface OutgoingPaymentGrantsTable {
+  grant_id: string
+  created_at: CreatedAt
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -139,5 +192,9 @@ export interface DB {
   access_tokens: AccessTokensTable
   idempotency_keys: IdempotencyKeysTable
   incoming_payments: IncomingPaymentsTable
+  fees: FeesTable
+  quotes: QuotesTable
+  outgoing_payments: OutgoingPaymentsTable
+  outgoing_payment_grants: OutgoingPaymentGrantsTable
   schema_migrations: SchemaMigrationsTable
 }

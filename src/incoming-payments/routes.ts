@@ -1,11 +1,11 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import type { StreamReceiver } from '../ilp/stream-receiver.ts'
 import { badRequest, HttpError, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
-import { authorize } from '../resource-server/authorize.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
+import { isUuid, loadedResource } from '../resource-server/resources.ts'
 import { findActiveByUrl } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import {
@@ -16,8 +16,6 @@ import {
   incomingPaymentPages,
   isOpen,
 } from './service.ts'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 interface CreateBody {
   walletAddress: string
@@ -56,22 +54,36 @@ export async function incomingPaymentRoutes(
       : [],
   })
 
-  const load = async (id: string) => {
-    const ip = UUID.test(id) ? await getIncomingPayment(db, id) : undefined
+  const payments = loadedResource<IncomingPayment>()
+  /** Loads the payment named in the path; its owner is the identifier the token must cover. */
+  const ownerAccess = (action: string) => async (req: FastifyRequest) => {
+    const { id } = req.params as { id: string }
+    const ip = isUuid(id) ? await getIncomingPayment(db, id) : undefined
     if (!ip) throw notFound('Incoming payment does not exist')
-    return ip
+    payments.set(req, ip)
+    // Without credentials anyone may read the public view.
+    if (action === 'read' && req.headers.authorization === undefined) return undefined
+    return {
+      type: 'incoming-payment' as const,
+      action,
+      identifier: walletAddressUrl(config, ip.walletAddressPath),
+    }
   }
 
   app.post<{ Body: CreateBody }>(
     '/incoming-payments',
-    { schema: { body: requestBodySchema(spec, '/incoming-payments', 'post') } },
+    {
+      schema: { body: requestBodySchema(spec, '/incoming-payments', 'post') },
+      config: {
+        access: async (req) => ({
+          type: 'incoming-payment',
+          action: 'create',
+          identifier: (req.body as CreateBody).walletAddress,
+        }),
+      },
+    },
     async (req, reply) => {
       const body = req.body
-      const auth = await authorize(deps, req, {
-        type: 'incoming-payment',
-        action: 'create',
-        identifier: body.walletAddress,
-      })
       const wa = await findActiveByUrl(db, config, body.walletAddress)
       if (!wa) throw badRequest('unknown wallet address')
       const asset = { code: wa.assetCode, scale: wa.assetScale }
@@ -88,7 +100,7 @@ export async function incomingPaymentRoutes(
       }
       const ip = await createIncomingPayment(db, {
         walletAddressId: wa.id,
-        client: auth.clientId,
+        client: req.auth!.clientId,
         incomingAmount,
         expiresAt,
         metadata: body.metadata,
@@ -99,20 +111,23 @@ export async function incomingPaymentRoutes(
 
   app.get<{ Querystring: PageQuery & { 'wallet-address': string } }>(
     '/incoming-payments',
-    { schema: { querystring: listQuerySchema } },
+    {
+      schema: { querystring: listQuerySchema },
+      config: {
+        access: async (req) => ({
+          type: 'incoming-payment',
+          action: 'list',
+          identifier: (req.query as { 'wallet-address': string })['wallet-address'],
+        }),
+      },
+    },
     async (req) => {
-      const url = req.query['wallet-address']
-      const auth = await authorize(deps, req, {
-        type: 'incoming-payment',
-        action: 'list',
-        identifier: url,
-      })
-      const wa = await findActiveByUrl(db, config, url)
+      const auth = req.auth!
+      const wa = await findActiveByUrl(db, config, req.query['wallet-address'])
       if (!wa) throw badRequest('unknown wallet address')
       const page = await paginate(
         req.query,
-        async (id) =>
-          UUID.test(id) && (await getIncomingPayment(db, id))?.walletAddressId === wa.id,
+        async (id) => isUuid(id) && (await getIncomingPayment(db, id))?.walletAddressId === wa.id,
         incomingPaymentPages(db, {
           walletAddressId: wa.id,
           ...(!auth.all && { client: auth.clientId }),
@@ -122,28 +137,28 @@ export async function incomingPaymentRoutes(
     },
   )
 
-  app.get<{ Params: { id: string } }>('/incoming-payments/:id', async (req) => {
-    const ip = await load(req.params.id)
-    const owner = walletAddressUrl(config, ip.walletAddressPath)
-    // Without credentials anyone may see what was received, and where to ask for more.
-    if (req.headers.authorization === undefined) {
-      return { authServer: config.authServerUrl, receivedAmount: json(ip).receivedAmount }
-    }
-    const auth = await authorize(deps, req, {
-      type: 'incoming-payment',
-      action: 'read',
-      identifier: owner,
-    })
-    if (!auth.all && ip.client !== auth.clientId) throw notFound('Incoming payment does not exist')
-    return withMethods(ip)
-  })
+  app.get<{ Params: { id: string } }>(
+    '/incoming-payments/:id',
+    { config: { access: ownerAccess('read') } },
+    async (req) => {
+      const ip = payments.get(req)
+      // Without credentials anyone may see what was received, and where to ask for more.
+      if (!req.auth)
+        return { authServer: config.authServerUrl, receivedAmount: json(ip).receivedAmount }
+      if (!req.auth.all && ip.client !== req.auth.clientId) {
+        throw notFound('Incoming payment does not exist')
+      }
+      return withMethods(ip)
+    },
+  )
 
-  app.post<{ Params: { id: string } }>('/incoming-payments/:id/complete', async (req) => {
-    const ip = await load(req.params.id)
-    const owner = walletAddressUrl(config, ip.walletAddressPath)
-    await authorize(deps, req, { type: 'incoming-payment', action: 'complete', identifier: owner })
-    const done = await completeIncomingPayment(db, ip.id)
-    if (done === 'wrong_state') throw new HttpError(409, 'conflict', 'wrong state')
-    return json(done)
-  })
+  app.post<{ Params: { id: string } }>(
+    '/incoming-payments/:id/complete',
+    { config: { access: ownerAccess('complete') } },
+    async (req) => {
+      const done = await completeIncomingPayment(db, payments.get(req).id)
+      if (done === 'wrong_state') throw new HttpError(409, 'conflict', 'wrong state')
+      return json(done)
+    },
+  )
 }

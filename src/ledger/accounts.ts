@@ -11,6 +11,7 @@ const RULES: Record<AccountKind, BalanceRule> = {
   // Customer money (liabilities): can never be spent below zero.
   wallet: 'debits_within_credits',
   incoming: 'debits_within_credits',
+  // Clearing account for payments in flight: reservations are posted in and paid straight out.
   outgoing: 'debits_within_credits',
   fees: 'debits_within_credits',
   // Peer accounts carry credit lines; limits are enforced by the ILP layer.
@@ -40,15 +41,23 @@ export async function getAccount(db: Db, id: string): Promise<Account | undefine
   return row && toAccount(row)
 }
 
-export async function getSettlementAccount(db: Db, assetId: string): Promise<Account> {
+/** The asset's own account of a kind there is one of per asset (settlement, outgoing, fees). */
+export async function getAssetAccount(
+  db: Db,
+  assetId: string,
+  kind: 'settlement' | 'outgoing' | 'fees',
+): Promise<Account> {
   const row = await db
     .selectFrom('ledger_accounts')
     .selectAll()
     .where('asset_id', '=', assetId)
-    .where('kind', '=', 'settlement')
+    .where('kind', '=', kind)
     .executeTakeFirstOrThrow()
   return toAccount(row)
 }
+
+export const getSettlementAccount = (db: Db, assetId: string) =>
+  getAssetAccount(db, assetId, 'settlement')
 
 export function toAccount(row: Selectable<LedgerAccountsTable>): Account {
   return {

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import type { IdentityProvider } from '../../src/auth/identity.ts'
 import { type Config, loadConfig } from '../../src/config.ts'
-import { boundPort, close, createDeps, createListeners, listen } from '../../src/server.ts'
+import { boundPort, createDeps, createServer } from '../../src/server.ts'
 import { createTestDatabase, type TestDatabase } from './db.ts'
 
 export const DEV_PASSWORD = 'correct horse battery staple'
@@ -35,7 +35,7 @@ export interface JsonResponse {
 }
 
 export async function freePort(): Promise<number> {
-  const server = createServer()
+  const server = createNetServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
   await new Promise((resolve) => server.close(resolve))
@@ -66,9 +66,9 @@ export async function startTestServer(
     ...env,
   })
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
-  const listeners = await createListeners(createDeps({ config, db: database.db, logger }), opts)
-  await listen(listeners, '127.0.0.1')
-  const adminListener = listeners.find((l) => l.role === 'admin')!
+  const server = await createServer(createDeps({ config, db: database.db, logger }), opts)
+  await server.start('127.0.0.1')
+  const adminListener = server.listeners.find((l) => l.role === 'admin')!
   const adminUrl = `http://127.0.0.1:${boundPort(adminListener)}`
   return {
     config,
@@ -89,7 +89,7 @@ export async function startTestServer(
           body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       }),
     close: async () => {
-      await close(listeners)
+      await server.stop()
       await database.drop()
     },
   }

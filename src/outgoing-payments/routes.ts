@@ -1,0 +1,185 @@
+import type { FastifyInstance } from 'fastify'
+import type { Deps } from '../deps.ts'
+import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
+import { badRequest, HttpError, notFound } from '../lib/errors.ts'
+import { QUOTE_ERRORS } from '../quotes/routes.ts'
+import { createQuote } from '../quotes/service.ts'
+import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
+import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
+import { isUuid, loadedResource } from '../resource-server/resources.ts'
+import {
+  findActiveByUrl,
+  getWalletAddress,
+  type WalletAddress,
+} from '../wallet-addresses/service.ts'
+import { walletAddressUrl } from '../wallet-addresses/urls.ts'
+import { spentUnderGrant } from './limits.ts'
+import {
+  type CreateError,
+  createOutgoingPayment,
+  getOutgoingPayment,
+  type OutgoingPayment,
+  outgoingPaymentPages,
+} from './service.ts'
+import type { PaymentWorker } from './worker.ts'
+
+interface CreateBody {
+  walletAddress: string
+  quoteId?: string
+  incomingPayment?: string
+  debitAmount?: Amount
+  metadata?: Record<string, unknown>
+}
+
+const CREATE_ERRORS: Record<CreateError, HttpError> = {
+  unknown_quote: new HttpError(404, 'not_found', 'unknown quote'),
+  invalid_quote: new HttpError(400, 'invalid_request', 'invalid quote'),
+  // Clients match this exact word for "grant limit reached" (contract section 10).
+  unauthorized: new HttpError(403, 'forbidden', 'unauthorized'),
+  insufficient_balance: new HttpError(400, 'invalid_request', 'insufficient balance'),
+}
+
+export async function outgoingPaymentRoutes(
+  app: FastifyInstance,
+  deps: Deps,
+  worker: PaymentWorker | undefined,
+): Promise<void> {
+  const { config, db } = deps
+  const spec = await loadSpec('resource-server')
+  const payments = loadedResource<OutgoingPayment>()
+
+  const json = (p: OutgoingPayment, sender: WalletAddress) => ({
+    id: `${config.openPaymentsUrl}/outgoing-payments/${p.id}`,
+    walletAddress: walletAddressUrl(config, sender.path),
+    quoteId: `${config.openPaymentsUrl}/quotes/${p.quoteId}`,
+    failed: p.state === 'failed',
+    receiver: p.receiver,
+    receiveAmount: toAmount(p.receiveAmount, p.receiveAsset),
+    debitAmount: toAmount(p.debitAmount, { code: sender.assetCode, scale: sender.assetScale }),
+    sentAmount: toAmount(p.sentAmount, { code: sender.assetCode, scale: sender.assetScale }),
+    ...(p.metadata !== null && { metadata: p.metadata }),
+    createdAt: p.createdAt.toISOString(),
+  })
+  const senderOf = async (p: OutgoingPayment) =>
+    (await getWalletAddress(db, { id: p.walletAddressId }))!
+
+  app.post<{ Body: CreateBody }>(
+    '/outgoing-payments',
+    {
+      schema: { body: requestBodySchema(spec, '/outgoing-payments', 'post') },
+      config: {
+        access: async (req) => ({
+          type: 'outgoing-payment',
+          action: 'create',
+          identifier: (req.body as CreateBody).walletAddress,
+        }),
+      },
+    },
+    async (req, reply) => {
+      const body = req.body
+      const auth = req.auth!
+      const wa = await findActiveByUrl(db, config, body.walletAddress)
+      if (!wa) throw badRequest('unknown wallet address')
+      let quoteId: string
+      if (body.quoteId !== undefined) {
+        const m = /\/quotes\/([^/]+)\/?$/.exec(body.quoteId)
+        if (!m?.[1] || !isUuid(m[1]) || !body.quoteId.startsWith(`${config.openPaymentsUrl}/`)) {
+          throw CREATE_ERRORS.unknown_quote
+        }
+        quoteId = m[1]
+      } else {
+        // Straight from an incoming payment: a fixed-send quote made on the spot.
+        const quote = await createQuote(deps, {
+          walletAddress: wa,
+          client: auth.clientId,
+          receiver: body.incomingPayment!,
+          debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
+        })
+        if (typeof quote === 'string') throw badRequest(QUOTE_ERRORS[quote])
+        quoteId = quote.id
+      }
+      const created = await createOutgoingPayment(deps, {
+        walletAddress: wa,
+        client: auth.clientId,
+        grantId: auth.grantId,
+        limits: auth.item.limits,
+        quoteId,
+        metadata: body.metadata,
+      })
+      if (typeof created === 'string') throw CREATE_ERRORS[created]
+      worker?.kick()
+      const debitAsset = { code: wa.assetCode, scale: wa.assetScale }
+      return reply.code(201).send({
+        ...json(created.payment, wa),
+        grantSpentDebitAmount: toAmount(created.spent.debit, debitAsset),
+        grantSpentReceiveAmount: toAmount(created.spent.receive, created.spent.receiveAsset),
+      })
+    },
+  )
+
+  app.get<{ Querystring: PageQuery & { 'wallet-address': string } }>(
+    '/outgoing-payments',
+    {
+      schema: { querystring: listQuerySchema },
+      config: {
+        access: async (req) => ({
+          type: 'outgoing-payment',
+          action: 'list',
+          identifier: (req.query as { 'wallet-address': string })['wallet-address'],
+        }),
+      },
+    },
+    async (req) => {
+      const wa = await findActiveByUrl(db, config, req.query['wallet-address'])
+      if (!wa) throw badRequest('unknown wallet address')
+      const auth = req.auth!
+      const page = await paginate(
+        req.query,
+        async (id) => isUuid(id) && (await getOutgoingPayment(db, id))?.walletAddressId === wa.id,
+        outgoingPaymentPages(db, {
+          walletAddressId: wa.id,
+          ...(!auth.all && { client: auth.clientId }),
+        }),
+      )
+      return { pagination: page.pageInfo, result: page.items.map((p) => json(p, wa)) }
+    },
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/outgoing-payments/:id',
+    {
+      config: {
+        access: async (req) => {
+          const { id } = req.params as { id: string }
+          const p = isUuid(id) ? await getOutgoingPayment(db, id) : undefined
+          if (!p) throw notFound('Outgoing payment does not exist')
+          payments.set(req, p)
+          return {
+            type: 'outgoing-payment',
+            action: 'read',
+            identifier: walletAddressUrl(config, (await senderOf(p)).path),
+          }
+        },
+      },
+    },
+    async (req) => {
+      const p = payments.get(req)
+      if (!req.auth!.all && p.client !== req.auth!.clientId)
+        throw notFound('Outgoing payment does not exist')
+      return json(p, await senderOf(p))
+    },
+  )
+
+  app.get(
+    '/outgoing-payment-grant',
+    { config: { access: async () => ({ type: 'outgoing-payment', action: 'create' }) } },
+    async (req) => {
+      const auth = req.auth!
+      const spent = await spentUnderGrant(db, auth.grantId, auth.item.limits, new Date())
+      return {
+        spentDebitAmount: spent ? toAmount(spent.debit, spent.debitAsset) : null,
+        spentReceiveAmount: spent ? toAmount(spent.receive, spent.receiveAsset) : null,
+      }
+    },
+  )
+}

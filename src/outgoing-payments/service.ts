@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto'
+import { type Selectable, sql } from 'kysely'
+import type { OutgoingLimits } from '../auth/access.ts'
+import type { Db } from '../db/database.ts'
+import type { OutgoingPaymentState, OutgoingPaymentsTable } from '../db/schema.ts'
+import type { Deps } from '../deps.ts'
+import { getAssetAccount } from '../ledger/accounts.ts'
+import { createTransfer } from '../ledger/transfers.ts'
+import { isLedgerError } from '../ledger/types.ts'
+import { resolveReceiver } from '../quotes/receiver.ts'
+import type { FetchPage } from '../resource-server/pagination.ts'
+import type { WalletAddress } from '../wallet-addresses/service.ts'
+import { checkLimits, type Spent } from './limits.ts'
+
+export interface OutgoingPayment {
+  id: string
+  walletAddressId: string
+  client: string
+  grantId: string
+  quoteId: string
+  receiver: string
+  debitAmount: bigint
+  feeAmount: bigint
+  receiveAmount: bigint
+  receiveAsset: { code: string; scale: number }
+  sentAmount: bigint
+  state: OutgoingPaymentState
+  failure: string | null
+  metadata: Record<string, unknown> | null
+  createdAt: Date
+}
+
+export type CreateError =
+  | 'unknown_quote'
+  | 'invalid_quote'
+  | 'unauthorized'
+  | 'insufficient_balance'
+
+/** How long a payment's funds stay reserved before the ledger releases them unsettled. */
+const RESERVATION_SECONDS = 24 * 3600
+
+export const reservationId = (paymentId: string) => `outgoing:${paymentId}:reserve`
+
+/**
+ * Creates an outgoing payment from a quote, in one transaction: the grant's spending is locked
+ * (concurrent creates under one grant queue here), the quote must be the sender's, unexpired, unused
+ * and its receiver still payable, the grant's limits must allow it, and the full debit amount is
+ * reserved on the sender's wallet. Sending happens afterwards, in the payment worker.
+ */
+export async function createOutgoingPayment(
+  deps: Deps,
+  input: {
+    walletAddress: WalletAddress
+    client: string
+    grantId: string
+    limits: OutgoingLimits | undefined
+    quoteId: string
+    metadata?: Record<string, unknown>
+  },
+): Promise<{ payment: OutgoingPayment; spent: Spent } | CreateError> {
+  const { db, config } = deps
+  const wa = input.walletAddress
+  const quote = await db
+    .selectFrom('quotes')
+    .selectAll()
+    .where('id', '=', input.quoteId)
+    .executeTakeFirst()
+  if (!quote) return 'unknown_quote'
+  if (quote.wallet_address_id !== wa.id || quote.expires_at <= new Date()) return 'invalid_quote'
+  if (!(await resolveReceiver(db, config, quote.receiver))) return 'invalid_quote'
+
+  return db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('outgoing_payment_grants')
+      .values({ grant_id: input.grantId })
+      .onConflict((oc) => oc.column('grant_id').doNothing())
+      .execute()
+    await trx
+      .selectFrom('outgoing_payment_grants')
+      .select('grant_id')
+      .where('grant_id', '=', input.grantId)
+      .forUpdate()
+      .execute()
+
+    const used = await trx
+      .selectFrom('outgoing_payments')
+      .select('id')
+      .where('quote_id', '=', quote.id)
+      .executeTakeFirst()
+    if (used) return 'invalid_quote'
+
+    const payment = {
+      debit: quote.debit_amount,
+      receive: quote.receive_amount,
+      receiveAsset: { code: quote.receive_asset_code, scale: quote.receive_asset_scale },
+      receiver: quote.receiver,
+    }
+    const spent = await checkLimits(trx, input.grantId, input.limits, payment, new Date())
+    if (spent === 'unauthorized') return 'unauthorized'
+
+    const id = randomUUID()
+    const clearing = await getAssetAccount(trx, wa.assetId, 'outgoing')
+    const reserved = await createTransfer(trx, {
+      id: reservationId(id),
+      debitAccountId: wa.ledgerAccountId,
+      creditAccountId: clearing.id,
+      amount: quote.debit_amount,
+      pendingUntil: new Date(Date.now() + RESERVATION_SECONDS * 1000),
+      reference: `outgoing_payment:${id}`,
+    })
+    if (isLedgerError(reserved)) {
+      if (reserved.code === 'insufficient_balance') return 'insufficient_balance'
+      throw new Error(`reservation failed: ${reserved.message}`)
+    }
+    const row = await trx
+      .insertInto('outgoing_payments')
+      .values({
+        id,
+        wallet_address_id: wa.id,
+        client: input.client,
+        grant_id: input.grantId,
+        quote_id: quote.id,
+        receiver: quote.receiver,
+        debit_amount: quote.debit_amount,
+        fee_amount: quote.fee_amount,
+        receive_amount: quote.receive_amount,
+        receive_asset_code: quote.receive_asset_code,
+        receive_asset_scale: quote.receive_asset_scale,
+        state: 'sending',
+        next_attempt_at: sql<Date>`now()`,
+        metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    return { payment: toOutgoingPayment(row), spent }
+  })
+}
+
+export async function getOutgoingPayment(db: Db, id: string): Promise<OutgoingPayment | undefined> {
+  const row = await db
+    .selectFrom('outgoing_payments')
+    .selectAll()
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row && toOutgoingPayment(row)
+}
+
+export function outgoingPaymentPages(
+  db: Db,
+  filter: { walletAddressId: string; client?: string },
+): FetchPage<OutgoingPayment> {
+  return async ({ cursorId, direction, limit }) => {
+    let q = db
+      .selectFrom('outgoing_payments as p')
+      .selectAll()
+      .where('p.wallet_address_id', '=', filter.walletAddressId)
+    if (filter.client !== undefined) q = q.where('p.client', '=', filter.client)
+    if (cursorId !== undefined) {
+      const key = sql`(SELECT created_at, id FROM outgoing_payments WHERE id = ${cursorId})`
+      q = q.where(
+        sql<boolean>`(p.created_at, p.id) ${sql.raw(direction === 'after' ? '<' : '>')} ${key}`,
+      )
+    }
+    const order = direction === 'after' ? 'desc' : 'asc'
+    const rows = await q
+      .orderBy('p.created_at', order)
+      .orderBy('p.id', order)
+      .limit(limit)
+      .execute()
+    return rows.map(toOutgoingPayment)
+  }
+}
+
+export function toOutgoingPayment(r: Selectable<OutgoingPaymentsTable>): OutgoingPayment {
+  return {
+    id: r.id,
+    walletAddressId: r.wallet_address_id,
+    client: r.client,
+    grantId: r.grant_id,
+    quoteId: r.quote_id,
+    receiver: r.receiver,
+    debitAmount: r.debit_amount,
+    feeAmount: r.fee_amount,
+    receiveAmount: r.receive_amount,
+    receiveAsset: { code: r.receive_asset_code, scale: r.receive_asset_scale },
+    sentAmount: r.sent_amount,
+    state: r.state,
+    failure: r.failure,
+    metadata: r.metadata as Record<string, unknown> | null,
+    createdAt: r.created_at,
+  }
+}

@@ -1,0 +1,111 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Deps } from '../deps.ts'
+import { fail, ReservationLost, settleLocally } from './settlement.ts'
+
+/** Unexpected settlement errors are retried with exponential backoff this many times. */
+const MAX_ATTEMPTS = 8
+
+export interface PaymentWorker {
+  /** Look for due payments now (after a create) instead of at the next poll. */
+  kick(): void
+  stop(): Promise<void>
+}
+
+/**
+ * Sends due outgoing payments. Each is claimed with `FOR UPDATE SKIP LOCKED`, so any number of
+ * processes can run workers on one database, and settled in the same transaction (local receivers
+ * involve no network I/O).
+ */
+export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): PaymentWorker {
+  const { db, logger } = deps
+  const pollMs = opts.pollMs ?? 1000
+  let stopped = false
+  let wake: AbortController = new AbortController()
+
+  /** Settles one due payment; false when none is due. */
+  const processOne = async (): Promise<boolean> => {
+    let claimed: string | undefined
+    try {
+      const outcome = await db.transaction().execute(async (trx) => {
+        const p = await trx
+          .selectFrom('outgoing_payments')
+          .select([
+            'id',
+            'wallet_address_id',
+            'quote_id',
+            'debit_amount',
+            'fee_amount',
+            'receive_amount',
+          ])
+          .where('state', '=', 'sending')
+          .where('next_attempt_at', '<=', new Date())
+          .orderBy('next_attempt_at')
+          .limit(1)
+          .forUpdate()
+          .skipLocked()
+          .executeTakeFirst()
+        if (!p) return undefined
+        claimed = p.id
+        return settleLocally(trx, {
+          id: p.id,
+          walletAddressId: p.wallet_address_id,
+          quoteId: p.quote_id,
+          debitAmount: p.debit_amount,
+          feeAmount: p.fee_amount,
+          receiveAmount: p.receive_amount,
+        })
+      })
+      if (outcome) logger.debug({ payment: claimed, outcome }, 'outgoing payment settled')
+      return outcome !== undefined
+    } catch (err) {
+      if (claimed === undefined) throw err
+      await db
+        .transaction()
+        .execute((trx) =>
+          err instanceof ReservationLost
+            ? fail(trx, claimed!, 'reservation expired')
+            : retryLater(trx, claimed!, err as Error),
+        )
+      return true
+    }
+  }
+
+  const retryLater = async (trx: Deps['db'], id: string, err: Error) => {
+    logger.error({ err, payment: id }, 'outgoing payment settlement failed')
+    const row = await trx
+      .updateTable('outgoing_payments')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+      .where('id', '=', id)
+      .returning('attempts')
+      .executeTakeFirstOrThrow()
+    if (row.attempts >= MAX_ATTEMPTS)
+      return fail(trx, id, `settlement failed ${row.attempts} times`)
+    const delaySeconds = Math.min(2 ** row.attempts, 300)
+    await trx
+      .updateTable('outgoing_payments')
+      .set({ next_attempt_at: new Date(Date.now() + delaySeconds * 1000) })
+      .where('id', '=', id)
+      .execute()
+  }
+
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        if (await processOne()) continue
+      } catch (err) {
+        logger.error({ err }, 'payment worker failed; retrying')
+      }
+      await sleep(pollMs, undefined, { signal: wake.signal }).catch(() => {})
+      wake = new AbortController()
+    }
+  })()
+
+  return {
+    kick: () => wake.abort(),
+    stop: async () => {
+      stopped = true
+      wake.abort()
+      await loop
+    },
+  }
+}

@@ -1,0 +1,67 @@
+import { UINT64_MAX } from '../lib/amount.ts'
+import { convertAmount, type Ratio } from '../rates/ratio.ts'
+
+export interface FeeSchedule {
+  fixed: bigint
+  basisPoints: number
+}
+
+export interface Price {
+  /** What the sender pays, fees included (sender's asset). */
+  debit: bigint
+  /** The sending fee (sender's asset), part of `debit`. */
+  fee: bigint
+  /** What the receiver gets (receiver's asset). */
+  receive: bigint
+}
+
+export interface Conversion {
+  /** Receiver units per sender unit, in major units. */
+  rate: Ratio
+  sourceScale: number
+  destScale: number
+}
+
+/** The fee on a principal: fixed plus basis points, rounded up (in the ASE's favour). */
+export function feeOn(principal: bigint, f: FeeSchedule): bigint {
+  const bps = BigInt(f.basisPoints)
+  return f.fixed + (principal * bps + 9_999n) / 10_000n
+}
+
+/**
+ * Prices a payment. Rounding always favours the ASE: what the receiver gets rounds down
+ * (sender→receiver conversion floors), what the sender pays rounds up (receiver→sender ceils, fees
+ * ceil). Fixed send: the principal is the largest amount whose principal + fee fits the debit
+ * amount, and any unit left over goes to the fee. Returns `'non_positive'` when fees or the rate
+ * leave nothing to deliver, and `'too_large'` beyond uint64.
+ */
+export function price(
+  mode: { debit: bigint } | { receive: bigint },
+  fx: Conversion,
+  fees: FeeSchedule,
+): Price | 'non_positive' | 'too_large' {
+  if ('debit' in mode) {
+    const debit = mode.debit
+    let principal =
+      debit <= fees.fixed
+        ? 0n
+        : ((debit - fees.fixed) * 10_000n) / (10_000n + BigInt(fees.basisPoints))
+    while (principal > 0n && principal + feeOn(principal, fees) > debit) principal--
+    if (principal <= 0n) return 'non_positive'
+    const receive = convertAmount(principal, fx.rate, fx.sourceScale, fx.destScale, 'floor')
+    if (receive <= 0n) return 'non_positive'
+    if (receive > UINT64_MAX) return 'too_large'
+    return { debit, fee: debit - principal, receive }
+  }
+  const principal = convertAmount(
+    mode.receive,
+    { num: fx.rate.den, den: fx.rate.num },
+    fx.destScale,
+    fx.sourceScale,
+    'ceil',
+  )
+  if (principal <= 0n) return 'non_positive'
+  const fee = feeOn(principal, fees)
+  const debit = principal + fee
+  return debit > UINT64_MAX ? 'too_large' : { debit, fee, receive: mode.receive }
+}

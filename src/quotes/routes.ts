@@ -1,0 +1,108 @@
+import type { FastifyInstance } from 'fastify'
+import type { Deps } from '../deps.ts'
+import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
+import { badRequest, notFound } from '../lib/errors.ts'
+import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
+import { isUuid, loadedResource } from '../resource-server/resources.ts'
+import { findActiveByUrl, getWalletAddress } from '../wallet-addresses/service.ts'
+import { walletAddressUrl } from '../wallet-addresses/urls.ts'
+import { createQuote, getQuote, type Quote, type QuoteError } from './service.ts'
+
+interface CreateBody {
+  walletAddress: string
+  receiver: string
+  method: 'ilp'
+  debitAmount?: Amount
+  receiveAmount?: Amount
+}
+
+/** Quote failures in the words ecosystem clients match on (contract section 10). */
+export const QUOTE_ERRORS: Record<QuoteError, string> = {
+  invalid_receiver: 'invalid receiver',
+  invalid_amount: 'invalid amount',
+  no_amount: 'invalid amount: no amount was provided and none can be inferred from the receiver',
+  non_positive: 'non-positive receive amount',
+  no_rate: 'could not convert between assets',
+}
+
+export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
+  const { config, db } = deps
+  const spec = await loadSpec('resource-server')
+  const quotes = loadedResource<Quote>()
+
+  const json = async (q: Quote) => {
+    const sender = (await getWalletAddress(db, { id: q.walletAddressId }))!
+    return quoteJson(config, q, sender)
+  }
+
+  app.post<{ Body: CreateBody }>(
+    '/quotes',
+    {
+      schema: { body: requestBodySchema(spec, '/quotes', 'post') },
+      config: {
+        access: async (req) => ({
+          type: 'quote',
+          action: 'create',
+          identifier: (req.body as CreateBody).walletAddress,
+        }),
+      },
+    },
+    async (req, reply) => {
+      const body = req.body
+      const wa = await findActiveByUrl(db, config, body.walletAddress)
+      if (!wa) throw badRequest('unknown wallet address')
+      const quote = await createQuote(deps, {
+        walletAddress: wa,
+        client: req.auth!.clientId,
+        receiver: body.receiver,
+        debitAmount:
+          body.debitAmount &&
+          amountIn(body.debitAmount, { code: wa.assetCode, scale: wa.assetScale }),
+        receiveAmount: body.receiveAmount && {
+          ...body.receiveAmount,
+          value: BigInt(body.receiveAmount.value),
+        },
+      })
+      if (typeof quote === 'string') throw badRequest(QUOTE_ERRORS[quote])
+      return reply.code(201).send(quoteJson(config, quote, wa))
+    },
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/quotes/:id',
+    {
+      config: {
+        access: async (req) => {
+          const { id } = req.params as { id: string }
+          const q = isUuid(id) ? await getQuote(db, id) : undefined
+          if (!q) throw notFound('Quote does not exist')
+          const owner = (await getWalletAddress(db, { id: q.walletAddressId }))!
+          quotes.set(req, q)
+          return { type: 'quote', action: 'read', identifier: walletAddressUrl(config, owner.path) }
+        },
+      },
+    },
+    async (req) => {
+      const q = quotes.get(req)
+      if (!req.auth!.all && q.client !== req.auth!.clientId) throw notFound('Quote does not exist')
+      return json(q)
+    },
+  )
+}
+
+export function quoteJson(
+  config: Deps['config'],
+  q: Quote,
+  sender: { path: string; assetCode: string; assetScale: number },
+) {
+  return {
+    id: `${config.openPaymentsUrl}/quotes/${q.id}`,
+    walletAddress: walletAddressUrl(config, sender.path),
+    receiver: q.receiver,
+    receiveAmount: toAmount(q.receiveAmount, q.receiveAsset),
+    debitAmount: toAmount(q.debitAmount, { code: sender.assetCode, scale: sender.assetScale }),
+    method: 'ilp' as const,
+    expiresAt: q.expiresAt.toISOString(),
+    createdAt: q.createdAt.toISOString(),
+  }
+}

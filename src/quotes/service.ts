@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto'
+import type { Selectable } from 'kysely'
+import type { Db } from '../db/database.ts'
+import type { QuotesTable } from '../db/schema.ts'
+import type { Deps } from '../deps.ts'
+import { getFee } from '../fees/service.ts'
+import type { WalletAddress } from '../wallet-addresses/service.ts'
+import { price } from './pricing.ts'
+import { resolveReceiver } from './receiver.ts'
+
+export interface Quote {
+  id: string
+  walletAddressId: string
+  client: string
+  receiver: string
+  localIncomingPaymentId: string | null
+  debitAmount: bigint
+  feeAmount: bigint
+  receiveAmount: bigint
+  receiveAsset: { code: string; scale: number }
+  expiresAt: Date
+  createdAt: Date
+}
+
+export type QuoteError =
+  | 'invalid_receiver'
+  | 'invalid_amount'
+  | 'no_amount'
+  | 'non_positive'
+  | 'no_rate'
+
+export interface QuoteRequest {
+  walletAddress: WalletAddress
+  client: string
+  receiver: string
+  /** Fixed send, in the sender's asset (checked by the caller). */
+  debitAmount?: bigint
+  /** Fixed receive, in the receiver's asset (checked here: the asset is the receiver's). */
+  receiveAmount?: { value: bigint; assetCode: string; assetScale: number }
+}
+
+/**
+ * Quotes a payment from a wallet address to an incoming payment: fixed send, fixed receive, or —
+ * with neither amount — what the receiver still expects (`incomingAmount` less what it received).
+ * The quote binds until it expires, never later than the receiver does.
+ */
+export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteError> {
+  const { db, config, rates } = deps
+  const receiver = await resolveReceiver(db, config, req.receiver)
+  if (!receiver) return 'invalid_receiver'
+  const remaining =
+    receiver.incomingAmount === null ? undefined : receiver.incomingAmount - receiver.receivedAmount
+  let mode: { debit: bigint } | { receive: bigint }
+  if (req.debitAmount !== undefined) {
+    mode = { debit: req.debitAmount }
+  } else if (req.receiveAmount) {
+    const r = req.receiveAmount
+    if (r.assetCode !== receiver.asset.code || r.assetScale !== receiver.asset.scale)
+      return 'invalid_amount'
+    if (remaining !== undefined && r.value > remaining) return 'invalid_amount'
+    mode = { receive: r.value }
+  } else {
+    if (remaining === undefined) return 'no_amount'
+    mode = { receive: remaining }
+  }
+
+  const wa = req.walletAddress
+  const rate = await rates.rate(wa.assetCode, receiver.asset.code)
+  if (!rate) return 'no_rate'
+  const priced = price(
+    mode,
+    { rate, sourceScale: wa.assetScale, destScale: receiver.asset.scale },
+    await getFee(db, wa.assetId),
+  )
+  if (priced === 'non_positive') return 'non_positive'
+  if (priced === 'too_large') return 'invalid_amount'
+  // A fixed-send quote may buy more than the receiver still accepts.
+  if (remaining !== undefined && priced.receive > remaining) return 'invalid_amount'
+
+  const lifespanEnd = Date.now() + config.openPayments.quoteLifespanSeconds * 1000
+  const row = await db
+    .insertInto('quotes')
+    .values({
+      id: randomUUID(),
+      wallet_address_id: wa.id,
+      client: req.client,
+      receiver: receiver.url,
+      receiver_incoming_payment_id: receiver.localIncomingPaymentId,
+      debit_amount: priced.debit,
+      fee_amount: priced.fee,
+      receive_amount: priced.receive,
+      receive_asset_code: receiver.asset.code,
+      receive_asset_scale: receiver.asset.scale,
+      rate_numerator: rate.num,
+      rate_denominator: rate.den,
+      expires_at: new Date(Math.min(lifespanEnd, receiver.expiresAt.getTime())),
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return toQuote(row)
+}
+
+export async function getQuote(db: Db, id: string): Promise<Quote | undefined> {
+  const row = await db.selectFrom('quotes').selectAll().where('id', '=', id).executeTakeFirst()
+  return row && toQuote(row)
+}
+
+function toQuote(r: Selectable<QuotesTable>): Quote {
+  return {
+    id: r.id,
+    walletAddressId: r.wallet_address_id,
+    client: r.client,
+    receiver: r.receiver,
+    localIncomingPaymentId: r.receiver_incoming_payment_id,
+    debitAmount: r.debit_amount,
+    feeAmount: r.fee_amount,
+    receiveAmount: r.receive_amount,
+    receiveAsset: { code: r.receive_asset_code, scale: r.receive_asset_scale },
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+  }
+}
