@@ -3,6 +3,7 @@ import { assetAdminRoutes } from '../assets/admin-routes.ts'
 import { authAdminRoutes } from '../auth/admin-routes.ts'
 import { ping } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
+import { feeAdminRoutes } from '../fees/admin-routes.ts'
 import { createApp } from '../http/app.ts'
 import { ledgerAdminRoutes } from '../ledger/admin-routes.ts'
 import { HttpError } from '../lib/errors.ts'
@@ -42,5 +43,6 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   walletAddressAdminRoutes(app, deps)
   ledgerAdminRoutes(app, deps)
   authAdminRoutes(app, deps)
+  feeAdminRoutes(app, deps)
   return app
 }

@@ -120,3 +120,33 @@ export async function createWalletAddress(
     throw new Error(`create wallet address: ${wa.status} ${JSON.stringify(wa.body)}`)
   return { id: wa.body.id, url: wa.body.url }
 }
+
+/** Funds a wallet address from the asset's settlement account. */
+export async function deposit(
+  server: TestServer,
+  walletAddressId: string,
+  amount: bigint,
+): Promise<void> {
+  const res = await server.admin('POST', `/wallet-addresses/${walletAddressId}/deposits`, {
+    id: `deposit-${randomBytes(8).toString('hex')}`,
+    amount: amount.toString(),
+  })
+  if (res.status !== 201) throw new Error(`deposit: ${res.status}`)
+}
+
+export async function balanceOf(server: TestServer, walletAddressId: string): Promise<bigint> {
+  return BigInt(
+    (await server.admin('GET', `/wallet-addresses/${walletAddressId}/balance`)).body.balance,
+  )
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `ms`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await check()
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
