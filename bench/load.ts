@@ -1,0 +1,44 @@
+/** A closed-loop load generator: `concurrency` callers, each sending its next request when the last one answers. */
+export interface LoadResult {
+  requests: number
+  errors: number
+  seconds: number
+  perSecond: number
+  p50: number
+  p99: number
+}
+
+export async function runLoad(opts: {
+  concurrency: number
+  seconds: number
+  /** Builds the next request (signing it is the client's cost, not timed) and returns its sender. */
+  prepare: () => Promise<() => Promise<boolean>>
+}): Promise<LoadResult> {
+  const latencies: number[] = []
+  let errors = 0
+  const started = performance.now()
+  const deadline = started + opts.seconds * 1000
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const send = await opts.prepare()
+        const t = performance.now()
+        const ok = await send().catch(() => false)
+        if (ok) latencies.push(performance.now() - t)
+        else errors++
+      }
+    }),
+  )
+  const seconds = (performance.now() - started) / 1000
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN
+  return {
+    requests: latencies.length,
+    errors,
+    seconds,
+    perSecond: latencies.length / seconds,
+    p50: at(0.5),
+    p99: at(0.99),
+  }
+}
