@@ -27,7 +27,9 @@ const adminKey = randomBytes(32).toString('base64url')
 const password = randomBytes(12).toString('base64url')
 
 function start(script: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the processes.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', DATABASE_URL, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

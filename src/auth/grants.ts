@@ -89,6 +89,24 @@ export async function findGrant(
   return row && toGrant(row)
 }
 
+/** The issued grant of an unrevoked, unexpired access token, in one query (every API call asks). */
+export async function findGrantByToken(
+  db: Db,
+  value: string,
+  now: Date,
+): Promise<Grant | undefined> {
+  const row = await db
+    .selectFrom('access_tokens as t')
+    .innerJoin('grants as g', 'g.id', 't.grant_id')
+    .selectAll('g')
+    .where('t.value_hash', '=', hashToken(value))
+    .where('t.revoked_at', 'is', null)
+    .where('t.expires_at', '>', now)
+    .where('g.finalization', '=', 'issued')
+    .executeTakeFirst()
+  return row && toGrant(row)
+}
+
 export async function listGrants(db: Db, walletAddressId: string): Promise<Grant[]> {
   const rows = await db
     .selectFrom('grants')

@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.ts'
 import { type AccessItem, matchAccess, type RequestedAccess } from './access.ts'
-import { findGrant, findToken, type GrantClient } from './grants.ts'
+import { findGrantByToken, type GrantClient } from './grants.ts'
 
 export interface IntrospectionRequest {
   access_token: string
@@ -21,10 +21,8 @@ export async function introspect(
   req: IntrospectionRequest,
   now = new Date(),
 ): Promise<IntrospectionResult> {
-  const token = await findToken(db, { value: req.access_token })
-  if (!token || token.revokedAt || token.expiresAt <= now) return { active: false }
-  const grant = await findGrant(db, { id: token.grantId })
-  if (grant?.finalization !== 'issued') return { active: false }
+  const grant = await findGrantByToken(db, req.access_token, now)
+  if (!grant) return { active: false }
   const access = req.access
     ? grant.access.filter((g) => req.access!.some((r) => matchAccess([g], r).length > 0))
     : grant.access

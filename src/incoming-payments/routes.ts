@@ -99,7 +99,7 @@ export async function incomingPaymentRoutes(
         throw badRequest('invalid expiresAt')
       }
       const ip = await createIncomingPayment(db, {
-        walletAddressId: wa.id,
+        walletAddress: wa,
         client: req.auth!.clientId,
         incomingAmount,
         expiresAt,

@@ -26,26 +26,27 @@ export const isOpen = (ip: IncomingPayment, now = new Date()) =>
 export async function createIncomingPayment(
   db: Db,
   input: {
-    walletAddressId: string
+    walletAddress: { id: string; path: string; assetCode: string; assetScale: number }
     client: string
     incomingAmount?: bigint
     expiresAt: Date
     metadata?: Record<string, unknown>
   },
 ): Promise<IncomingPayment> {
-  const id = randomUUID()
-  await db
+  const wa = input.walletAddress
+  const row = await db
     .insertInto('incoming_payments')
     .values({
-      id,
-      wallet_address_id: input.walletAddressId,
+      id: randomUUID(),
+      wallet_address_id: wa.id,
       client: input.client,
       incoming_amount: input.incomingAmount ?? null,
       expires_at: input.expiresAt,
       metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
     })
-    .execute()
-  return (await getIncomingPayment(db, id))!
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return toIncomingPayment({ ...row, path: wa.path, code: wa.assetCode, scale: wa.assetScale })
 }
 
 export async function getIncomingPayment(

@@ -59,6 +59,24 @@ export async function getAssetAccount(
 export const getSettlementAccount = (db: Db, assetId: string) =>
   getAssetAccount(db, assetId, 'settlement')
 
+// An asset's own accounts never change once created, so their ids can be remembered.
+const assetAccountIds = new Map<string, string>()
+
+/** The id of the asset's own account of a kind: read once, then from memory. */
+export async function assetAccountId(
+  db: Db,
+  assetId: string,
+  kind: 'settlement' | 'outgoing' | 'fees',
+): Promise<string> {
+  const key = `${assetId}:${kind}`
+  let id = assetAccountIds.get(key)
+  if (!id) {
+    id = (await getAssetAccount(db, assetId, kind)).id
+    assetAccountIds.set(key, id)
+  }
+  return id
+}
+
 export function toAccount(row: Selectable<LedgerAccountsTable>): Account {
   return {
     id: row.id,

@@ -38,30 +38,28 @@ export async function createTransfer(
   if (input.debitAccountId === input.creditAccountId) {
     return new LedgerError('same_account', 'debit and credit account must differ')
   }
-  const existing = await findTransfer(trx, input.id)
-  if (existing) return replay(existing, input)
-
+  // Optimistic: lock first and look for an earlier transfer with this id only when something is
+  // off. The insert below (ON CONFLICT DO NOTHING) catches every replay that passes the checks.
   const accounts = await lockAccounts(trx, [input.debitAccountId, input.creditAccountId])
   const debit = accounts.get(input.debitAccountId)
   const credit = accounts.get(input.creditAccountId)
-  if (!debit)
-    return new LedgerError('unknown_account', 'unknown debit account', input.debitAccountId)
-  if (!credit)
-    return new LedgerError('unknown_account', 'unknown credit account', input.creditAccountId)
-  if (debit.assetId !== credit.assetId) {
-    return new LedgerError('asset_mismatch', 'accounts hold different assets')
-  }
-  if (
-    debit.rule === 'debits_within_credits' &&
-    debit.debitsPosted + debit.debitsPending + amount > debit.creditsPosted
-  ) {
-    return new LedgerError('insufficient_balance', 'insufficient balance', debit.id)
-  }
-  if (
-    credit.rule === 'credits_within_debits' &&
-    credit.creditsPosted + credit.creditsPending + amount > credit.debitsPosted
-  ) {
-    return new LedgerError('exceeds_limit', 'credit would exceed the account limit', credit.id)
+  const refusal = !debit
+    ? new LedgerError('unknown_account', 'unknown debit account', input.debitAccountId)
+    : !credit
+      ? new LedgerError('unknown_account', 'unknown credit account', input.creditAccountId)
+      : debit.assetId !== credit.assetId
+        ? new LedgerError('asset_mismatch', 'accounts hold different assets')
+        : debit.rule === 'debits_within_credits' &&
+            debit.debitsPosted + debit.debitsPending + amount > debit.creditsPosted
+          ? new LedgerError('insufficient_balance', 'insufficient balance', debit.id)
+          : credit.rule === 'credits_within_debits' &&
+              credit.creditsPosted + credit.creditsPending + amount > credit.debitsPosted
+            ? new LedgerError('exceeds_limit', 'credit would exceed the account limit', credit.id)
+            : undefined
+  if (refusal || !debit || !credit) {
+    // A replay of a transfer that already moved the money must not be refused for lack of it.
+    const existing = await findTransfer(trx, input.id)
+    return existing ? replay(existing, input) : refusal!
   }
 
   const pending = input.pendingUntil !== undefined
@@ -227,19 +225,20 @@ interface Delta {
   credits_pending?: bigint
 }
 
+/** Adds the deltas to the accounts' totals in one statement (rows already locked by the caller). */
 async function applyDeltas(trx: Db, deltas: Delta[]): Promise<void> {
-  for (const d of [...deltas].sort((a, b) => (a.accountId < b.accountId ? -1 : 1))) {
-    await trx
-      .updateTable('ledger_accounts')
-      .set((eb) => ({
-        debits_posted: eb('debits_posted', '+', d.debits_posted ?? 0n),
-        credits_posted: eb('credits_posted', '+', d.credits_posted ?? 0n),
-        debits_pending: eb('debits_pending', '+', d.debits_pending ?? 0n),
-        credits_pending: eb('credits_pending', '+', d.credits_pending ?? 0n),
-      }))
-      .where('id', '=', d.accountId)
-      .execute()
-  }
+  const rows = deltas.map(
+    (d) =>
+      sql`(${d.accountId}::uuid, ${d.debits_posted ?? 0n}::numeric, ${d.credits_posted ?? 0n}::numeric, ${d.debits_pending ?? 0n}::numeric, ${d.credits_pending ?? 0n}::numeric)`,
+  )
+  await sql`
+    UPDATE ledger_accounts a
+       SET debits_posted = a.debits_posted + v.dp,
+           credits_posted = a.credits_posted + v.cp,
+           debits_pending = a.debits_pending + v.dpe,
+           credits_pending = a.credits_pending + v.cpe
+      FROM (VALUES ${sql.join(rows)}) AS v (id, dp, cp, dpe, cpe)
+     WHERE a.id = v.id`.execute(trx)
 }
 
 export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {

@@ -4,7 +4,7 @@ import type { OutgoingLimits } from '../auth/access.ts'
 import type { Db } from '../db/database.ts'
 import type { OutgoingPaymentState, OutgoingPaymentsTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
-import { getAssetAccount } from '../ledger/accounts.ts'
+import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
@@ -70,16 +70,11 @@ export async function createOutgoingPayment(
   if (!(await resolveReceiver(db, config, quote.receiver))) return 'invalid_quote'
 
   return db.transaction().execute(async (trx) => {
+    // An upsert that always writes, so it holds the grant's row lock until commit.
     await trx
       .insertInto('outgoing_payment_grants')
       .values({ grant_id: input.grantId })
-      .onConflict((oc) => oc.column('grant_id').doNothing())
-      .execute()
-    await trx
-      .selectFrom('outgoing_payment_grants')
-      .select('grant_id')
-      .where('grant_id', '=', input.grantId)
-      .forUpdate()
+      .onConflict((oc) => oc.column('grant_id').doUpdateSet({ grant_id: input.grantId }))
       .execute()
 
     const used = await trx
@@ -99,11 +94,10 @@ export async function createOutgoingPayment(
     if (spent === 'unauthorized') return 'unauthorized'
 
     const id = randomUUID()
-    const clearing = await getAssetAccount(trx, wa.assetId, 'outgoing')
     const reserved = await createTransfer(trx, {
       id: reservationId(id),
       debitAccountId: wa.ledgerAccountId,
-      creditAccountId: clearing.id,
+      creditAccountId: await assetAccountId(trx, wa.assetId, 'outgoing'),
       amount: quote.debit_amount,
       pendingUntil: new Date(Date.now() + RESERVATION_SECONDS * 1000),
       reference: `outgoing_payment:${id}`,

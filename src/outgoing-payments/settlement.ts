@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import { creditIncomingPayment, getIncomingPayment } from '../incoming-payments/service.ts'
-import { getAssetAccount } from '../ledger/accounts.ts'
+import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
@@ -50,7 +50,7 @@ export async function settleLocally(trx: Db, p: Due): Promise<'completed' | 'fai
   const posted = await postTransfer(trx, reservationId(p.id))
   // Thrown so that the credit above rolls back with everything else.
   if (isLedgerError(posted)) throw new ReservationLost(posted.message)
-  const clearing = await getAssetAccount(trx, sender.assetId, 'outgoing')
+  const clearing = await assetAccountId(trx, sender.assetId, 'outgoing')
   const principal = p.debitAmount - p.feeAmount
   const move = async (
     suffix: string,
@@ -68,24 +68,19 @@ export async function settleLocally(trx: Db, p: Due): Promise<'completed' | 'fai
     })
     if (isLedgerError(t)) throw new Error(`settlement transfer ${suffix} failed: ${t.message}`)
   }
-  await move(
-    'fee',
-    clearing.id,
-    (await getAssetAccount(trx, sender.assetId, 'fees')).id,
-    p.feeAmount,
-  )
+  await move('fee', clearing, await assetAccountId(trx, sender.assetId, 'fees'), p.feeAmount)
   if (sender.assetId === receiver.assetId) {
-    await move('deliver', clearing.id, receiver.ledgerAccountId, principal)
+    await move('deliver', clearing, receiver.ledgerAccountId, principal)
   } else {
     await move(
       'fx-out',
-      clearing.id,
-      (await getAssetAccount(trx, sender.assetId, 'settlement')).id,
+      clearing,
+      await assetAccountId(trx, sender.assetId, 'settlement'),
       principal,
     )
     await move(
       'fx-in',
-      (await getAssetAccount(trx, receiver.assetId, 'settlement')).id,
+      await assetAccountId(trx, receiver.assetId, 'settlement'),
       receiver.ledgerAccountId,
       p.receiveAmount,
     )

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
-import { isEd25519PublicKey, type Jwk, listKeys, toJwk } from '../wallet-addresses/keys.ts'
+import { findActiveKey, isEd25519PublicKey, type Jwk, toJwk } from '../wallet-addresses/keys.ts'
 import { findActiveByUrl, walletAddressDocument } from '../wallet-addresses/service.ts'
 import { walletAddressPath } from '../wallet-addresses/urls.ts'
 
@@ -43,7 +43,7 @@ interface Entry<T> {
   failed: boolean
 }
 
-type Location = { kind: 'local' } | { kind: 'remote' }
+type Location = { kind: 'local'; path: string } | { kind: 'remote' }
 
 /**
  * Wallet addresses on our own origin are read from the database, which is always current. Others
@@ -83,7 +83,8 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
     if (!URL.canParse(url)) return undefined
     const u = new URL(url)
     if (u.origin === config.openPaymentsUrl) {
-      return walletAddressPath(config, url) === undefined ? undefined : { kind: 'local' }
+      const path = walletAddressPath(config, url)
+      return path === undefined ? undefined : { kind: 'local', path }
     }
     // The JWKS URL is built by appending to this one, as the Open Payments client does.
     const usable = (u.protocol === 'http:' || u.protocol === 'https:') && !/[?#]/.test(url)
@@ -98,10 +99,7 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
       const location = locate(url)
       if (!location) return 'unknown_key'
       if (location.kind === 'local') {
-        const wa = await findActiveByUrl(db, config, url)
-        if (!wa) return 'unknown_key'
-        const keys = await listKeys(db, wa.id, { includeRevoked: false })
-        return keys.find((k) => k.jwk.kid === keyId)?.jwk ?? 'unknown_key'
+        return (await findActiveKey(db, location.path, keyId)) ?? 'unknown_key'
       }
       let keys = await remoteKeys(url, cacheTtlMs)
       let key = keys?.find((k) => k.kid === keyId)
