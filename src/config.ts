@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { parseStaticTable, type RatesSource } from './rates/service.ts'
 
-export const ROLES = ['open-payments', 'auth', 'admin', 'workers'] as const
+export const ROLES = ['open-payments', 'auth', 'admin', 'ilp', 'workers'] as const
 export type Role = (typeof ROLES)[number]
 
 /** Secrets that production must be given; development generates them once under DATA_DIR. */
@@ -83,6 +83,7 @@ const schema = z.object({
   OPEN_PAYMENTS_PORT: port(3000),
   AUTH_PORT: port(3001),
   ADMIN_PORT: port(3002),
+  ILP_PORT: port(3003),
   OPEN_PAYMENTS_URL: baseUrl.optional(),
   AUTH_SERVER_URL: baseUrl.optional(),
   ROLES: z
@@ -189,7 +190,7 @@ export interface Config {
   databaseSchema: string
   databasePoolSize: number
   host: string
-  ports: { openPayments: number; auth: number; admin: number }
+  ports: { openPayments: number; auth: number; admin: number; ilp: number }
   openPaymentsUrl: string
   authServerUrl: string
   roles: Role[]
@@ -238,7 +239,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseSchema: e.DATABASE_SCHEMA,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     host: e.HOST,
-    ports: { openPayments: e.OPEN_PAYMENTS_PORT, auth: e.AUTH_PORT, admin: e.ADMIN_PORT },
+    ports: {
+      openPayments: e.OPEN_PAYMENTS_PORT,
+      auth: e.AUTH_PORT,
+      admin: e.ADMIN_PORT,
+      ilp: e.ILP_PORT,
+    },
     openPaymentsUrl: e.OPEN_PAYMENTS_URL ?? `http://localhost:${e.OPEN_PAYMENTS_PORT}`,
     authServerUrl: e.AUTH_SERVER_URL ?? `http://localhost:${e.AUTH_PORT}`,
     roles: e.ROLES,

@@ -8,6 +8,7 @@ import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
+import { createIlpApp } from './ilp/http-server.ts'
 import { createStreamReceiver } from './ilp/stream-receiver.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
 import { createRatesService } from './rates/service.ts'
@@ -75,6 +76,15 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       port: config.ports.auth,
       url: () => config.authServerUrl,
     })
+  }
+  if (enabled.has('ilp')) {
+    const ilp: Listener = {
+      role: 'ilp',
+      app: createIlpApp(deps),
+      port: config.ports.ilp,
+      url: () => `http://${config.host}:${boundPort(ilp)}`,
+    }
+    listeners.push(ilp)
   }
   if (enabled.has('admin')) {
     const admin: Listener = {

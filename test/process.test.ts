@@ -13,6 +13,7 @@ async function ports() {
     OPEN_PAYMENTS_PORT: String(await freePort()),
     AUTH_PORT: String(await freePort()),
     ADMIN_PORT: String(await freePort()),
+    ILP_PORT: String(await freePort()),
   }
 }
 

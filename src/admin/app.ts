@@ -8,6 +8,7 @@ import { createApp } from '../http/app.ts'
 import { ledgerAdminRoutes } from '../ledger/admin-routes.ts'
 import { HttpError } from '../lib/errors.ts'
 import { safeEqual } from '../lib/secrets.ts'
+import { peerAdminRoutes } from '../peers/admin-routes.ts'
 import { walletAddressAdminRoutes } from '../wallet-addresses/admin-routes.ts'
 import { collectOpenApi } from './openapi.ts'
 
@@ -44,5 +45,6 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   ledgerAdminRoutes(app, deps)
   authAdminRoutes(app, deps)
   feeAdminRoutes(app, deps)
+  peerAdminRoutes(app, deps)
   return app
 }

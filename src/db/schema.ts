@@ -22,6 +22,7 @@ export interface LedgerAccountsTable {
   credits_posted: Generated<bigint>
   debits_pending: Generated<bigint>
   credits_pending: Generated<bigint>
+  debit_limit: bigint | null
   created_at: CreatedAt
 }
 
@@ -176,6 +177,28 @@ export interface OutgoingPaymentGrantsTable {
   created_at: CreatedAt
 }
 
+export interface PeersTable {
+  id: string
+  name: string
+  asset_id: string
+  ilp_address: string
+  http_endpoint: string
+  outgoing_token: string
+  max_packet_amount: bigint | null
+  ledger_account_id: string
+  created_at: CreatedAt
+}
+
+export interface PeerIncomingTokensTable {
+  token_hash: string
+  peer_id: string
+}
+
+export interface PeerRoutesTable {
+  prefix: string
+  peer_id: string
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -196,5 +219,8 @@ export interface DB {
   quotes: QuotesTable
   outgoing_payments: OutgoingPaymentsTable
   outgoing_payment_grants: OutgoingPaymentGrantsTable
+  peers: PeersTable
+  peer_incoming_tokens: PeerIncomingTokensTable
+  peer_routes: PeerRoutesTable
   schema_migrations: SchemaMigrationsTable
 }

@@ -22,11 +22,17 @@ export async function createAccount(
   db: Db,
   assetId: string,
   kind: AccountKind,
-  rule: BalanceRule = RULES[kind],
+  opts: { debitLimit?: bigint } = {},
 ): Promise<Account> {
   const row = await db
     .insertInto('ledger_accounts')
-    .values({ id: randomUUID(), asset_id: assetId, kind, rule })
+    .values({
+      id: randomUUID(),
+      asset_id: assetId,
+      kind,
+      rule: RULES[kind],
+      debit_limit: opts.debitLimit ?? null,
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
   return toAccount(row)
@@ -87,6 +93,7 @@ export function toAccount(row: Selectable<LedgerAccountsTable>): Account {
     creditsPosted: row.credits_posted,
     debitsPending: row.debits_pending,
     creditsPending: row.credits_pending,
+    debitLimit: row.debit_limit,
   }
 }
 

@@ -43,19 +43,7 @@ export async function createTransfer(
   const accounts = await lockAccounts(trx, [input.debitAccountId, input.creditAccountId])
   const debit = accounts.get(input.debitAccountId)
   const credit = accounts.get(input.creditAccountId)
-  const refusal = !debit
-    ? new LedgerError('unknown_account', 'unknown debit account', input.debitAccountId)
-    : !credit
-      ? new LedgerError('unknown_account', 'unknown credit account', input.creditAccountId)
-      : debit.assetId !== credit.assetId
-        ? new LedgerError('asset_mismatch', 'accounts hold different assets')
-        : debit.rule === 'debits_within_credits' &&
-            debit.debitsPosted + debit.debitsPending + amount > debit.creditsPosted
-          ? new LedgerError('insufficient_balance', 'insufficient balance', debit.id)
-          : credit.rule === 'credits_within_debits' &&
-              credit.creditsPosted + credit.creditsPending + amount > credit.debitsPosted
-            ? new LedgerError('exceeds_limit', 'credit would exceed the account limit', credit.id)
-            : undefined
+  const refusal = refuse(input, debit, credit)
   if (refusal || !debit || !credit) {
     // A replay of a transfer that already moved the money must not be refused for lack of it.
     const existing = await findTransfer(trx, input.id)
@@ -90,6 +78,35 @@ export async function createTransfer(
     { accountId: credit.id, [`credits_${column}`]: amount },
   ])
   return { ...toTransfer(inserted), replayed: false }
+}
+
+/** Why these accounts cannot take this transfer now, if they cannot. */
+function refuse(input: TransferInput, debit?: Account, credit?: Account): LedgerError | undefined {
+  const { amount } = input
+  if (!debit)
+    return new LedgerError('unknown_account', 'unknown debit account', input.debitAccountId)
+  if (!credit)
+    return new LedgerError('unknown_account', 'unknown credit account', input.creditAccountId)
+  if (debit.assetId !== credit.assetId)
+    return new LedgerError('asset_mismatch', 'accounts hold different assets')
+  const debitsAfter = debit.debitsPosted + debit.debitsPending + amount
+  if (debit.rule === 'debits_within_credits' && debitsAfter > debit.creditsPosted) {
+    return new LedgerError('insufficient_balance', 'insufficient balance', debit.id)
+  }
+  if (debit.debitLimit !== null && debitsAfter - debit.creditsPosted > debit.debitLimit) {
+    return new LedgerError(
+      'exceeds_limit',
+      'debit would exceed the account’s credit line',
+      debit.id,
+    )
+  }
+  if (
+    credit.rule === 'credits_within_debits' &&
+    credit.creditsPosted + credit.creditsPending + amount > credit.debitsPosted
+  ) {
+    return new LedgerError('exceeds_limit', 'credit would exceed the account limit', credit.id)
+  }
+  return undefined
 }
 
 /**

@@ -9,6 +9,8 @@ export interface Account {
   creditsPosted: bigint
   debitsPending: bigint
   creditsPending: bigint
+  /** How far debits may exceed credits (a credit line), or null for no such limit. */
+  debitLimit: bigint | null
 }
 
 export interface Transfer {

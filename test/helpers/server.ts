@@ -60,6 +60,7 @@ export async function startTestServer(
     OPEN_PAYMENTS_PORT: String(op),
     AUTH_PORT: String(auth),
     ADMIN_PORT: '0',
+    ILP_PORT: '0',
     OPEN_PAYMENTS_URL: `http://127.0.0.1:${op}`,
     AUTH_SERVER_URL: `http://127.0.0.1:${auth}`,
     ADMIN_API_KEY: adminKey,

@@ -1,0 +1,170 @@
+import type { FastifyInstance } from 'fastify'
+import { amount, errorResponse, idParams, uuid } from '../admin/schemas.ts'
+import type { Deps } from '../deps.ts'
+import { badRequest, conflict, notFound } from '../lib/errors.ts'
+import { createPeer, deletePeer, getPeer, listPeers, type Peer } from './service.ts'
+
+const ILP_ADDRESS = '^(g|private|example|peer|self|test[1-3]?|local)([.][a-zA-Z0-9_~-]+)+$'
+
+const peerSchema = {
+  type: 'object',
+  required: [
+    'id',
+    'name',
+    'assetCode',
+    'assetScale',
+    'ilpAddress',
+    'routes',
+    'httpEndpoint',
+    'createdAt',
+  ],
+  properties: {
+    id: uuid,
+    name: { type: 'string' },
+    assetCode: { type: 'string' },
+    assetScale: { type: 'integer' },
+    ilpAddress: { type: 'string' },
+    routes: { type: 'array', items: { type: 'string' } },
+    httpEndpoint: { type: 'string' },
+    maxPacketAmount: amount,
+    createdAt: { type: 'string', format: 'date-time' },
+  },
+} as const
+
+// The outgoing token is a secret: it is never echoed back.
+const json = (p: Peer) => ({
+  id: p.id,
+  name: p.name,
+  assetCode: p.assetCode,
+  assetScale: p.assetScale,
+  ilpAddress: p.ilpAddress,
+  routes: p.routes,
+  httpEndpoint: p.httpEndpoint,
+  ...(p.maxPacketAmount !== null && { maxPacketAmount: p.maxPacketAmount.toString() }),
+  createdAt: p.createdAt.toISOString(),
+})
+
+interface CreateBody {
+  name: string
+  assetCode: string
+  assetScale: number
+  ilpAddress: string
+  routes?: string[]
+  httpEndpoint: string
+  outgoingToken: string
+  incomingTokens: string[]
+  maxPacketAmount?: string
+  creditLimit?: string
+}
+
+export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
+  app.post<{ Body: CreateBody }>(
+    '/peers',
+    {
+      schema: {
+        summary: 'Add an Interledger peer',
+        description:
+          'Another ASE we exchange ILP packets with over ILP-over-HTTP. Packets for addresses under its routes go to `httpEndpoint` with `Authorization: Bearer <outgoingToken>`; the peer authenticates to us with one of `incomingTokens` (stored hashed). `creditLimit`: how much the peer may owe us for money it sent before settling (default 0: it must prefund, see deposits).',
+        tags: ['peers'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: [
+            'name',
+            'assetCode',
+            'assetScale',
+            'ilpAddress',
+            'httpEndpoint',
+            'outgoingToken',
+            'incomingTokens',
+          ],
+          properties: {
+            name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+            assetCode: { type: 'string' },
+            assetScale: { type: 'integer', minimum: 0, maximum: 255 },
+            ilpAddress: { type: 'string', pattern: ILP_ADDRESS, maxLength: 1023 },
+            routes: { type: 'array', minItems: 1, items: { type: 'string', pattern: ILP_ADDRESS } },
+            httpEndpoint: { type: 'string', format: 'uri', pattern: '^https?://' },
+            outgoingToken: { type: 'string', minLength: 16, maxLength: 500 },
+            incomingTokens: {
+              type: 'array',
+              minItems: 1,
+              items: { type: 'string', minLength: 16, maxLength: 500 },
+            },
+            maxPacketAmount: amount,
+            creditLimit: amount,
+          },
+        },
+        response: { 201: peerSchema, 400: errorResponse, 409: errorResponse },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body
+      const maxPacketAmount =
+        b.maxPacketAmount === undefined ? undefined : BigInt(b.maxPacketAmount)
+      if (maxPacketAmount === 0n)
+        throw badRequest('body.maxPacketAmount must be greater than zero', {
+          field: 'body.maxPacketAmount',
+        })
+      const peer = await createPeer(db, {
+        ...b,
+        maxPacketAmount,
+        creditLimit: b.creditLimit === undefined ? undefined : BigInt(b.creditLimit),
+      })
+      if (peer === 'unknown_asset')
+        throw badRequest(`unknown asset ${b.assetCode} with scale ${b.assetScale}`, {
+          field: 'body.assetCode',
+        })
+      if (peer === 'duplicate')
+        throw conflict('a peer with this name, incoming token or route exists')
+      return reply.code(201).send(json(peer))
+    },
+  )
+
+  app.get(
+    '/peers',
+    {
+      schema: {
+        summary: 'List peers',
+        tags: ['peers'],
+        response: {
+          200: { type: 'object', properties: { items: { type: 'array', items: peerSchema } } },
+        },
+      },
+    },
+    async () => ({ items: (await listPeers(db)).map(json) }),
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/peers/:id',
+    {
+      schema: {
+        summary: 'Get a peer',
+        tags: ['peers'],
+        params: idParams,
+        response: { 200: peerSchema, 404: errorResponse },
+      },
+    },
+    async (req) => {
+      const peer = await getPeer(db, { id: req.params.id })
+      if (!peer) throw notFound('peer not found')
+      return json(peer)
+    },
+  )
+
+  app.delete<{ Params: { id: string } }>(
+    '/peers/:id',
+    {
+      schema: {
+        summary: 'Remove a peer',
+        tags: ['peers'],
+        params: idParams,
+        response: { 404: errorResponse },
+      },
+    },
+    async (req, reply) => {
+      if (!(await deletePeer(db, req.params.id))) throw notFound('peer not found')
+      return reply.code(204).send()
+    },
+  )
+}
