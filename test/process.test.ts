@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { DATABASE_URL, dropSchema } from './helpers/db.ts'
-import { spawnServer, stop, waitReady } from './helpers/process.ts'
+import { killAll, spawnServer, stop, waitReady } from './helpers/process.ts'
 import { freePort, request } from './helpers/server.ts'
+
+after(killAll)
 
 async function ports() {
   return {

@@ -10,6 +10,13 @@ export interface ServerProcess {
   exited: Promise<number | null>
 }
 
+const running = new Set<ChildProcess>()
+
+/** Kills every server a test started and did not stop (a failed assertion must not leave one). */
+export function killAll(): void {
+  for (const child of running) child.kill('SIGKILL')
+}
+
 /** Starts `src/main.ts` as `npm start` does, with exactly the given environment. */
 export function spawnServer(env: Record<string, string>): ServerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
@@ -24,7 +31,13 @@ export function spawnServer(env: Record<string, string>): ServerProcess {
   child.stderr!.on('data', (d: Buffer) => {
     out += d.toString()
   })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  running.add(child)
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('exit', (code) => {
+      running.delete(child)
+      resolve(code)
+    }),
+  )
   return { child, output: () => out, exited }
 }
 
