@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/database.ts'
-import type { FetchPage } from '../resource-server/pagination.ts'
+import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 
 export interface IncomingPayment {
   id: string
@@ -68,16 +68,11 @@ export function incomingPaymentPages(
   return async ({ cursorId, direction, limit }) => {
     let q = selectIncoming(db).where('p.wallet_address_id', '=', filter.walletAddressId)
     if (filter.client !== undefined) q = q.where('p.client', '=', filter.client)
-    if (cursorId !== undefined) {
-      const key = sql`(SELECT created_at, id FROM incoming_payments WHERE id = ${cursorId})`
-      q = q.where(
-        sql<boolean>`(p.created_at, p.id) ${sql.raw(direction === 'after' ? '<' : '>')} ${key}`,
-      )
-    }
-    const order = direction === 'after' ? 'desc' : 'asc'
+    const page = keyset('incoming_payments', cursorId, direction)
+    if (page.where) q = q.where(page.where)
     const rows = await q
-      .orderBy('p.created_at', order)
-      .orderBy('p.id', order)
+      .orderBy('p.created_at', page.order)
+      .orderBy('p.id', page.order)
       .limit(limit)
       .execute()
     return rows.map(toIncomingPayment)

@@ -8,7 +8,7 @@ import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
-import type { FetchPage } from '../resource-server/pagination.ts'
+import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
 import { checkLimits, type Spent } from './limits.ts'
 
@@ -149,16 +149,11 @@ export function outgoingPaymentPages(
       .selectAll()
       .where('p.wallet_address_id', '=', filter.walletAddressId)
     if (filter.client !== undefined) q = q.where('p.client', '=', filter.client)
-    if (cursorId !== undefined) {
-      const key = sql`(SELECT created_at, id FROM outgoing_payments WHERE id = ${cursorId})`
-      q = q.where(
-        sql<boolean>`(p.created_at, p.id) ${sql.raw(direction === 'after' ? '<' : '>')} ${key}`,
-      )
-    }
-    const order = direction === 'after' ? 'desc' : 'asc'
+    const page = keyset('outgoing_payments', cursorId, direction)
+    if (page.where) q = q.where(page.where)
     const rows = await q
-      .orderBy('p.created_at', order)
-      .orderBy('p.id', order)
+      .orderBy('p.created_at', page.order)
+      .orderBy('p.id', page.order)
       .limit(limit)
       .execute()
     return rows.map(toOutgoingPayment)

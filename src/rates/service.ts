@@ -1,3 +1,4 @@
+import { fetchJson, isObject } from '../lib/fetch-json.ts'
 import { invert, parseRate, type Ratio, ratio } from './ratio.ts'
 
 /** Units of `quote` per one unit of `base`, in major units (ignore scales; convertAmount handles them). */
@@ -94,7 +95,7 @@ function httpRates(source: Extract<RatesSource, { kind: 'http' }>, fetchFn: type
   return async (base, quote) => (await quotesFor(base))?.get(quote)
 }
 
-/** Never rejects: undefined on any network error, timeout, non-2xx or body outside the contract. */
+/** Undefined on any failure (see fetchJson) or a body outside the contract. */
 async function fetchQuotes(
   fetchFn: typeof fetch,
   url: URL,
@@ -103,31 +104,9 @@ async function fetchQuotes(
 ): Promise<Map<string, Ratio> | undefined> {
   const target = new URL(url)
   target.searchParams.set('base', base)
-  try {
-    const res = await fetchFn(target, {
-      headers: { accept: 'application/json' },
-      signal: AbortSignal.timeout(timeoutMs),
-    })
-    if (!res.ok || !res.body) {
-      await res.body?.cancel()
-      return undefined
-    }
-    const chunks: Uint8Array[] = []
-    let size = 0
-    for await (const chunk of res.body) {
-      size += chunk.byteLength
-      if (size > MAX_BODY_BYTES) return undefined
-      chunks.push(chunk)
-    }
-    const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-    return isObject(body) && body.base === base ? parseQuotes(body.rates) : undefined
-  } catch {
-    return undefined
-  }
+  const body = await fetchJson(fetchFn, target, { timeoutMs, maxBytes: MAX_BODY_BYTES })
+  return isObject(body) && body.base === base ? parseQuotes(body.rates) : undefined
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** `{ "EUR": "0.9", "JPY": 150 }` → exact ratios; undefined if any entry is not a positive decimal. */
 function parseQuotes(value: unknown): Map<string, Ratio> | undefined {

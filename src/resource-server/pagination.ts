@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { badRequest } from '../lib/errors.ts'
 
 export interface PageQuery {
@@ -73,3 +74,22 @@ export const listQuerySchema = {
     last: { type: 'integer', minimum: 1, maximum: 100 },
   },
 } as const
+
+/**
+ * The keyset condition (on `table` aliased `p`) and sort order of one fetch: rows after the cursor
+ * row in list order (`created_at DESC, id DESC`), or before it, nearest first.
+ */
+export function keyset(
+  table: 'incoming_payments' | 'outgoing_payments',
+  cursorId: string | undefined,
+  direction: 'after' | 'before',
+) {
+  const cursor = sql`(SELECT created_at, id FROM ${sql.table(table)} WHERE id = ${cursorId})`
+  return {
+    where:
+      cursorId === undefined
+        ? undefined
+        : sql<boolean>`(p.created_at, p.id) ${sql.raw(direction === 'after' ? '<' : '>')} ${cursor}`,
+    order: direction === 'after' ? ('desc' as const) : ('asc' as const),
+  }
+}

@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
+import { fetchJson, isObject } from '../lib/fetch-json.ts'
 import { findActiveKey, isEd25519PublicKey, type Jwk, toJwk } from '../wallet-addresses/keys.ts'
 import { findActiveByUrl, walletAddressDocument } from '../wallet-addresses/service.ts'
 import { walletAddressPath } from '../wallet-addresses/urls.ts'
@@ -52,7 +53,9 @@ type Location = { kind: 'local'; path: string } | { kind: 'remote' }
  */
 export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirectory {
   const { config, db } = deps
-  const fetchJson = jsonFetcher(deps.fetch ?? fetch, deps.timeoutMs ?? 3000)
+  const fetchFn = deps.fetch ?? fetch
+  const timeoutMs = deps.timeoutMs ?? 3000
+  const getJson = (url: string) => fetchJson(fetchFn, url, { timeoutMs, maxBytes: MAX_BODY_BYTES })
   const cacheTtlMs = deps.cacheTtlMs ?? 60_000
   const minRefreshIntervalMs = deps.minRefreshIntervalMs ?? 10_000
   const keySets = new Map<string, Entry<Jwk[]>>()
@@ -92,7 +95,7 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
   }
 
   const remoteKeys = (url: string, maxAgeMs: number) =>
-    cached(keySets, url, maxAgeMs, async () => parseKeySet(await fetchJson(`${url}/jwks.json`)))
+    cached(keySets, url, maxAgeMs, async () => parseKeySet(await getJson(`${url}/jwks.json`)))
 
   return {
     async key(url, keyId) {
@@ -120,40 +123,11 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
         return wa && walletAddressDocument(config, wa)
       }
       return cached(documents, url, cacheTtlMs, async () =>
-        parseWalletAddress(url, await fetchJson(url)),
+        parseWalletAddress(url, await getJson(url)),
       )
     },
   }
 }
-
-/** GETs a JSON document; undefined on any network error, timeout, non-2xx or bad body. */
-function jsonFetcher(fetchFn: typeof fetch, timeoutMs: number) {
-  return async (url: string): Promise<unknown> => {
-    try {
-      const res = await fetchFn(url, {
-        headers: { accept: 'application/json' },
-        signal: AbortSignal.timeout(timeoutMs),
-      })
-      if (!res.ok || !res.body) {
-        await res.body?.cancel()
-        return undefined
-      }
-      const chunks: Uint8Array[] = []
-      let size = 0
-      for await (const chunk of res.body) {
-        size += chunk.byteLength
-        if (size > MAX_BODY_BYTES) return undefined
-        chunks.push(chunk)
-      }
-      return JSON.parse(Buffer.concat(chunks).toString('utf8'))
-    } catch {
-      return undefined
-    }
-  }
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
 
 const isHttpUrl = (v: unknown): v is string =>
   typeof v === 'string' && URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)
