@@ -17,6 +17,7 @@ test('defaults need no environment and generate development secrets once', () =>
     'ADMIN_API_KEY',
     'AUTH_SECRET',
     'STREAM_SECRET',
+    'SERVER_PRIVATE_KEY',
     'DEV_SIGN_IN_PASSWORD',
   ])
   assert.equal(first.openPayments.streamSecret.length, 32)
@@ -57,12 +58,22 @@ test('production refuses to start without its secrets or with the development si
     { ...idp, ADMIN_API_KEY: 'k'.repeat(32), AUTH_SECRET: 'a'.repeat(32) },
     'Invalid configuration: STREAM_SECRET is required when NODE_ENV=production',
   )
+  fails(
+    {
+      ...idp,
+      ADMIN_API_KEY: 'k'.repeat(32),
+      AUTH_SECRET: 'a'.repeat(32),
+      STREAM_SECRET: Buffer.alloc(32, 7).toString('base64'),
+    },
+    'Invalid configuration: SERVER_PRIVATE_KEY is required when NODE_ENV=production',
+  )
   const ok = loadConfig({
     ...prod,
     ...idp,
     ADMIN_API_KEY: 'k'.repeat(32),
     AUTH_SECRET: 'a'.repeat(32),
     STREAM_SECRET: Buffer.alloc(32, 7).toString('base64'),
+    SERVER_PRIVATE_KEY: Buffer.alloc(32, 9).toString('base64'),
   })
   assert.deepEqual(ok.generatedSecrets, [])
   assert.deepEqual(ok.auth.identity, { kind: 'redirect', url: idp.IDP_URL, secret: idp.IDP_SECRET })

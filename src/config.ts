@@ -12,6 +12,7 @@ const SECRET_NAMES = [
   'ADMIN_API_KEY',
   'AUTH_SECRET',
   'STREAM_SECRET',
+  'SERVER_PRIVATE_KEY',
   'DEV_SIGN_IN_PASSWORD',
 ] as const
 type SecretName = (typeof SECRET_NAMES)[number]
@@ -143,8 +144,19 @@ const schema = z.object({
   RATES_CACHE_SECONDS: seconds(15),
   RATES_TIMEOUT_MS: positiveInt(5000),
   IDEMPOTENCY_KEY_TTL_SECONDS: seconds(86_400),
+  SERVER_WALLET_ADDRESS_PATH: z
+    .string()
+    .regex(/^(\/[A-Za-z0-9][A-Za-z0-9._~-]*)+$/, { error: 'must be a path such as /op-client' })
+    .default('/op-client'),
+  SERVER_NAME: z.string().min(1).max(200).default('Open Payments server'),
   ADMIN_API_KEY: secret,
   AUTH_SECRET: secret,
+  SERVER_PRIVATE_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, {
+      error: 'must be a 32-byte Ed25519 seed, base64 or base64url encoded',
+    })
+    .optional(),
   STREAM_SECRET: z
     .string()
     .refine((v) => Buffer.from(v, 'base64').length === 32, {
@@ -167,6 +179,8 @@ export interface OpenPaymentsConfig {
   quoteLifespanSeconds: number
   rates: RatesSource
   idempotencyKeyTtlSeconds: number
+  /** The server's own client identity, when it calls other ASEs' Open Payments APIs. */
+  serverIdentity: { path: string; name: string; seed: Buffer }
 }
 
 export interface AuthConfig {
@@ -269,6 +283,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           }
         : { kind: 'static', table: e.RATES ? parseStaticTable(e.RATES)! : {} },
       idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
+      serverIdentity: {
+        path: e.SERVER_WALLET_ADDRESS_PATH,
+        name: e.SERVER_NAME,
+        seed: Buffer.from(secrets.SERVER_PRIVATE_KEY!, 'base64'),
+      },
     },
     auth: {
       accessTokenExpirySeconds: e.ACCESS_TOKEN_EXPIRY_SECONDS,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Db } from './db/database.ts'
+import type { ServerIdentity } from './open-payments-client/identity.ts'
 import type { RatesService } from './rates/service.ts'
 import type { ClientDirectory } from './signatures/clients.ts'
 
@@ -13,4 +14,6 @@ export interface Deps {
   clients: ClientDirectory
   /** Exchange rates for cross-currency quotes. */
   rates: RatesService
+  /** The server's own client identity towards other ASEs. */
+  identity: ServerIdentity
 }

@@ -10,6 +10,7 @@ import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createStreamReceiver } from './ilp/stream-receiver.ts'
+import { serverIdentity } from './open-payments-client/identity.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
 import { createRatesService } from './rates/service.ts'
 import { resourceServerRoutes } from './resource-server/routes.ts'
@@ -29,10 +30,12 @@ export interface ListenerOptions {
   identity?: IdentityProvider
 }
 
-export function createDeps(base: Omit<Deps, 'clients' | 'rates'>): Deps {
+export function createDeps(base: Omit<Deps, 'clients' | 'rates' | 'identity'>): Deps {
+  const identity = serverIdentity(base.config)
   return {
     ...base,
-    clients: createClientDirectory({ config: base.config, db: base.db }),
+    identity,
+    clients: createClientDirectory({ config: base.config, db: base.db, server: identity }),
     rates: createRatesService(base.config.openPayments.rates),
   }
 }

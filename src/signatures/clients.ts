@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
 import { fetchJson, isObject } from '../lib/fetch-json.ts'
+import type { ServerIdentity } from '../open-payments-client/identity.ts'
 import { findActiveKey, isEd25519PublicKey, type Jwk, toJwk } from '../wallet-addresses/keys.ts'
 import { findActiveByUrl, walletAddressDocument } from '../wallet-addresses/service.ts'
 import { walletAddressPath } from '../wallet-addresses/urls.ts'
@@ -24,6 +25,8 @@ export interface ClientDirectory {
 export interface ClientDirectoryDeps {
   config: Config
   db: Db
+  /** This server's own identity, a wallet address served from configuration. */
+  server?: ServerIdentity
   fetch?: typeof fetch
   /** Per request to a remote wallet address server. */
   timeoutMs?: number
@@ -102,6 +105,9 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
       const location = locate(url)
       if (!location) return 'unknown_key'
       if (location.kind === 'local') {
+        if (deps.server && url === deps.server.walletAddressUrl) {
+          return deps.server.jwk.kid === keyId ? deps.server.jwk : 'unknown_key'
+        }
         return (await findActiveKey(db, location.path, keyId)) ?? 'unknown_key'
       }
       let keys = await remoteKeys(url, cacheTtlMs)

@@ -187,6 +187,11 @@ export function walletAddressAdminRoutes(app: FastifyInstance, { db, config }: D
       },
     },
     async (req, reply) => {
+      if (req.body.path === config.openPayments.serverIdentity.path) {
+        throw conflict(
+          `${req.body.path} is the server's own wallet address (SERVER_WALLET_ADDRESS_PATH)`,
+        )
+      }
       const wa = await createWalletAddress(db, req.body)
       if (wa === 'invalid_path') {
         throw badRequest(

@@ -15,6 +15,10 @@ export function walletAddressRoutes(app: FastifyInstance, deps: Deps): void {
   const { config, db } = deps
   const cacheControl = `public, max-age=${config.walletAddressCacheSeconds}`
 
+  // The server's own client identity: a document and key set from configuration, not the database.
+  const identity = deps.identity
+  const serverPath = config.openPayments.serverIdentity.path
+
   const find = async (path: string): Promise<WalletAddress> => {
     const wa = await getWalletAddress(db, { path })
     if (wa?.status !== 'active') throw notFound('wallet address not found')
@@ -22,11 +26,24 @@ export function walletAddressRoutes(app: FastifyInstance, deps: Deps): void {
   }
 
   const document = async (path: string, reply: FastifyReply) => {
+    if (path === serverPath) {
+      return reply.header('cache-control', cacheControl).send({
+        id: identity.walletAddressUrl,
+        publicName: identity.name,
+        // ISO 4217 "no currency": this address identifies the server and holds no money.
+        assetCode: 'XXX',
+        assetScale: 0,
+        authServer: config.authServerUrl,
+        resourceServer: config.openPaymentsUrl,
+      })
+    }
     const wa = await find(path)
     return reply.header('cache-control', cacheControl).send(walletAddressDocument(config, wa))
   }
 
   const jwks = async (path: string, reply: FastifyReply) => {
+    if (path === serverPath)
+      return reply.header('cache-control', cacheControl).send({ keys: [identity.jwk] })
     const wa = await find(path)
     const keys = await listKeys(db, wa.id, { includeRevoked: false })
     return reply.header('cache-control', cacheControl).send({ keys: keys.map((k) => k.jwk) })

@@ -54,6 +54,7 @@ export async function startTestServer(
     DATA_DIR: mkdtempSync(join(tmpdir(), 'op-test-')),
     AUTH_SECRET: randomBytes(32).toString('base64url'),
     STREAM_SECRET: randomBytes(32).toString('base64'),
+    SERVER_PRIVATE_KEY: randomBytes(32).toString('base64'),
     DEV_SIGN_IN_PASSWORD: DEV_PASSWORD,
     NODE_ENV: 'test',
     DATABASE_URL: 'postgres://unused',
