@@ -17,6 +17,8 @@ export interface TestServer {
   openPaymentsUrl: string
   authUrl: string
   adminUrl: string
+  /** ILP-over-HTTP endpoint for peers. */
+  ilpUrl: string
   adminKey: string
   /** Calls the admin API with the key; `body` is sent as JSON when given. */
   admin(
@@ -72,12 +74,14 @@ export async function startTestServer(
   await server.start('127.0.0.1')
   const adminListener = server.listeners.find((l) => l.role === 'admin')!
   const adminUrl = `http://127.0.0.1:${boundPort(adminListener)}`
+  const ilpUrl = `http://127.0.0.1:${boundPort(server.listeners.find((l) => l.role === 'ilp')!)}/ilp`
   return {
     config,
     database,
     openPaymentsUrl: config.openPaymentsUrl,
     authUrl: config.authServerUrl,
     adminUrl,
+    ilpUrl,
     adminKey,
     admin: async (method, path, body, headers = {}) =>
       request(`${adminUrl}${path}`, {
