@@ -9,7 +9,7 @@ import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
 import { createIlpApp } from './ilp/http-server.ts'
-import { createStreamReceiver } from './ilp/stream-receiver.ts'
+import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
 import { createRatesService } from './rates/service.ts'
@@ -61,13 +61,19 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   const { config } = deps
   const listeners: Listener[] = []
   const enabled = new Set(config.roles)
+  // One STREAM server for the credentials the resource server hands out and the packets the ILP
+  // listener receives for them.
+  const stream = createStreamReceiver({
+    secret: config.openPayments.streamSecret,
+    ilpAddress: config.openPayments.ilpAddress,
+  })
   let worker: PaymentWorker | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
     listeners.push({
       role: 'open-payments',
-      app: await createOpenPaymentsApp(deps, kick),
+      app: await createOpenPaymentsApp(deps, kick, stream),
       port: config.ports.openPayments,
       url: () => config.openPaymentsUrl,
     })
@@ -83,7 +89,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   if (enabled.has('ilp')) {
     const ilp: Listener = {
       role: 'ilp',
-      app: createIlpApp(deps),
+      app: createIlpApp(deps, stream),
       port: config.ports.ilp,
       url: () => `http://${config.host}:${boundPort(ilp)}`,
     }
@@ -116,18 +122,17 @@ export function boundPort(l: Listener): number {
   return typeof address === 'object' && address ? address.port : l.port
 }
 
-async function createOpenPaymentsApp(deps: Deps, worker: PaymentWorker): Promise<FastifyInstance> {
+async function createOpenPaymentsApp(
+  deps: Deps,
+  worker: PaymentWorker,
+  stream: StreamReceiver,
+): Promise<FastifyInstance> {
   const app = createApp({
     logger: deps.logger.child({ listener: 'open-payments' }),
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
     errorCode: (err) => String(err.statusCode),
   })
   allowCors(app)
-  const { openPayments } = deps.config
-  const stream = createStreamReceiver({
-    secret: openPayments.streamSecret,
-    ilpAddress: openPayments.ilpAddress,
-  })
   await resourceServerRoutes(app, deps, { stream, worker })
   walletAddressRoutes(app, deps)
   return app

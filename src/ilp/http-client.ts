@@ -1,0 +1,120 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import {
+  deserializeIlpReply,
+  IlpError,
+  type IlpPrepare,
+  type IlpReject,
+  type IlpReply,
+  serializeIlpPrepare,
+} from 'ilp-packet'
+
+/** Where and how to reach a peer's ILP-over-HTTP endpoint. */
+export interface IlpHttpPeer {
+  httpEndpoint: string
+  outgoingToken: string
+}
+
+/** A Fulfill or Reject is a few hundred bytes; do not buffer whatever a peer sends. */
+const MAX_REPLY_BYTES = 64 * 1024
+
+// Packets to one peer reuse connections: a TCP (and TLS) handshake per packet would dominate.
+const agents = {
+  http: new HttpAgent({ keepAlive: true, scheduling: 'lifo' }),
+  https: new HttpsAgent({ keepAlive: true, scheduling: 'lifo' }),
+}
+
+/**
+ * Posts a Prepare to a peer (ILP-over-HTTP, synchronous mode) and returns its reply. Never throws
+ * and never outlives the packet: a peer that cannot be reached gives T01, an HTTP error or a body
+ * that is no ILP reply T00, no answer before `prepare.expiresAt` R00, all triggered by us.
+ */
+export function sendPrepare(
+  peer: IlpHttpPeer,
+  prepare: IlpPrepare,
+  /** Our ILP address, the `triggeredBy` of the Rejects made here. */
+  ownAddress: string,
+): Promise<IlpReply> {
+  const reject = (code: IlpError, message: string): IlpReject => ({
+    code,
+    triggeredBy: ownAddress,
+    message,
+    data: Buffer.alloc(0),
+  })
+  const timeLeft = prepare.expiresAt.getTime() - Date.now()
+  if (timeLeft <= 0) {
+    return Promise.resolve(reject(IlpError.R00_TRANSFER_TIMED_OUT, 'packet expired'))
+  }
+  let url: URL
+  try {
+    url = new URL(peer.httpEndpoint)
+  } catch {
+    return Promise.resolve(reject(IlpError.T01_PEER_UNREACHABLE, 'peer endpoint is not a URL'))
+  }
+  const https = url.protocol === 'https:'
+  const body = serializeIlpPrepare(prepare)
+
+  return new Promise((resolve) => {
+    // The first outcome wins; later events (an error after a destroy) are ignored.
+    const done = (reply: IlpReply) => {
+      clearTimeout(timer)
+      resolve(reply)
+    }
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: 'POST',
+        agent: https ? agents.https : agents.http,
+        headers: {
+          authorization: `Bearer ${peer.outgoingToken}`,
+          'content-type': 'application/octet-stream',
+          accept: 'application/octet-stream',
+          'content-length': body.length,
+        },
+      },
+      (res) =>
+        readReply(res).then((outcome) =>
+          done(
+            typeof outcome === 'string' ? reject(IlpError.T00_INTERNAL_ERROR, outcome) : outcome,
+          ),
+        ),
+    )
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      done(reject(IlpError.T01_PEER_UNREACHABLE, `peer unreachable: ${err.code ?? err.message}`)),
+    )
+    const timer = setTimeout(() => {
+      done(reject(IlpError.R00_TRANSFER_TIMED_OUT, 'peer did not answer before the packet expired'))
+      req.destroy()
+    }, timeLeft)
+    req.end(body)
+  })
+}
+
+/** The peer's reply, or why it is not one. */
+function readReply(res: IncomingMessage): Promise<IlpReply | string> {
+  return new Promise((resolve) => {
+    if (res.statusCode !== 200) {
+      res.resume()
+      return resolve(`peer answered HTTP ${res.statusCode}`)
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > MAX_REPLY_BYTES) {
+        // Also closes the connection, which cannot be reused mid-body.
+        res.destroy()
+        return resolve('peer reply too large')
+      }
+      chunks.push(chunk)
+    })
+    res.on('end', () => {
+      try {
+        resolve(deserializeIlpReply(Buffer.concat(chunks)))
+      } catch {
+        resolve('peer reply is not an ILP Fulfill or Reject')
+      }
+    })
+    res.on('error', () => resolve('peer reply interrupted'))
+  })
+}
