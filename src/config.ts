@@ -142,6 +142,11 @@ const schema = z.object({
     })
     .optional(),
   RATES_CACHE_SECONDS: seconds(15),
+  ILP_SLIPPAGE: z.coerce
+    .number({ error: 'must be a number' })
+    .min(0, { error: 'must be between 0 and 1' })
+    .max(1, { error: 'must be between 0 and 1' })
+    .default(0.01),
   RATES_TIMEOUT_MS: positiveInt(5000),
   IDEMPOTENCY_KEY_TTL_SECONDS: seconds(86_400),
   SERVER_WALLET_ADDRESS_PATH: z
@@ -178,6 +183,8 @@ export interface OpenPaymentsConfig {
   incomingPaymentExpiryMaxSeconds: number
   quoteLifespanSeconds: number
   rates: RatesSource
+  /** How far below the quoted rate a STREAM payment may deliver (0.01 = 1 %). */
+  ilpSlippage: number
   idempotencyKeyTtlSeconds: number
   /** The server's own client identity, when it calls other ASEs' Open Payments APIs. */
   serverIdentity: { path: string; name: string; seed: Buffer }
@@ -282,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             cacheTtlMs: e.RATES_CACHE_SECONDS * 1000,
           }
         : { kind: 'static', table: e.RATES ? parseStaticTable(e.RATES)! : {} },
+      ilpSlippage: e.ILP_SLIPPAGE,
       idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
       serverIdentity: {
         path: e.SERVER_WALLET_ADDRESS_PATH,

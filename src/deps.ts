@@ -1,7 +1,9 @@
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Db } from './db/database.ts'
+import type { IlpSender } from './ilp/pay-sender.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
+import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import type { RatesService } from './rates/service.ts'
 import type { ClientDirectory } from './signatures/clients.ts'
 
@@ -16,4 +18,8 @@ export interface Deps {
   rates: RatesService
   /** The server's own client identity towards other ASEs. */
   identity: ServerIdentity
+  /** Incoming payments at other ASEs, read as an Open Payments client. */
+  remoteReceivers: RemoteReceivers
+  /** STREAM sending (quotes by rate probe, payments) to other ASEs. */
+  ilpSender: IlpSender
 }

@@ -9,8 +9,10 @@ import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
 import { createIlpApp } from './ilp/http-server.ts'
+import { createPaySender } from './ilp/pay-sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
+import { createRemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
 import { createRatesService } from './rates/service.ts'
 import { resourceServerRoutes } from './resource-server/routes.ts'
@@ -30,14 +32,20 @@ export interface ListenerOptions {
   identity?: IdentityProvider
 }
 
-export function createDeps(base: Omit<Deps, 'clients' | 'rates' | 'identity'>): Deps {
+export function createDeps(base: Pick<Deps, 'config' | 'db' | 'logger'>): Deps {
   const identity = serverIdentity(base.config)
-  return {
+  const deps: Deps = {
     ...base,
     identity,
     clients: createClientDirectory({ config: base.config, db: base.db, server: identity }),
     rates: createRatesService(base.config.openPayments.rates),
+    ilpSender: createPaySender(),
+    remoteReceivers: undefined as never,
   }
+  deps.remoteReceivers = createRemoteReceivers(deps, {
+    cacheTtlMs: base.config.openPayments.quoteLifespanSeconds * 1000,
+  })
+  return deps
 }
 
 /** The identity step IDENTITY_PROVIDER selects; the development sign-in speaks the same protocol. */

@@ -144,6 +144,7 @@ export interface QuotesTable {
   receive_asset_scale: number
   rate_numerator: bigint
   rate_denominator: bigint
+  ilp_terms: ColumnType<unknown, string | null, string | null> | null
   expires_at: Date
   created_at: CreatedAt
 }

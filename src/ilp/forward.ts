@@ -18,7 +18,11 @@ const MAX_HOLD_MS = 30_000
  * recorded, so forwarded money stays off the ledger until two-phase accounting (reserve on the
  * Prepare, post on the Fulfill, void on the Reject) is added here.
  */
-export async function forward(deps: Deps, prepare: IlpPrepare, from: Peer): Promise<IlpReply> {
+export async function forward(
+  deps: Deps,
+  prepare: IlpPrepare,
+  from: Pick<Peer, 'id' | 'assetCode' | 'assetScale'>,
+): Promise<IlpReply> {
   const to = await peerForDestination(deps.db, prepare.destination)
   // Never back to where it came from: two peers routing a prefix to each other would bounce it.
   if (!to || to.id === from.id) {

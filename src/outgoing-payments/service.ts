@@ -58,7 +58,7 @@ export async function createOutgoingPayment(
     metadata?: Record<string, unknown>
   },
 ): Promise<{ payment: OutgoingPayment; spent: Spent } | CreateError> {
-  const { db, config } = deps
+  const { db } = deps
   const wa = input.walletAddress
   const quote = await db
     .selectFrom('quotes')
@@ -67,7 +67,7 @@ export async function createOutgoingPayment(
     .executeTakeFirst()
   if (!quote) return 'unknown_quote'
   if (quote.wallet_address_id !== wa.id || quote.expires_at <= new Date()) return 'invalid_quote'
-  if (!(await resolveReceiver(db, config, quote.receiver))) return 'invalid_quote'
+  if (!(await resolveReceiver(deps, quote.receiver))) return 'invalid_quote'
 
   return db.transaction().execute(async (trx) => {
     // An upsert that always writes, so it holds the grant's row lock until commit.

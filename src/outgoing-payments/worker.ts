@@ -1,6 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Deps } from '../deps.ts'
+import { settleRemotely } from './remote.ts'
 import { fail, ReservationLost, settleLocally } from './settlement.ts'
+
+/** How long a worker may take to send a payment over Interledger before another may take it over. */
+const SEND_LEASE_MS = 120_000
 
 /** Unexpected settlement errors are retried with exponential backoff this many times. */
 const MAX_ATTEMPTS = 8
@@ -26,35 +30,48 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
   const processOne = async (): Promise<boolean> => {
     let claimed: string | undefined
     try {
-      const outcome = await db.transaction().execute(async (trx) => {
+      let outcome = await db.transaction().execute(async (trx) => {
         const p = await trx
-          .selectFrom('outgoing_payments')
+          .selectFrom('outgoing_payments as o')
+          .innerJoin('quotes as q', 'q.id', 'o.quote_id')
           .select([
-            'id',
-            'wallet_address_id',
-            'quote_id',
-            'debit_amount',
-            'fee_amount',
-            'receive_amount',
+            'o.id',
+            'o.wallet_address_id',
+            'o.quote_id',
+            'o.debit_amount',
+            'o.fee_amount',
+            'o.receive_amount',
+            'o.attempts',
+            'q.receiver_incoming_payment_id',
           ])
-          .where('state', '=', 'sending')
-          .where('next_attempt_at', '<=', new Date())
-          .orderBy('next_attempt_at')
+          .where('o.state', '=', 'sending')
+          .where('o.next_attempt_at', '<=', new Date())
+          .orderBy('o.next_attempt_at')
           .limit(1)
-          .forUpdate()
+          .forUpdate('o')
           .skipLocked()
           .executeTakeFirst()
         if (!p) return undefined
         claimed = p.id
-        return settleLocally(trx, {
+        const due = {
           id: p.id,
           walletAddressId: p.wallet_address_id,
           quoteId: p.quote_id,
           debitAmount: p.debit_amount,
           feeAmount: p.fee_amount,
           receiveAmount: p.receive_amount,
-        })
+        }
+        if (p.receiver_incoming_payment_id !== null) return settleLocally(trx, due)
+        // Paid over the network, outside this transaction: the lease keeps other workers off it
+        // meanwhile, and a lease that runs out means the attempt died.
+        await trx
+          .updateTable('outgoing_payments')
+          .set({ attempts: p.attempts + 1, next_attempt_at: new Date(Date.now() + SEND_LEASE_MS) })
+          .where('id', '=', p.id)
+          .execute()
+        return { remote: { ...due, attempts: p.attempts + 1 } }
       })
+      if (typeof outcome === 'object') outcome = await settleRemotely(deps, outcome.remote)
       if (outcome) logger.debug({ payment: claimed, outcome }, 'outgoing payment settled')
       return outcome !== undefined
     } catch (err) {

@@ -28,6 +28,16 @@ export function feeOn(principal: bigint, f: FeeSchedule): bigint {
   return f.fixed + (principal * bps + 9_999n) / 10_000n
 }
 
+/** The largest principal whose principal + fee fits `debit` (0 when fees take it all). */
+export function principalFor(debit: bigint, fees: FeeSchedule): bigint {
+  let principal =
+    debit <= fees.fixed
+      ? 0n
+      : ((debit - fees.fixed) * 10_000n) / (10_000n + BigInt(fees.basisPoints))
+  while (principal > 0n && principal + feeOn(principal, fees) > debit) principal--
+  return principal
+}
+
 /**
  * Prices a payment. Rounding always favours the ASE: what the receiver gets rounds down
  * (sender→receiver conversion floors), what the sender pays rounds up (receiver→sender ceils, fees
@@ -42,11 +52,7 @@ export function price(
 ): Price | 'non_positive' | 'too_large' {
   if ('debit' in mode) {
     const debit = mode.debit
-    let principal =
-      debit <= fees.fixed
-        ? 0n
-        : ((debit - fees.fixed) * 10_000n) / (10_000n + BigInt(fees.basisPoints))
-    while (principal > 0n && principal + feeOn(principal, fees) > debit) principal--
+    const principal = principalFor(debit, fees)
     if (principal <= 0n) return 'non_positive'
     const receive = convertAmount(principal, fx.rate, fx.sourceScale, fx.destScale, 'floor')
     if (receive <= 0n) return 'non_positive'

@@ -4,9 +4,12 @@ import type { Db } from '../db/database.ts'
 import type { QuotesTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import { getFee } from '../fees/service.ts'
+import { peerSendData } from '../ilp/outgoing.ts'
+import type { IlpTerms } from '../ilp/pay-sender.ts'
+import type { Ratio } from '../rates/ratio.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
-import { price } from './pricing.ts'
-import { resolveReceiver } from './receiver.ts'
+import { type FeeSchedule, feeOn, type Price, price, principalFor } from './pricing.ts'
+import { type Receiver, resolveReceiver } from './receiver.ts'
 
 export interface Quote {
   id: string
@@ -46,7 +49,7 @@ export interface QuoteRequest {
  */
 export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteError> {
   const { db, config, rates } = deps
-  const receiver = await resolveReceiver(db, config, req.receiver)
+  const receiver = await resolveReceiver(deps, req.receiver)
   if (!receiver) return 'invalid_receiver'
   const remaining =
     receiver.incomingAmount === null ? undefined : receiver.incomingAmount - receiver.receivedAmount
@@ -67,11 +70,21 @@ export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote 
   const wa = req.walletAddress
   const rate = await rates.rate(wa.assetCode, receiver.asset.code)
   if (!rate) return 'no_rate'
-  const priced = price(
-    mode,
-    { rate, sourceScale: wa.assetScale, destScale: receiver.asset.scale },
-    await getFee(db, wa.assetId),
-  )
+  const fees = await getFee(db, wa.assetId)
+  let priced: ReturnType<typeof price> | QuoteError
+  let terms: IlpTerms | undefined
+  if (receiver.ilp) {
+    const remote = await priceRemote(deps, wa, { ...receiver, ilp: receiver.ilp }, mode, rate, fees)
+    if (typeof remote === 'string') return remote
+    priced = remote.price
+    terms = remote.terms
+  } else {
+    priced = price(
+      mode,
+      { rate, sourceScale: wa.assetScale, destScale: receiver.asset.scale },
+      fees,
+    )
+  }
   if (priced === 'non_positive') return 'non_positive'
   if (priced === 'too_large') return 'invalid_amount'
   // A fixed-send quote may buy more than the receiver still accepts.
@@ -93,11 +106,57 @@ export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote 
       receive_asset_scale: receiver.asset.scale,
       rate_numerator: rate.num,
       rate_denominator: rate.den,
-      expires_at: new Date(Math.min(lifespanEnd, receiver.expiresAt.getTime())),
+      ilp_terms: terms
+        ? JSON.stringify(terms, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
+        : null,
+      expires_at: new Date(Math.min(lifespanEnd, receiver.expiresAt?.getTime() ?? lifespanEnd)),
     })
     .returningAll()
     .executeTakeFirstOrThrow()
   return toQuote(row)
+}
+
+/**
+ * Prices a payment to another ASE by probing the Interledger path (no money moves): the probe's
+ * minimum delivery (fixed send) or maximum source amount (fixed receive) becomes the quote, fees on
+ * top as for local payments.
+ */
+async function priceRemote(
+  deps: Deps,
+  wa: WalletAddress,
+  receiver: Receiver & { ilp: NonNullable<Receiver['ilp']> },
+  mode: { debit: bigint } | { receive: bigint },
+  rate: Ratio,
+  fees: FeeSchedule,
+): Promise<{ price: Price; terms: IlpTerms } | QuoteError> {
+  const source = { assetCode: wa.assetCode, assetScale: wa.assetScale }
+  const principal = 'debit' in mode ? principalFor(mode.debit, fees) : undefined
+  if (principal !== undefined && principal <= 0n) return 'non_positive'
+  const terms = await deps.ilpSender.quote({
+    sendData: peerSendData(deps, source),
+    destination: { ...receiver.ilp, asset: receiver.asset },
+    sourceAsset: { code: wa.assetCode, scale: wa.assetScale },
+    amount:
+      principal !== undefined
+        ? { send: principal }
+        : { deliver: (mode as { receive: bigint }).receive },
+    rate,
+    slippage: deps.config.openPayments.ilpSlippage,
+  })
+  if ('error' in terms) {
+    deps.logger.info({ error: terms.error, receiver: receiver.url }, 'rate probe failed')
+    if (terms.error === 'InsufficientExchangeRate') return 'non_positive'
+    return terms.error === 'ExternalRateUnavailable' ? 'no_rate' : 'invalid_receiver'
+  }
+  if ('debit' in mode) {
+    if (terms.minDeliveryAmount <= 0n) return 'non_positive'
+    return {
+      price: { debit: mode.debit, fee: mode.debit - principal!, receive: terms.minDeliveryAmount },
+      terms,
+    }
+  }
+  const fee = feeOn(terms.maxSourceAmount, fees)
+  return { price: { debit: terms.maxSourceAmount + fee, fee, receive: mode.receive }, terms }
 }
 
 export async function getQuote(db: Db, id: string): Promise<Quote | undefined> {

@@ -1,0 +1,143 @@
+import { sql } from 'kysely'
+import type { Deps } from '../deps.ts'
+import { peerSendData } from '../ilp/outgoing.ts'
+import type { IlpTerms } from '../ilp/pay-sender.ts'
+import { assetAccountId } from '../ledger/accounts.ts'
+import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
+import { isLedgerError } from '../ledger/types.ts'
+import { peerForDestination } from '../peers/service.ts'
+import { resolveReceiver } from '../quotes/receiver.ts'
+import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { reservationId } from './service.ts'
+
+interface Claimed {
+  id: string
+  walletAddressId: string
+  quoteId: string
+  debitAmount: bigint
+  feeAmount: bigint
+  /** Attempts including this one: more than one means an earlier attempt died while sending. */
+  attempts: number
+}
+
+const fromJson = (t: Record<string, string | string[]>): IlpTerms => ({
+  maxSourceAmount: BigInt(t.maxSourceAmount as string),
+  minDeliveryAmount: BigInt(t.minDeliveryAmount as string),
+  maxPacketAmount: BigInt(t.maxPacketAmount as string),
+  minExchangeRate: (t.minExchangeRate as string[]).map(BigInt) as [bigint, bigint],
+  lowEstimatedExchangeRate: (t.lowEstimatedExchangeRate as string[]).map(BigInt) as [
+    bigint,
+    bigint,
+  ],
+  highEstimatedExchangeRate: (t.highEstimatedExchangeRate as string[]).map(BigInt) as [
+    bigint,
+    bigint,
+  ],
+})
+
+/**
+ * Pays a payment to another ASE over Interledger, outside any database transaction (packets take
+ * network time). Each fulfilled packet's amount is recorded at once in `sent_amount`; when STREAM
+ * is done, one transaction posts what was sent (plus the fee, on success) from the reservation to
+ * the peer's account and releases the rest. A payment whose earlier attempt died mid-way is not
+ * sent again: it fails with what was recorded.
+ */
+export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed' | 'failed'> {
+  const { db } = deps
+  const quote = await db
+    .selectFrom('quotes')
+    .selectAll()
+    .where('id', '=', p.quoteId)
+    .executeTakeFirstOrThrow()
+  const terms = fromJson(quote.ilp_terms as Record<string, string | string[]>)
+  // Where the money went (for the peer's account): the receiver's address as its ASE gave it.
+  const destination = (await deps.remoteReceivers.get(quote.receiver))?.ilp?.ilpAddress
+  if (p.attempts > 1) return finish(deps, p, destination, false, 'interrupted while sending')
+  const receiver = await resolveReceiver(deps, quote.receiver)
+  if (!receiver?.ilp) return finish(deps, p, destination, false, 'receiver closed')
+  const sender = (await getWalletAddress(db, { id: p.walletAddressId }))!
+  const sendData = peerSendData(deps, sender, async (amount) => {
+    await db
+      .updateTable('outgoing_payments')
+      .set({ sent_amount: sql`sent_amount + ${amount}`, updated_at: sql`now()` })
+      .where('id', '=', p.id)
+      .execute()
+  })
+  const result = await deps.ilpSender.pay({
+    sendData,
+    destination: { ...receiver.ilp, asset: receiver.asset },
+    terms,
+  })
+  const delivered = !result.error && result.amountDelivered >= terms.minDeliveryAmount
+  const failure = result.error ?? (delivered ? undefined : 'delivered too little')
+  return finish(deps, p, receiver.ilp.ilpAddress, delivered, failure)
+}
+
+async function finish(
+  deps: Deps,
+  p: Claimed,
+  destination: string | undefined,
+  delivered: boolean,
+  failure?: string,
+): Promise<'completed' | 'failed'> {
+  const { db } = deps
+  const peer = destination === undefined ? undefined : await peerForDestination(db, destination)
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('outgoing_payments as o')
+      .select(['o.sent_amount'])
+      .where('o.id', '=', p.id)
+      .forUpdate()
+      .executeTakeFirstOrThrow()
+    const sent = row.sent_amount
+    const fee = delivered ? p.feeAmount : 0n
+    const reservation = reservationId(p.id)
+    const resolved =
+      sent + fee > 0n
+        ? await postTransfer(trx, reservation, sent + fee)
+        : await voidTransfer(trx, reservation)
+    if (isLedgerError(resolved)) throw new Error(`reservation of ${p.id}: ${resolved.message}`)
+    const sender = (await getWalletAddress(trx, { id: p.walletAddressId }))!
+    const clearing = await assetAccountId(trx, sender.assetId, 'outgoing')
+    if (sent > 0n) {
+      if (!peer) throw new Error(`no peer account for the payment ${p.id}`)
+      await move(trx, `outgoing:${p.id}:deliver`, clearing, peer.ledgerAccountId, sent)
+    }
+    if (fee > 0n)
+      await move(
+        trx,
+        `outgoing:${p.id}:fee`,
+        clearing,
+        await assetAccountId(trx, sender.assetId, 'fees'),
+        fee,
+      )
+    await trx
+      .updateTable('outgoing_payments')
+      .set({
+        state: delivered ? 'completed' : 'failed',
+        failure: failure ?? null,
+        next_attempt_at: null,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', p.id)
+      .execute()
+    return delivered ? 'completed' : 'failed'
+  })
+}
+
+async function move(
+  trx: Deps['db'],
+  id: string,
+  debitAccountId: string,
+  creditAccountId: string,
+  amount: bigint,
+) {
+  const t = await createTransfer(trx, {
+    id,
+    debitAccountId,
+    creditAccountId,
+    amount,
+    reference: id,
+  })
+  if (isLedgerError(t)) throw new Error(`transfer ${id} failed: ${t.message}`)
+}

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { checkBooks } from '../src/ledger/invariants.ts'
+import {
+  type ClientIdentity,
+  createClientIdentity,
+  grantToken,
+  outgoingPaymentToken,
+} from './helpers/clients.ts'
+import {
+  balanceOf,
+  createWalletAddress,
+  deposit,
+  eventually,
+  startTestServer,
+  type TestServer,
+} from './helpers/server.ts'
+
+/**
+ * Two ASEs on loopback, each a whole server with its own database schema, ILP address and STREAM
+ * secret, peered with crossed tokens. Everything a wallet does goes through the official client.
+ */
+let a: TestServer
+let b: TestServer
+const rates = JSON.stringify({ USD: { EUR: '0.9' } })
+
+const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
+const eur = (value: string) => ({ value, assetCode: 'EUR', assetScale: 2 })
+
+async function peer(
+  from: TestServer,
+  to: TestServer,
+  name: string,
+  tokens: { out: string; in: string },
+) {
+  const res = await from.admin('POST', '/peers', {
+    name,
+    assetCode: 'USD',
+    assetScale: 2,
+    ilpAddress: to.config.openPayments.ilpAddress,
+    httpEndpoint: to.ilpUrl,
+    outgoingToken: tokens.out,
+    incomingTokens: [tokens.in],
+    creditLimit: '100000000',
+  })
+  assert.equal(res.status, 201, JSON.stringify(res.body))
+  return res.body.id as string
+}
+
+/** The peer account's position: positive when we owe the peer, negative when it owes us. */
+async function peerPosition(server: TestServer): Promise<bigint> {
+  const row = await server.database.db
+    .selectFrom('ledger_accounts')
+    .select(['credits_posted', 'debits_posted'])
+    .where('kind', '=', 'peer')
+    .executeTakeFirstOrThrow()
+  return row.credits_posted - row.debits_posted
+}
+
+interface Ase {
+  server: TestServer
+  app: ClientIdentity
+  quoteToken: string
+}
+
+let atA: Ase
+let atB: Ase
+let alice: { id: string; url: string } // at A
+let bob: { id: string; url: string } // at B
+let carol: { id: string; url: string } // at B, in EUR
+let dave: { id: string; url: string } // at A, receives from B
+let erin: { id: string; url: string } // at B, pays A
+
+before(async () => {
+  a = await startTestServer({ ILP_ADDRESS: 'test.ase-a', RATES: rates, SERVER_NAME: 'Bank A' })
+  b = await startTestServer({ ILP_ADDRESS: 'test.ase-b', RATES: rates, SERVER_NAME: 'Bank B' })
+  alice = await createWalletAddress(a, { path: '/alice', publicName: 'Alice' })
+  dave = await createWalletAddress(a, { path: '/dave', publicName: 'Dave' })
+  bob = await createWalletAddress(b, { path: '/bob', publicName: 'Bob' })
+  carol = await createWalletAddress(b, { path: '/carol', assetCode: 'EUR', assetScale: 2 })
+  erin = await createWalletAddress(b, { path: '/erin' })
+  await peer(a, b, 'bank-b', { out: 'a-to-b-secret-token', in: 'b-to-a-secret-token' })
+  await peer(b, a, 'bank-a', { out: 'b-to-a-secret-token', in: 'a-to-b-secret-token' })
+  await deposit(a, alice.id, 1_000_000n)
+  const appA = await createClientIdentity(a, { path: '/wallet-app', publicName: 'Wallet App' })
+  const appB = await createClientIdentity(b, { path: '/wallet-app', publicName: 'Wallet App' })
+  atA = {
+    server: a,
+    app: appA,
+    quoteToken: await grantToken(a, appA, [{ type: 'quote', actions: ['create'] }]),
+  }
+  atB = {
+    server: b,
+    app: appB,
+    quoteToken: await grantToken(b, appB, [{ type: 'quote', actions: ['create'] }]),
+  }
+})
+after(async () => {
+  await a?.close()
+  await b?.close()
+})
+
+/** An incoming payment at the receiver's ASE, created by that ASE's wallet app. */
+async function incomingPayment(
+  at: Ase,
+  walletAddress: string,
+  incomingAmount?: { value: string; assetCode: string; assetScale: number },
+) {
+  const token = await grantToken(at.server, at.app, [
+    { type: 'incoming-payment', actions: ['create', 'read'], identifier: walletAddress },
+  ])
+  const ip = await at.app.client.incomingPayment.create(
+    { url: at.server.openPaymentsUrl, accessToken: token },
+    { walletAddress, ...(incomingAmount && { incomingAmount }) },
+  )
+  return { ip, read: () => at.app.client.incomingPayment.get({ url: ip.id, accessToken: token }) }
+}
+
+/** Quote and pay from `sender` at `from` with the official client; waits for the payment to end. */
+async function pay(
+  from: Ase,
+  sender: string,
+  receiver: string,
+  amount: Record<string, unknown> = {},
+) {
+  const quote = await from.app.client.quote.create(
+    { url: from.server.openPaymentsUrl, accessToken: from.quoteToken },
+    { walletAddress: sender, receiver, method: 'ilp', ...amount } as never,
+  )
+  const token = await outgoingPaymentToken(from.server, from.app, sender)
+  const created = await from.app.client.outgoingPayment.create(
+    { url: from.server.openPaymentsUrl, accessToken: token },
+    { walletAddress: sender, quoteId: quote.id },
+  )
+  const done = await eventually(async () => {
+    const p = await from.app.client.outgoingPayment.get({ url: created.id, accessToken: token })
+    const row = await from.server.database.db
+      .selectFrom('outgoing_payments')
+      .select('state')
+      .where('id', '=', created.id.split('/').at(-1)!)
+      .executeTakeFirstOrThrow()
+    return row.state === 'sending' ? undefined : p
+  }, 20_000)
+  return { quote, payment: done }
+}
+
+describe('payments between two ASEs over Interledger', () => {
+  test('A → B, receiver amount: the incoming payment completes, both ledgers balance', async () => {
+    const { ip, read } = await incomingPayment(atB, bob.url, usd('5000'))
+    const before = await balanceOf(a, alice.id)
+    const { quote, payment } = await pay(atA, alice.url, ip.id)
+    assert.deepEqual(quote.receiveAmount, usd('5000'))
+    assert.ok(BigInt(quote.debitAmount.value) >= 5000n)
+    assert.equal(payment.failed, false)
+    assert.deepEqual(payment.sentAmount, usd('5000'))
+    const received = await read()
+    assert.equal(received.completed, true)
+    assert.deepEqual(received.receivedAmount, usd('5000'))
+    // What left Alice is what reached Bob; the peers' accounts mirror each other.
+    assert.equal(before - (await balanceOf(a, alice.id)), 5000n)
+    assert.equal(await balanceOf(b, bob.id), 5000n)
+    assert.equal(await peerPosition(a), 5000n)
+    assert.equal(await peerPosition(b), -5000n)
+    assert.ok((await checkBooks(a.database.db)).balanced)
+    assert.ok((await checkBooks(b.database.db)).balanced)
+  })
+
+  test('A → B, fixed send: the receiver gets at least the quoted amount', async () => {
+    const { ip, read } = await incomingPayment(atB, bob.url)
+    const { quote, payment } = await pay(atA, alice.url, ip.id, { debitAmount: usd('1000') })
+    assert.deepEqual(quote.debitAmount, usd('1000'))
+    assert.equal(payment.failed, false)
+    const received = BigInt((await read()).receivedAmount.value)
+    assert.ok(received >= BigInt(quote.receiveAmount.value))
+    assert.equal(BigInt(payment.sentAmount.value), received) // one asset, rate 1
+  })
+
+  test('B → A: the other direction works the same', async () => {
+    await deposit(b, erin.id, 10_000n)
+    const { ip, read } = await incomingPayment(atA, dave.url, usd('700'))
+    const { payment } = await pay(atB, erin.url, ip.id)
+    assert.equal(payment.failed, false)
+    assert.deepEqual((await read()).receivedAmount, usd('700'))
+    assert.equal(await balanceOf(a, dave.id), 700n)
+  })
+
+  test('A (USD) → B (EUR) at 0.9 with slippage: the receiver gets exactly the amount', async () => {
+    const { ip, read } = await incomingPayment(atB, carol.url, eur('9000'))
+    const before = await balanceOf(a, alice.id)
+    const { quote, payment } = await pay(atA, alice.url, ip.id)
+    assert.deepEqual(quote.receiveAmount, eur('9000'))
+    // At most 90.00 / (0.9 × 0.99) USD, plus one unit of rounding: 101.01 USD.
+    assert.ok(BigInt(quote.debitAmount.value) <= 10_102n)
+    assert.equal(payment.failed, false)
+    const received = await read()
+    assert.deepEqual(received.receivedAmount, eur('9000'))
+    assert.equal(received.completed, true)
+    const paid = before - (await balanceOf(a, alice.id))
+    assert.equal(BigInt(payment.sentAmount.value), paid)
+    assert.ok(paid >= 10_000n && paid <= 10_002n, `paid ${paid}`)
+    assert.ok((await checkBooks(a.database.db)).balanced)
+    assert.ok((await checkBooks(b.database.db)).balanced)
+  })
+
+  test('a completed incoming payment at B cannot be quoted', async () => {
+    const token = await grantToken(b, atB.app, [
+      { type: 'incoming-payment', actions: ['create', 'complete'], identifier: bob.url },
+    ])
+    const ip = await atB.app.client.incomingPayment.create(
+      { url: b.openPaymentsUrl, accessToken: token },
+      { walletAddress: bob.url },
+    )
+    await atB.app.client.incomingPayment.complete({ url: ip.id, accessToken: token })
+    await assert.rejects(
+      atA.app.client.quote.create(
+        { url: a.openPaymentsUrl, accessToken: atA.quoteToken },
+        { walletAddress: alice.url, receiver: ip.id, method: 'ilp', debitAmount: usd('100') },
+      ),
+      (err: any) => err.status === 400 && err.description === 'invalid receiver',
+    )
+  })
+})
