@@ -37,10 +37,10 @@ const fromJson = (t: Record<string, string | string[]>): IlpTerms => ({
 
 /**
  * Pays a payment to another ASE over Interledger, outside any database transaction (packets take
- * network time). Each fulfilled packet's amount is recorded at once in `sent_amount`; when STREAM
- * is done, one transaction posts what was sent (plus the fee, on success) from the reservation to
- * the peer's account and releases the rest. A payment whose earlier attempt died mid-way is not
- * sent again: it fails with what was recorded.
+ * network time). Every packet's amount is recorded in `sent_amount` before it leaves and taken back
+ * if it is rejected; when STREAM is done, one transaction posts what was sent (plus the fee, on
+ * success) from the reservation to the peer's account and releases the rest. A payment whose
+ * earlier attempt died mid-way is not sent again: it fails with what was recorded.
  */
 export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed' | 'failed'> {
   const { db } = deps
@@ -56,13 +56,14 @@ export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed
   const receiver = await resolveReceiver(deps, quote.receiver)
   if (!receiver?.ilp) return finish(deps, p, destination, false, 'receiver closed')
   const sender = (await getWalletAddress(db, { id: p.walletAddressId }))!
-  const sendData = peerSendData(deps, sender, async (amount) => {
+  const add = async (delta: bigint) => {
     await db
       .updateTable('outgoing_payments')
-      .set({ sent_amount: sql`sent_amount + ${amount}`, updated_at: sql`now()` })
+      .set({ sent_amount: sql`sent_amount + ${delta}`, updated_at: sql`now()` })
       .where('id', '=', p.id)
       .execute()
-  })
+  }
+  const sendData = peerSendData(deps, sender, { sending: add, rejected: (amount) => add(-amount) })
   const result = await deps.ilpSender.pay({
     sendData,
     destination: { ...receiver.ilp, asset: receiver.asset },
