@@ -57,6 +57,20 @@ async function peerPosition(server: TestServer): Promise<bigint> {
   return row.credits_posted - row.debits_posted
 }
 
+async function peerAt(server: TestServer, name: string): Promise<string> {
+  return (await server.admin('GET', '/peers')).body.items.find((p: any) => p.name === name).id
+}
+
+/** How many ILP packets B has booked (one transfer each, same asset). */
+async function packetsBooked(server: TestServer): Promise<number> {
+  const rows = await server.database.db
+    .selectFrom('ledger_transfers')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('id', 'like', 'ilp:%')
+    .executeTakeFirstOrThrow()
+  return Number(rows.n)
+}
+
 interface Ase {
   server: TestServer
   app: ClientIdentity
@@ -122,24 +136,26 @@ async function pay(
   sender: string,
   receiver: string,
   amount: Record<string, unknown> = {},
+  grant?: string,
 ) {
   const quote = await from.app.client.quote.create(
     { url: from.server.openPaymentsUrl, accessToken: from.quoteToken },
     { walletAddress: sender, receiver, method: 'ilp', ...amount } as never,
   )
-  const token = await outgoingPaymentToken(from.server, from.app, sender)
+  const token = grant ?? (await outgoingPaymentToken(from.server, from.app, sender))
   const created = await from.app.client.outgoingPayment.create(
     { url: from.server.openPaymentsUrl, accessToken: token },
     { walletAddress: sender, quoteId: quote.id },
   )
   const done = await eventually(async () => {
-    const p = await from.app.client.outgoingPayment.get({ url: created.id, accessToken: token })
+    // The state first: a read of the payment after it says "ended" shows the final amounts.
     const row = await from.server.database.db
       .selectFrom('outgoing_payments')
       .select('state')
       .where('id', '=', created.id.split('/').at(-1)!)
       .executeTakeFirstOrThrow()
-    return row.state === 'sending' ? undefined : p
+    if (row.state === 'sending') return undefined
+    return from.app.client.outgoingPayment.get({ url: created.id, accessToken: token })
   }, 20_000)
   return { quote, payment: done }
 }
@@ -200,6 +216,73 @@ describe('payments between two ASEs over Interledger', () => {
     assert.ok(paid >= 10_000n && paid <= 10_002n, `paid ${paid}`)
     assert.ok((await checkBooks(a.database.db)).balanced)
     assert.ok((await checkBooks(b.database.db)).balanced)
+  })
+
+  test('A → B, fixed receive', async () => {
+    const { ip, read } = await incomingPayment(atB, bob.url)
+    const { quote, payment } = await pay(atA, alice.url, ip.id, { receiveAmount: usd('1234') })
+    assert.deepEqual(quote.receiveAmount, usd('1234'))
+    assert.equal(payment.failed, false)
+    assert.deepEqual((await read()).receivedAmount, usd('1234'))
+  })
+
+  test('a payment split into many packets by the path’s maximum packet amount', async () => {
+    const toA = await peerAt(b, 'bank-a')
+    await b.admin('PATCH', `/peers/${toA}`, { maxPacketAmount: '50' })
+    try {
+      const { ip, read } = await incomingPayment(atB, bob.url, usd('5000'))
+      const bookedBefore = await packetsBooked(b)
+      const { payment } = await pay(atA, alice.url, ip.id)
+      assert.equal(payment.failed, false)
+      assert.deepEqual((await read()).receivedAmount, usd('5000'))
+      const packets = (await packetsBooked(b)) - bookedBefore
+      assert.ok(packets >= 100 && packets < 200, `${packets} packets`)
+    } finally {
+      await b.admin('PATCH', `/peers/${toA}`, { maxPacketAmount: null })
+    }
+  })
+
+  test('the incoming payment expires mid-payment: partial delivery, failed, the rest released', async () => {
+    const toA = await peerAt(b, 'bank-a')
+    await b.admin('PATCH', `/peers/${toA}`, { maxPacketAmount: '10' })
+    try {
+      const grant = await outgoingPaymentToken(a, atA.app, alice.url)
+      const token = await grantToken(b, atB.app, [
+        { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
+      ])
+      const ip = await atB.app.client.incomingPayment.create(
+        { url: b.openPaymentsUrl, accessToken: token },
+        { walletAddress: bob.url, expiresAt: new Date(Date.now() + 1500).toISOString() },
+      )
+      const before = await balanceOf(a, alice.id)
+      const position = await peerPosition(a)
+      const { payment } = await pay(atA, alice.url, ip.id, { debitAmount: usd('30000') }, grant)
+      assert.equal(payment.failed, true, JSON.stringify(payment))
+      const sent = BigInt(payment.sentAmount.value)
+      assert.ok(sent > 0n && sent < 30_000n, `sent ${sent}`)
+      const received = await atB.app.client.incomingPayment.get({ url: ip.id, accessToken: token })
+      assert.equal(BigInt(received.receivedAmount.value), sent)
+      assert.equal(before - (await balanceOf(a, alice.id)), sent) // the rest of the reservation is back
+      assert.equal((await peerPosition(a)) - position, sent)
+      assert.ok((await checkBooks(a.database.db)).balanced)
+      assert.ok((await checkBooks(b.database.db)).balanced)
+    } finally {
+      await b.admin('PATCH', `/peers/${toA}`, { maxPacketAmount: null })
+    }
+  })
+
+  test('two payments racing into one incoming payment: the receiver is capped at its amount', async () => {
+    const { ip, read } = await incomingPayment(atB, bob.url, usd('1000'))
+    const before = await balanceOf(a, alice.id)
+    const [one, two] = await Promise.all([pay(atA, alice.url, ip.id), pay(atA, alice.url, ip.id)])
+    const received = await read()
+    assert.deepEqual(received.receivedAmount, usd('1000'))
+    assert.equal(received.completed, true)
+    const sent = BigInt(one.payment.sentAmount.value) + BigInt(two.payment.sentAmount.value)
+    assert.equal(sent, 1000n)
+    assert.equal(before - (await balanceOf(a, alice.id)), 1000n)
+    assert.ok([one, two].some((r) => !r.payment.failed))
+    assert.ok((await checkBooks(a.database.db)).balanced)
   })
 
   test('a completed incoming payment at B cannot be quoted', async () => {

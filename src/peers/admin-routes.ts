@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { amount, errorResponse, idParams, uuid } from '../admin/schemas.ts'
 import type { Deps } from '../deps.ts'
 import { badRequest, conflict, notFound } from '../lib/errors.ts'
-import { createPeer, deletePeer, getPeer, listPeers, type Peer } from './service.ts'
+import { createPeer, deletePeer, getPeer, listPeers, type Peer, updatePeer } from './service.ts'
 
 const ILP_ADDRESS = '^(g|private|example|peer|self|test[1-3]?|local)([.][a-zA-Z0-9_~-]+)+$'
 
@@ -147,6 +147,60 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
     },
     async (req) => {
       const peer = await getPeer(db, { id: req.params.id })
+      if (!peer) throw notFound('peer not found')
+      return json(peer)
+    },
+  )
+
+  app.patch<{
+    Params: { id: string }
+    Body: {
+      httpEndpoint?: string
+      outgoingToken?: string
+      maxPacketAmount?: string | null
+      creditLimit?: string
+    }
+  }>(
+    '/peers/:id',
+    {
+      schema: {
+        summary: 'Update a peer',
+        description:
+          'A lower credit limit than what the peer owes now refuses its next packets until it settles.',
+        tags: ['peers'],
+        params: idParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          minProperties: 1,
+          properties: {
+            httpEndpoint: { type: 'string', format: 'uri', pattern: '^https?://' },
+            outgoingToken: { type: 'string', minLength: 16, maxLength: 500 },
+            maxPacketAmount: { anyOf: [amount, { type: 'null' }] },
+            creditLimit: amount,
+          },
+        },
+        response: { 200: peerSchema, 400: errorResponse, 404: errorResponse },
+      },
+    },
+    async (req) => {
+      const b = req.body
+      if (b.maxPacketAmount === '0') {
+        throw badRequest('body.maxPacketAmount must be greater than zero', {
+          field: 'body.maxPacketAmount',
+        })
+      }
+      const peer = await updatePeer(db, req.params.id, {
+        httpEndpoint: b.httpEndpoint,
+        outgoingToken: b.outgoingToken,
+        maxPacketAmount:
+          b.maxPacketAmount === undefined
+            ? undefined
+            : b.maxPacketAmount === null
+              ? null
+              : BigInt(b.maxPacketAmount),
+        creditLimit: b.creditLimit === undefined ? undefined : BigInt(b.creditLimit),
+      })
       if (!peer) throw notFound('peer not found')
       return json(peer)
     },

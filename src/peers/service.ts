@@ -184,3 +184,35 @@ function toPeer(r: Row, routes: string[]): Peer {
     createdAt: r.created_at,
   }
 }
+
+/** Changes how we reach a peer and how much we let it owe; undefined fields stay as they are. */
+export async function updatePeer(
+  db: Db,
+  id: string,
+  patch: {
+    httpEndpoint?: string
+    outgoingToken?: string
+    maxPacketAmount?: bigint | null
+    creditLimit?: bigint
+  },
+): Promise<Peer | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const peer = await getPeer(trx, { id })
+    if (!peer) return undefined
+    const set = {
+      ...(patch.httpEndpoint !== undefined && { http_endpoint: patch.httpEndpoint }),
+      ...(patch.outgoingToken !== undefined && { outgoing_token: patch.outgoingToken }),
+      ...(patch.maxPacketAmount !== undefined && { max_packet_amount: patch.maxPacketAmount }),
+    }
+    if (Object.keys(set).length > 0)
+      await trx.updateTable('peers').set(set).where('id', '=', id).execute()
+    if (patch.creditLimit !== undefined) {
+      await trx
+        .updateTable('ledger_accounts')
+        .set({ debit_limit: patch.creditLimit })
+        .where('id', '=', peer.ledgerAccountId)
+        .execute()
+    }
+    return getPeer(trx, { id })
+  })
+}
