@@ -23,6 +23,21 @@ export async function forward(
   prepare: IlpPrepare,
   from: Pick<Peer, 'id' | 'assetCode' | 'assetScale'>,
 ): Promise<IlpReply> {
+  return send(deps, await route(deps, prepare, from), prepare)
+}
+
+export interface Route {
+  to: Peer
+  /** The packet as the next peer gets it: its asset, an earlier expiry. */
+  outgoing: IlpPrepare
+}
+
+/** Where a packet goes next and as what; throws the ILP error that refuses it. No network I/O. */
+export async function route(
+  deps: Deps,
+  prepare: IlpPrepare,
+  from: Pick<Peer, 'id' | 'assetCode' | 'assetScale'>,
+): Promise<Route> {
   const to = await peerForDestination(deps.db, prepare.destination)
   // Never back to where it came from: two peers routing a prefix to each other would bounce it.
   if (!to || to.id === from.id) {
@@ -32,11 +47,12 @@ export async function forward(
   const expiresAt = Math.min(prepare.expiresAt.getTime() - EXPIRY_MARGIN_MS, now + MAX_HOLD_MS)
   if (expiresAt <= now) throw new Errors.InsufficientTimeoutError('packet expires too soon')
   const amount = await convertPacketAmount(deps.rates, BigInt(prepare.amount), from, to)
-  const reply = await sendPrepare(
-    to,
-    { ...prepare, amount: amount.toString(), expiresAt: new Date(expiresAt) },
-    deps.config.openPayments.ilpAddress,
-  )
+  return { to, outgoing: { ...prepare, amount: amount.toString(), expiresAt: new Date(expiresAt) } }
+}
+
+/** Sends a routed packet; a Fulfill passes back only if it matches the original condition. */
+export async function send(deps: Deps, r: Route, prepare: IlpPrepare): Promise<IlpReply> {
+  const reply = await sendPrepare(r.to, r.outgoing, deps.config.openPayments.ilpAddress)
   if (isFulfill(reply) && !sha256(reply.fulfillment).equals(prepare.executionCondition)) {
     throw new Errors.WrongConditionError('fulfillment does not match the condition')
   }

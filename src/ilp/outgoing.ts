@@ -8,7 +8,7 @@ import {
   serializeIlpReply,
 } from 'ilp-packet'
 import type { Deps } from '../deps.ts'
-import { forward } from './forward.ts'
+import { route, send } from './forward.ts'
 import type { SendData } from './pay-sender.ts'
 
 /** Keeps a payment's `sent` total while its packets travel (amounts in the source asset). */
@@ -36,11 +36,14 @@ export function peerSendData(
     try {
       const prepare = deserializeIlpPrepare(data)
       const amount = BigInt(prepare.amount)
+      // Route first (database reads), so that nothing but the write itself separates counting a
+      // packet from sending it.
+      const next = await route(deps, prepare, { id: 'self', ...source })
       if (tracker && amount > 0n) {
         await tracker.sending(amount)
         counted = amount
       }
-      const reply = await forward(deps, prepare, { id: 'self', ...source })
+      const reply = await send(deps, next, prepare)
       if (!isFulfill(reply) && counted > 0n) await tracker!.rejected(counted)
       return serializeIlpReply(reply)
     } catch (err) {

@@ -3,9 +3,6 @@ import type { Deps } from '../deps.ts'
 import { settleRemotely } from './remote.ts'
 import { fail, ReservationLost, settleLocally } from './settlement.ts'
 
-/** How long a worker may take to send a payment over Interledger before another may take it over. */
-const SEND_LEASE_MS = 120_000
-
 /** Unexpected settlement errors are retried with exponential backoff this many times. */
 const MAX_ATTEMPTS = 8
 
@@ -23,6 +20,8 @@ export interface PaymentWorker {
 export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): PaymentWorker {
   const { db, logger } = deps
   const pollMs = opts.pollMs ?? 1000
+  // How long one attempt may send a payment over Interledger before another may take it over.
+  const leaseMs = deps.config.openPayments.paymentSendLeaseSeconds * 1000
   let stopped = false
   let wake: AbortController = new AbortController()
 
@@ -66,7 +65,7 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
         // meanwhile, and a lease that runs out means the attempt died.
         await trx
           .updateTable('outgoing_payments')
-          .set({ attempts: p.attempts + 1, next_attempt_at: new Date(Date.now() + SEND_LEASE_MS) })
+          .set({ attempts: p.attempts + 1, next_attempt_at: new Date(Date.now() + leaseMs) })
           .where('id', '=', p.id)
           .execute()
         return { remote: { ...due, attempts: p.attempts + 1 } }
