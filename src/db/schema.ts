@@ -200,6 +200,16 @@ export interface PeerRoutesTable {
   peer_id: string
 }
 
+export interface OutgoingPacketsTable {
+  id: string
+  payment_id: string
+  peer_id: string
+  prepare: Buffer
+  amount: bigint
+  fulfilled: Generated<boolean>
+  created_at: CreatedAt
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -223,5 +233,6 @@ export interface DB {
   peers: PeersTable
   peer_incoming_tokens: PeerIncomingTokensTable
   peer_routes: PeerRoutesTable
+  outgoing_packets: OutgoingPacketsTable
   schema_migrations: SchemaMigrationsTable
 }

@@ -15,6 +15,9 @@ export interface IlpHttpPeer {
   outgoingToken: string
 }
 
+/** How long to wait for the answer to a repeated packet, whose own expiry has passed. */
+const REPEAT_TIMEOUT_MS = 5000
+
 /** A Fulfill or Reject is a few hundred bytes; do not buffer whatever a peer sends. */
 const MAX_REPLY_BYTES = 64 * 1024
 
@@ -34,6 +37,8 @@ export function sendPrepare(
   prepare: IlpPrepare,
   /** Our ILP address, the `triggeredBy` of the Rejects made here. */
   ownAddress: string,
+  /** Sends these exact bytes instead (a repeat of an earlier packet, asking whether it arrived). */
+  repeat?: Buffer,
 ): Promise<IlpReply> {
   const reject = (code: IlpError, message: string): IlpReject => ({
     code,
@@ -41,7 +46,7 @@ export function sendPrepare(
     message,
     data: Buffer.alloc(0),
   })
-  const timeLeft = prepare.expiresAt.getTime() - Date.now()
+  const timeLeft = repeat ? REPEAT_TIMEOUT_MS : prepare.expiresAt.getTime() - Date.now()
   if (timeLeft <= 0) {
     return Promise.resolve(reject(IlpError.R00_TRANSFER_TIMED_OUT, 'packet expired'))
   }
@@ -52,7 +57,7 @@ export function sendPrepare(
     return Promise.resolve(reject(IlpError.T01_PEER_UNREACHABLE, 'peer endpoint is not a URL'))
   }
   const https = url.protocol === 'https:'
-  const body = serializeIlpPrepare(prepare)
+  const body = repeat ?? serializeIlpPrepare(prepare)
 
   return new Promise((resolve) => {
     // The first outcome wins; later events (an error after a destroy) are ignored.

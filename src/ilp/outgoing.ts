@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto'
 import {
   deserializeIlpPrepare,
   errorToIlpReject,
   IlpError,
   isFulfill,
   isIlpError,
+  serializeIlpPrepare,
   serializeIlpReject,
   serializeIlpReply,
 } from 'ilp-packet'
@@ -11,12 +13,23 @@ import type { Deps } from '../deps.ts'
 import { route, send } from './forward.ts'
 import type { SendData } from './pay-sender.ts'
 
-/** Keeps a payment's `sent` total while its packets travel (amounts in the source asset). */
+/** A packet about to leave for a peer, as it will be sent. */
+export interface OutgoingPacket {
+  /** sha-256 of the serialized Prepare. */
+  id: string
+  peerId: string
+  prepare: Buffer
+  /** In the source asset. */
+  amount: bigint
+}
+
+/** Keeps a payment's `sent` total while its packets travel. */
 export interface SendTracker {
   /** Before a packet leaves: counted as sent from now on. */
-  sending(amount: bigint): Promise<void>
+  sending(packet: OutgoingPacket): Promise<void>
+  fulfilled(packet: OutgoingPacket): Promise<void>
   /** The packet was rejected (or never left): not sent after all. */
-  rejected(amount: bigint): Promise<void>
+  rejected(packet: OutgoingPacket): Promise<void>
 }
 
 /**
@@ -32,7 +45,7 @@ export function peerSendData(
 ): SendData {
   const own = deps.config.openPayments.ilpAddress
   return async (data) => {
-    let counted = 0n
+    let counted: OutgoingPacket | undefined
     try {
       const prepare = deserializeIlpPrepare(data)
       const amount = BigInt(prepare.amount)
@@ -40,14 +53,17 @@ export function peerSendData(
       // packet from sending it.
       const next = await route(deps, prepare, { id: 'self', ...source })
       if (tracker && amount > 0n) {
-        await tracker.sending(amount)
-        counted = amount
+        const bytes = serializeIlpPrepare(next.outgoing)
+        const packet = { id: packetId(bytes), peerId: next.to.id, prepare: bytes, amount }
+        await tracker.sending(packet)
+        counted = packet
       }
       const reply = await send(deps, next, prepare)
-      if (!isFulfill(reply) && counted > 0n) await tracker!.rejected(counted)
+      if (counted)
+        await (isFulfill(reply) ? tracker!.fulfilled(counted) : tracker!.rejected(counted))
       return serializeIlpReply(reply)
     } catch (err) {
-      if (counted > 0n) await tracker!.rejected(counted).catch(() => {})
+      if (counted) await tracker!.rejected(counted).catch(() => {})
       if (isIlpError(err)) return serializeIlpReject(errorToIlpReject(own, err))
       deps.logger.error({ err }, 'sending an ILP packet failed')
       return serializeIlpReject({
@@ -59,3 +75,5 @@ export function peerSendData(
     }
   }
 }
+
+export const packetId = (prepare: Buffer) => createHash('sha256').update(prepare).digest('hex')

@@ -1,8 +1,9 @@
 import { Errors, errorToIlpReject, type IlpPrepare, type IlpReply, isIlpError } from 'ilp-packet'
 import type { Deps } from '../deps.ts'
+import { findTransfer } from '../ledger/transfers.ts'
 import type { Peer } from '../peers/service.ts'
 import { forward } from './forward.ts'
-import { receiveLocally } from './receive.ts'
+import { bookingId, receiveLocally } from './receive.ts'
 import { createReplyCache } from './reply-cache.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
 
@@ -22,7 +23,13 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
   const cached = createReplyCache()
 
   const route = async (prepare: IlpPrepare, from: Peer): Promise<IlpReply> => {
+    const local = prepare.destination.startsWith(localPrefix)
     if (prepare.expiresAt.getTime() <= Date.now()) {
+      // A sender recovering from a crash repeats packets to learn which arrived: one we booked
+      // gets its Fulfill again, expired or not.
+      if (local && (await findTransfer(deps.db, bookingId(prepare, from)))) {
+        return receiveLocally(deps, stream, prepare, from)
+      }
       throw new Errors.TransferTimedOutError('packet expired')
     }
     if (from.maxPacketAmount !== null && BigInt(prepare.amount) > from.maxPacketAmount) {
@@ -32,9 +39,7 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
         maximumAmount: from.maxPacketAmount.toString(),
       })
     }
-    return prepare.destination.startsWith(localPrefix)
-      ? receiveLocally(deps, stream, prepare, from)
-      : forward(deps, prepare, from)
+    return local ? receiveLocally(deps, stream, prepare, from) : forward(deps, prepare, from)
   }
 
   return {

@@ -77,7 +77,7 @@ export async function receiveLocally(
 }
 
 /** The ledger id of a packet's booking, from its bytes and its sender. */
-const bookingId = (prepare: IlpPrepare, from: Peer) =>
+export const bookingId = (prepare: IlpPrepare, from: Peer) =>
   `ilp:${from.id}:${createHash('sha256').update(serializeIlpPrepare(prepare)).digest('base64url')}`
 
 interface Packet {

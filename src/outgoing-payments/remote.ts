@@ -1,11 +1,13 @@
+import { deserializeIlpPrepare, isFulfill } from 'ilp-packet'
 import { sql } from 'kysely'
 import type { Deps } from '../deps.ts'
-import { peerSendData } from '../ilp/outgoing.ts'
+import { sendPrepare } from '../ilp/http-client.ts'
+import { peerSendData, type SendTracker } from '../ilp/outgoing.ts'
 import type { IlpTerms } from '../ilp/pay-sender.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
-import { peerForDestination } from '../peers/service.ts'
+import { getPeer, peerForDestination } from '../peers/service.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { reservationId } from './service.ts'
@@ -52,18 +54,14 @@ export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed
   const terms = fromJson(quote.ilp_terms as Record<string, string | string[]>)
   // Where the money went (for the peer's account): the receiver's address as its ASE gave it.
   const destination = (await deps.remoteReceivers.get(quote.receiver))?.ilp?.ilpAddress
-  if (p.attempts > 1) return finish(deps, p, destination, false, 'interrupted while sending')
+  if (p.attempts > 1) {
+    await reconcile(deps, p.id)
+    return finish(deps, p, destination, false, 'interrupted while sending')
+  }
   const receiver = await resolveReceiver(deps, quote.receiver)
   if (!receiver?.ilp) return finish(deps, p, destination, false, 'receiver closed')
   const sender = (await getWalletAddress(db, { id: p.walletAddressId }))!
-  const add = async (delta: bigint) => {
-    await db
-      .updateTable('outgoing_payments')
-      .set({ sent_amount: sql`sent_amount + ${delta}`, updated_at: sql`now()` })
-      .where('id', '=', p.id)
-      .execute()
-  }
-  const sendData = peerSendData(deps, sender, { sending: add, rejected: (amount) => add(-amount) })
+  const sendData = peerSendData(deps, sender, packetTracker(deps, p.id))
   const result = await deps.ilpSender.pay({
     sendData,
     destination: { ...receiver.ilp, asset: receiver.asset },
@@ -72,6 +70,91 @@ export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed
   const delivered = !result.error && result.amountDelivered >= terms.minDeliveryAmount
   const failure = result.error ?? (delivered ? undefined : 'delivered too little')
   return finish(deps, p, receiver.ilp.ilpAddress, delivered, failure)
+}
+
+/** Records every packet of a payment: counted before it leaves, forgotten if rejected. */
+function packetTracker(deps: Deps, paymentId: string): SendTracker {
+  const { db } = deps
+  const adjust = (trx: Deps['db'], delta: bigint) =>
+    trx
+      .updateTable('outgoing_payments')
+      .set({ sent_amount: sql`sent_amount + ${delta}`, updated_at: sql`now()` })
+      .where('id', '=', paymentId)
+      .execute()
+  return {
+    sending: (packet) =>
+      db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('outgoing_packets')
+          .values({
+            id: packet.id,
+            payment_id: paymentId,
+            peer_id: packet.peerId,
+            prepare: packet.prepare,
+            amount: packet.amount,
+          })
+          .execute()
+        await adjust(trx, packet.amount)
+      }),
+    fulfilled: async (packet) => {
+      await db
+        .updateTable('outgoing_packets')
+        .set({ fulfilled: true })
+        .where('id', '=', packet.id)
+        .execute()
+    },
+    rejected: (packet) => forget(db, paymentId, packet.id, packet.amount),
+  }
+}
+
+async function forget(
+  db: Deps['db'],
+  paymentId: string,
+  packetId: string,
+  amount: bigint,
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const gone = await trx
+      .deleteFrom('outgoing_packets')
+      .where('id', '=', packetId)
+      .executeTakeFirst()
+    if (gone.numDeletedRows === 0n) return
+    await trx
+      .updateTable('outgoing_payments')
+      .set({ sent_amount: sql`sent_amount - ${amount}`, updated_at: sql`now()` })
+      .where('id', '=', paymentId)
+      .execute()
+  })
+}
+
+/**
+ * After a crash, packets counted as sent may or may not have arrived. Each is sent again exactly
+ * as it was: the receiving ASE books a packet once and answers a repeat with its Fulfill (even
+ * expired), so a Fulfill means it arrived and anything else means it did not.
+ */
+async function reconcile(deps: Deps, paymentId: string): Promise<void> {
+  const { db } = deps
+  const open = await db
+    .selectFrom('outgoing_packets')
+    .selectAll()
+    .where('payment_id', '=', paymentId)
+    .where('fulfilled', '=', false)
+    .execute()
+  for (const packet of open) {
+    const peer = await getPeer(db, { id: packet.peer_id })
+    const own = deps.config.openPayments.ilpAddress
+    const reply =
+      peer && (await sendPrepare(peer, deserializeIlpPrepare(packet.prepare), own, packet.prepare))
+    if (reply && isFulfill(reply)) {
+      await db
+        .updateTable('outgoing_packets')
+        .set({ fulfilled: true })
+        .where('id', '=', packet.id)
+        .execute()
+    } else {
+      await forget(db, paymentId, packet.id, packet.amount)
+    }
+  }
 }
 
 async function finish(
@@ -112,6 +195,8 @@ async function finish(
         await assetAccountId(trx, sender.assetId, 'fees'),
         fee,
       )
+    // Its packets' fate is settled in `sent_amount` now.
+    await trx.deleteFrom('outgoing_packets').where('payment_id', '=', p.id).execute()
     await trx
       .updateTable('outgoing_payments')
       .set({
