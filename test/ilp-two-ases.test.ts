@@ -285,6 +285,34 @@ describe('payments between two ASEs over Interledger', () => {
     assert.ok((await checkBooks(a.database.db)).balanced)
   })
 
+  test('a path that goes quiet: nothing sent, the payment is retried and then completes', async () => {
+    const { ip, read } = await incomingPayment(atB, bob.url, usd('300'))
+    const quote = await atA.app.client.quote.create(
+      { url: a.openPaymentsUrl, accessToken: atA.quoteToken },
+      { walletAddress: alice.url, receiver: ip.id, method: 'ilp' },
+    )
+    const token = await outgoingPaymentToken(a, atA.app, alice.url)
+    const toB = await peerAt(a, 'bank-b')
+    await a.admin('PATCH', `/peers/${toB}`, { httpEndpoint: 'http://127.0.0.1:9/ilp' })
+    const created = await atA.app.client.outgoingPayment.create(
+      { url: a.openPaymentsUrl, accessToken: token },
+      { walletAddress: alice.url, quoteId: quote.id },
+    )
+    const id = created.id.split('/').at(-1)!
+    const row = () =>
+      a.database.db
+        .selectFrom('outgoing_payments')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow()
+    // The first attempt gives up when the path stays silent, and schedules another.
+    await eventually(async () => ((await row()).failure ? true : undefined), 30_000)
+    assert.equal((await row()).state, 'sending')
+    await a.admin('PATCH', `/peers/${toB}`, { httpEndpoint: b.ilpUrl })
+    await eventually(async () => ((await row()).state === 'completed' ? true : undefined), 30_000)
+    assert.deepEqual((await read()).receivedAmount, usd('300'))
+  })
+
   test('a completed incoming payment at B cannot be quoted', async () => {
     const token = await grantToken(b, atB.app, [
       { type: 'incoming-payment', actions: ['create', 'complete'], identifier: bob.url },

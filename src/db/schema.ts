@@ -168,6 +168,7 @@ export interface OutgoingPaymentsTable {
   failure: string | null
   attempts: Generated<number>
   next_attempt_at: Date | null
+  sending_since: Date | null
   metadata: ColumnType<unknown, string | null, string | null> | null
   created_at: CreatedAt
   updated_at: Generated<Date>

@@ -18,9 +18,19 @@ interface Claimed {
   quoteId: string
   debitAmount: bigint
   feeAmount: bigint
-  /** Attempts including this one: more than one means an earlier attempt died while sending. */
+  /** Attempts including this one. */
   attempts: number
+  /** An earlier attempt died while sending. */
+  interrupted: boolean
 }
+
+/**
+ * Failures worth another attempt when nothing was sent yet: the path went quiet (pay retries
+ * T-rejects itself until its idle timeout). F and R rejects (ConnectorError) are final.
+ */
+const TRANSIENT = new Set(['IdleTimeout', 'EstablishmentFailed', 'RateProbeFailed'])
+/** Attempts before a payment that keeps failing transiently is given up. */
+const MAX_ATTEMPTS = 5
 
 const fromJson = (t: Record<string, string | string[]>): IlpTerms => ({
   maxSourceAmount: BigInt(t.maxSourceAmount as string),
@@ -44,7 +54,10 @@ const fromJson = (t: Record<string, string | string[]>): IlpTerms => ({
  * success) from the reservation to the peer's account and releases the rest. A payment whose
  * earlier attempt died mid-way is not sent again: it fails with what was recorded.
  */
-export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed' | 'failed'> {
+export async function settleRemotely(
+  deps: Deps,
+  p: Claimed,
+): Promise<'completed' | 'failed' | 'retrying'> {
   const { db } = deps
   const quote = await db
     .selectFrom('quotes')
@@ -54,7 +67,7 @@ export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed
   const terms = fromJson(quote.ilp_terms as Record<string, string | string[]>)
   // Where the money went (for the peer's account): the receiver's address as its ASE gave it.
   const destination = (await deps.remoteReceivers.get(quote.receiver))?.ilp?.ilpAddress
-  if (p.attempts > 1) {
+  if (p.interrupted) {
     await reconcile(deps, p.id)
     return finish(deps, p, destination, false, 'interrupted while sending')
   }
@@ -68,6 +81,24 @@ export async function settleRemotely(deps: Deps, p: Claimed): Promise<'completed
     terms,
   })
   const delivered = !result.error && result.amountDelivered >= terms.minDeliveryAmount
+  if (
+    !delivered &&
+    result.amountSent === 0n &&
+    TRANSIENT.has(result.error ?? '') &&
+    p.attempts < MAX_ATTEMPTS
+  ) {
+    // Nothing moved: try again later, with backoff, before the quote's terms go stale.
+    await db
+      .updateTable('outgoing_payments')
+      .set({
+        sending_since: null,
+        next_attempt_at: new Date(Date.now() + 2 ** p.attempts * 1000),
+        failure: result.error ?? null,
+      })
+      .where('id', '=', p.id)
+      .execute()
+    return 'retrying'
+  }
   const failure = result.error ?? (delivered ? undefined : 'delivered too little')
   return finish(deps, p, receiver.ilp.ilpAddress, delivered, failure)
 }
@@ -203,6 +234,7 @@ async function finish(
         state: delivered ? 'completed' : 'failed',
         failure: failure ?? null,
         next_attempt_at: null,
+        sending_since: null,
         updated_at: sql`now()`,
       })
       .where('id', '=', p.id)

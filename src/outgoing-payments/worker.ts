@@ -29,7 +29,7 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
   const processOne = async (): Promise<boolean> => {
     let claimed: string | undefined
     try {
-      let outcome = await db.transaction().execute(async (trx) => {
+      const claim = await db.transaction().execute(async (trx) => {
         const p = await trx
           .selectFrom('outgoing_payments as o')
           .innerJoin('quotes as q', 'q.id', 'o.quote_id')
@@ -41,6 +41,7 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
             'o.fee_amount',
             'o.receive_amount',
             'o.attempts',
+            'o.sending_since',
             'q.receiver_incoming_payment_id',
           ])
           .where('o.state', '=', 'sending')
@@ -65,12 +66,18 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
         // meanwhile, and a lease that runs out means the attempt died.
         await trx
           .updateTable('outgoing_payments')
-          .set({ attempts: p.attempts + 1, next_attempt_at: new Date(Date.now() + leaseMs) })
+          .set({
+            attempts: p.attempts + 1,
+            next_attempt_at: new Date(Date.now() + leaseMs),
+            sending_since: new Date(),
+          })
           .where('id', '=', p.id)
           .execute()
-        return { remote: { ...due, attempts: p.attempts + 1 } }
+        return {
+          remote: { ...due, attempts: p.attempts + 1, interrupted: p.sending_since !== null },
+        }
       })
-      if (typeof outcome === 'object') outcome = await settleRemotely(deps, outcome.remote)
+      const outcome = typeof claim === 'object' ? await settleRemotely(deps, claim.remote) : claim
       if (outcome) logger.debug({ payment: claimed, outcome }, 'outgoing payment settled')
       return outcome !== undefined
     } catch (err) {
