@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { createHeaders } from '@interledger/http-signature-utils'
 import pg from 'pg'
 import { consentOverHttp } from '../demo/consent.ts'
+import { streamPrepare } from '../test/helpers/ilp.ts'
 import { type LoadResult, runLoad } from './load.ts'
 
 const root = join(import.meta.dirname, '..')
@@ -20,7 +21,9 @@ const CONCURRENCY = [1, 8, 32]
 const schema = `bench_${randomBytes(4).toString('hex')}`
 const port = (n: number) => 41000 + n + Math.floor(Math.random() * 1000) * 5
 const base = port(0)
-const ports = { op: base, auth: base + 1, admin: base + 2, baseline: base + 3 }
+const ports = { op: base, auth: base + 1, admin: base + 2, baseline: base + 3, ilp: base + 4 }
+// A second ASE, for the cross-instance payment.
+const portsB = { op: base + 5, auth: base + 6, admin: base + 7, ilp: base + 8 }
 const OP = `http://127.0.0.1:${ports.op}`
 const AUTH = `http://127.0.0.1:${ports.auth}`
 const adminKey = randomBytes(32).toString('base64url')
@@ -42,29 +45,34 @@ function start(script: string, env: Record<string, string>): Promise<ChildProces
   })
 }
 
-const server = await start('src/main.ts', {
+const serverEnv = (p: typeof portsB, dbSchema: string, ilpAddress: string) => ({
   LOG_LEVEL: 'warn',
-  DATABASE_SCHEMA: schema,
+  DATABASE_SCHEMA: dbSchema,
   DATABASE_POOL_SIZE: '20',
-  OPEN_PAYMENTS_PORT: String(ports.op),
-  AUTH_PORT: String(ports.auth),
-  ADMIN_PORT: String(ports.admin),
-  OPEN_PAYMENTS_URL: OP,
-  AUTH_SERVER_URL: AUTH,
+  OPEN_PAYMENTS_PORT: String(p.op),
+  AUTH_PORT: String(p.auth),
+  ADMIN_PORT: String(p.admin),
+  ILP_PORT: String(p.ilp),
+  ILP_ADDRESS: ilpAddress,
+  OPEN_PAYMENTS_URL: `http://127.0.0.1:${p.op}`,
+  AUTH_SERVER_URL: `http://127.0.0.1:${p.auth}`,
   ADMIN_API_KEY: adminKey,
   AUTH_SECRET: randomBytes(32).toString('base64url'),
   STREAM_SECRET: randomBytes(32).toString('base64'),
+  SERVER_PRIVATE_KEY: randomBytes(32).toString('base64'),
   DEV_SIGN_IN_PASSWORD: password,
   ACCESS_TOKEN_EXPIRY_SECONDS: '86400',
   DATA_DIR: join(root, 'data', 'bench'),
 })
+const server = await start('src/main.ts', serverEnv(ports, schema, 'test.bench-a'))
+const serverB = await start('src/main.ts', serverEnv(portsB, `${schema}_b`, 'test.bench-b'))
 const baseline = await start('bench/baseline-server.ts', {
   PORT: String(ports.baseline),
   PGOPTIONS: `-c search_path=${schema}`,
 })
 
-const admin = async (method: string, path: string, body?: unknown) => {
-  const res = await fetch(`http://127.0.0.1:${ports.admin}${path}`, {
+const admin = async (method: string, path: string, body?: unknown, port = ports.admin) => {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
     method,
     headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -101,9 +109,13 @@ async function prepareSigned(
 const signed = async (url: string, method: string, token: string, body?: unknown) =>
   (await prepareSigned(url, method, token, body))()
 
-async function grant(access: unknown[], interact?: unknown): Promise<Record<string, any>> {
-  const res = await signed(`${AUTH}/`, 'POST', '', {
-    client: `${OP}/bench-app`,
+async function grant(
+  access: unknown[],
+  interact?: unknown,
+  at = { op: OP, auth: AUTH },
+): Promise<Record<string, any>> {
+  const res = await signed(`${at.auth}/`, 'POST', '', {
+    client: `${at.op}/bench-app`,
     access_token: { access },
     ...(interact ? { interact } : {}),
   })
@@ -163,6 +175,26 @@ try {
     await signed(`${OP}/incoming-payments`, 'POST', ipToken, { walletAddress: bob.url })
   ).json()) as { id: string }
 
+  // ILP: a peer that sends us packets, and the credentials of an incoming payment on Bob.
+  const peerToken = randomBytes(24).toString('base64url')
+  await admin('POST', '/peers', {
+    name: 'bench-peer',
+    assetCode: 'USD',
+    assetScale: 2,
+    ilpAddress: 'test.bench-peer',
+    httpEndpoint: 'http://127.0.0.1:9/ilp',
+    outgoingToken: randomBytes(24).toString('base64url'),
+    incomingTokens: [peerToken],
+    creditLimit: '1000000000000',
+  })
+  const ilpTarget = (
+    (await (
+      await signed(`${OP}/incoming-payments`, 'POST', ipToken, { walletAddress: bob.url })
+    ).json()) as {
+      methods: { ilpAddress: string; sharedSecret: string }[]
+    }
+  ).methods[0]!
+
   const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
   const created = (prepared: Promise<() => Promise<Response>>) => async () => {
     const send = await prepared
@@ -210,6 +242,24 @@ try {
           }),
         )(),
     },
+    {
+      name: 'ILP packet received and credited (full pipeline)',
+      prepare: async () => {
+        const body = streamPrepare({ ...ilpTarget, amount: 1n })
+        return async () => {
+          const res = await fetch(`http://127.0.0.1:${ports.ilp}/ilp`, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${peerToken}`,
+              'content-type': 'application/octet-stream',
+            },
+            body,
+          })
+          // 13 is the type byte of an ILP Fulfill.
+          return res.status === 200 && new Uint8Array(await res.arrayBuffer())[0] === 13
+        }
+      },
+    },
   ]
 
   const db = new pg.Client({ connectionString: DATABASE_URL, options: `-c search_path=${schema}` })
@@ -235,6 +285,7 @@ try {
       process.stderr.write(`${op.name} @${concurrency}: ${r.perSecond.toFixed(0)}/s\n`)
     }
   }
+  const crossInstance = await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
   const failed = Number(
     (await db.query("SELECT count(*) FROM outgoing_payments WHERE state <> 'completed'")).rows[0]
       .count,
@@ -261,14 +312,118 @@ try {
       `| ${name}${note} | ${concurrency} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.perSecond / b.perSecond, 2)}× | ${fmt(r.p50 / b.p50, 2)}× | ${r.errors} |`,
     )
   }
+  const b1 = baselineAt(1)
+  console.log(
+    `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
+  )
   console.log(`\nOutgoing payments not completed at the end: ${failed}`)
   if (failed > 0) process.exitCode = 1
 } finally {
   server.kill('SIGTERM')
+  serverB.kill('SIGTERM')
   baseline.kill('SIGTERM')
   await new Promise((r) => setTimeout(r, 500))
   const c = new pg.Client({ connectionString: DATABASE_URL })
   await c.connect()
   await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+  await c.query(`DROP SCHEMA IF EXISTS ${schema}_b CASCADE`)
   await c.end()
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
+}
+
+/**
+ * A second ASE (B), peered with A both ways: one-packet payments from Alice at A to incoming
+ * payments at B, one after another, timed from the quote request to the payment's completion.
+ */
+async function measureCrossInstance(a: {
+  alice: string
+  opToken: string
+  quoteToken: string
+}): Promise<number[]> {
+  const B = { op: `http://127.0.0.1:${portsB.op}`, auth: `http://127.0.0.1:${portsB.auth}` }
+  const adminB = (method: string, path: string, body?: unknown) =>
+    admin(method, path, body, portsB.admin)
+  const [aToB, bToA] = [
+    randomBytes(24).toString('base64url'),
+    randomBytes(24).toString('base64url'),
+  ]
+  await adminB('POST', '/assets', { code: 'USD', scale: 2 })
+  const peerBody = (address: string, port: number, out: string, inc: string) => ({
+    name: address.split('.').at(-1),
+    assetCode: 'USD',
+    assetScale: 2,
+    ilpAddress: address,
+    httpEndpoint: `http://127.0.0.1:${port}/ilp`,
+    outgoingToken: out,
+    incomingTokens: [inc],
+    creditLimit: '1000000000000',
+  })
+  await admin('POST', '/peers', peerBody('test.bench-b', portsB.ilp, aToB, bToA))
+  await adminB('POST', '/peers', peerBody('test.bench-a', ports.ilp, bToA, aToB))
+  const carol = await adminB('POST', '/wallet-addresses', {
+    path: '/carol',
+    assetCode: 'USD',
+    assetScale: 2,
+  })
+  const appB = await adminB('POST', '/wallet-addresses', {
+    path: '/bench-app',
+    assetCode: 'USD',
+    assetScale: 2,
+    publicName: 'Bench',
+  })
+  await adminB('POST', `/wallet-addresses/${appB.id}/keys`, {
+    jwk: { kid: keyId, kty: 'OKP', crv: 'Ed25519', x: publicKey.export({ format: 'jwk' }).x },
+  })
+  const ipTokenB = (
+    await grant(
+      [{ type: 'incoming-payment', actions: ['create'], identifier: carol.url }],
+      undefined,
+      B,
+    )
+  ).access_token.value
+  const db = new pg.Client({ connectionString: DATABASE_URL, options: `-c search_path=${schema}` })
+  await db.connect()
+  const latencies: number[] = []
+  const deadline = performance.now() + SECONDS * 1000
+  try {
+    while (performance.now() < deadline) {
+      const ip = (await (
+        await signed(`${B.op}/incoming-payments`, 'POST', ipTokenB, {
+          walletAddress: carol.url,
+          incomingAmount: { value: '100', assetCode: 'USD', assetScale: 2 },
+        })
+      ).json()) as { id: string }
+      const t = performance.now()
+      const quote = (await (
+        await signed(`${OP}/quotes`, 'POST', a.quoteToken, {
+          walletAddress: a.alice,
+          receiver: ip.id,
+          method: 'ilp',
+        })
+      ).json()) as { id: string }
+      const created = (await (
+        await signed(`${OP}/outgoing-payments`, 'POST', a.opToken, {
+          walletAddress: a.alice,
+          quoteId: quote.id,
+        })
+      ).json()) as { id: string }
+      const id = created.id.split('/').at(-1)
+      for (;;) {
+        const { rows } = await db.query('SELECT state FROM outgoing_payments WHERE id = $1', [id])
+        if (rows[0].state !== 'sending') {
+          if (rows[0].state !== 'completed')
+            throw new Error(`cross-instance payment ${rows[0].state}`)
+          break
+        }
+        await new Promise((r) => setTimeout(r, 2))
+      }
+      latencies.push(performance.now() - t)
+    }
+  } finally {
+    await db.end()
+  }
+  return latencies.sort((x, y) => x - y)
 }
