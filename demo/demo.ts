@@ -7,7 +7,6 @@
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer as netServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createAuthenticatedClient } from '@interledger/open-payments'
@@ -16,6 +15,7 @@ import { loadConfig } from '../src/config.ts'
 import { openDatabase } from '../src/db/database.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { formatAmount } from '../src/lib/amount.ts'
+import { freePort } from '../src/lib/free-port.ts'
 import { createDeps, createServer } from '../src/server.ts'
 import { consentOverHttp } from './consent.ts'
 
@@ -24,14 +24,6 @@ const show = (label: string, value: unknown) =>
   console.log(`   ${label}: ${typeof value === 'string' ? value : JSON.stringify(value)}`)
 const money = (a: { value: string; assetCode: string; assetScale: number }) =>
   `${formatAmount(BigInt(a.value), a.assetScale)} ${a.assetCode}`
-
-async function freePort(): Promise<number> {
-  const s = netServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as { port: number }
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 const dataDir = mkdtempSync(join(tmpdir(), 'op-demo-'))
 const [opPort, authPort, adminPort] = [await freePort(), await freePort(), await freePort()]

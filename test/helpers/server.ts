@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
-import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import type { IdentityProvider } from '../../src/auth/identity.ts'
 import { type Config, loadConfig } from '../../src/config.ts'
+import { freePort } from '../../src/lib/free-port.ts'
 import { boundPort, createDeps, createServer } from '../../src/server.ts'
 import { createTestDatabase, type TestDatabase } from './db.ts'
 
@@ -36,13 +36,7 @@ export interface JsonResponse {
   body: any
 }
 
-export async function freePort(): Promise<number> {
-  const server = createNetServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+export { freePort }
 
 /** The whole server on loopback ports, on a fresh PostgreSQL schema. */
 export async function startTestServer(
