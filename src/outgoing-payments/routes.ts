@@ -46,7 +46,7 @@ export async function outgoingPaymentRoutes(
 ): Promise<void> {
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
-  const payments = loadedResource<OutgoingPayment>()
+  const payments = loadedResource<{ payment: OutgoingPayment; sender: WalletAddress }>()
 
   const json = (p: OutgoingPayment, sender: WalletAddress) => ({
     id: `${config.openPaymentsUrl}/outgoing-payments/${p.id}`,
@@ -153,20 +153,22 @@ export async function outgoingPaymentRoutes(
           const { id } = req.params as { id: string }
           const p = isUuid(id) ? await getOutgoingPayment(db, id) : undefined
           if (!p) throw notFound('Outgoing payment does not exist')
-          payments.set(req, p)
+          const sender = await senderOf(p)
+          payments.set(req, { payment: p, sender })
           return {
             type: 'outgoing-payment',
             action: 'read',
-            identifier: walletAddressUrl(config, (await senderOf(p)).path),
+            identifier: walletAddressUrl(config, sender.path),
           }
         },
       },
     },
     async (req) => {
-      const p = payments.get(req)
-      if (!req.auth!.all && p.client !== req.auth!.clientId)
+      const { payment, sender } = payments.get(req)
+      if (!req.auth!.all && payment.client !== req.auth!.clientId) {
         throw notFound('Outgoing payment does not exist')
-      return json(p, await senderOf(p))
+      }
+      return json(payment, sender)
     },
   )
 

@@ -4,7 +4,11 @@ import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { badRequest, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { isUuid, loadedResource } from '../resource-server/resources.ts'
-import { findActiveByUrl, getWalletAddress } from '../wallet-addresses/service.ts'
+import {
+  findActiveByUrl,
+  getWalletAddress,
+  type WalletAddress,
+} from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { createQuote, getQuote, type Quote, type QuoteError } from './service.ts'
 
@@ -28,12 +32,7 @@ export const QUOTE_ERRORS: Record<QuoteError, string> = {
 export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
-  const quotes = loadedResource<Quote>()
-
-  const json = async (q: Quote) => {
-    const sender = (await getWalletAddress(db, { id: q.walletAddressId }))!
-    return quoteJson(config, q, sender)
-  }
+  const quotes = loadedResource<{ quote: Quote; sender: WalletAddress }>()
 
   app.post<{ Body: CreateBody }>(
     '/quotes',
@@ -76,16 +75,21 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
           const { id } = req.params as { id: string }
           const q = isUuid(id) ? await getQuote(db, id) : undefined
           if (!q) throw notFound('Quote does not exist')
-          const owner = (await getWalletAddress(db, { id: q.walletAddressId }))!
-          quotes.set(req, q)
-          return { type: 'quote', action: 'read', identifier: walletAddressUrl(config, owner.path) }
+          const sender = (await getWalletAddress(db, { id: q.walletAddressId }))!
+          quotes.set(req, { quote: q, sender })
+          return {
+            type: 'quote',
+            action: 'read',
+            identifier: walletAddressUrl(config, sender.path),
+          }
         },
       },
     },
     async (req) => {
-      const q = quotes.get(req)
-      if (!req.auth!.all && q.client !== req.auth!.clientId) throw notFound('Quote does not exist')
-      return json(q)
+      const { quote, sender } = quotes.get(req)
+      if (!req.auth!.all && quote.client !== req.auth!.clientId)
+        throw notFound('Quote does not exist')
+      return quoteJson(config, quote, sender)
     },
   )
 }
