@@ -13,6 +13,7 @@ import {
   serializeIlpReject,
 } from 'ilp-packet'
 import { sendPrepare } from '../src/ilp/http-client.ts'
+import { checkBooks } from '../src/ledger/invariants.ts'
 import { addPeer, sendPacket, type TestPeer } from './helpers/ilp.ts'
 import { freePort, startTestServer, type TestServer } from './helpers/server.ts'
 
@@ -51,7 +52,7 @@ before(async () => {
     ILP_ADDRESS: 'test.ase-b',
     RATES: JSON.stringify({ USD: { EUR: '0.9' } }),
   })
-  upstream = await addPeer(server, { name: 'ase-a' })
+  upstream = await addPeer(server, { name: 'ase-a', creditLimit: 1_000_000n })
   await addPeer(server, {
     name: 'ase-c',
     routes: ['test.ase-c'],
@@ -109,6 +110,37 @@ describe('forwarding to a peer', () => {
     assert.deepEqual(prepare.data, Buffer.from('hello'))
     const expiry = deserializeIlpPrepare(original).expiresAt.getTime()
     assert.equal(prepare.expiresAt.getTime(), expiry - 1000)
+  })
+
+  test('a forwarded Fulfill moves the money from the sending peer to the next; a Reject moves nothing', async () => {
+    const position = async (name: string) => {
+      const row = await server.database.db
+        .selectFrom('peers as p')
+        .innerJoin('ledger_accounts as l', 'l.id', 'p.ledger_account_id')
+        .select(['l.credits_posted', 'l.debits_posted', 'l.debits_pending'])
+        .where('p.name', '=', name)
+        .executeTakeFirstOrThrow()
+      return { net: row.credits_posted - row.debits_posted, pending: row.debits_pending }
+    }
+    const [a0, c0] = [await position('ase-a'), await position('ase-c')]
+    answer = () => ({ body: serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }) })
+    assert.ok(isFulfill(await sendPacket(server.ilpUrl, upstream, packet('test.ase-c.bob'))))
+    const [a1, c1] = [await position('ase-a'), await position('ase-c')]
+    assert.equal(a0.net - a1.net, 1000n) // ase-a owes us what it sent
+    assert.equal(c1.net - c0.net, 1000n) // we owe ase-c what it delivered
+    answer = () => ({
+      body: serializeIlpReject({
+        code: 'F99',
+        triggeredBy: 'test.ase-c',
+        message: 'no',
+        data: Buffer.alloc(0),
+      }),
+    })
+    assert.ok(!isFulfill(await sendPacket(server.ilpUrl, upstream, packet('test.ase-c.bob'))))
+    const [a2, c2] = [await position('ase-a'), await position('ase-c')]
+    assert.deepEqual([a2, c2], [a1, c1])
+    assert.equal(a2.pending, 0n)
+    assert.ok((await checkBooks(server.database.db)).balanced)
   })
 
   test('the amount is converted into the next peer’s asset, rounded down', async () => {

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto'
-import { Errors, type IlpPrepare, type IlpReply, isFulfill } from 'ilp-packet'
+import { Errors, type IlpPrepare, type IlpReply, isFulfill, serializeIlpPrepare } from 'ilp-packet'
 import type { Deps } from '../deps.ts'
+import { assetAccountId } from '../ledger/accounts.ts'
+import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
+import { isLedgerError } from '../ledger/types.ts'
 import { type Peer, peerForDestination } from '../peers/service.ts'
 import { convertPacketAmount } from './convert.ts'
 import { sendPrepare } from './http-client.ts'
@@ -11,19 +14,92 @@ const EXPIRY_MARGIN_MS = 1000
 const MAX_HOLD_MS = 30_000
 
 /**
- * A Prepare for someone else: sent on to the peer with the longest matching route, in that peer's
- * asset, with an earlier expiry; a Fulfill is passed back only if it matches the condition.
- *
- * Nothing is booked yet: neither the sending peer's debit nor the receiving peer's credit is
- * recorded, so forwarded money stays off the ledger until two-phase accounting (reserve on the
- * Prepare, post on the Fulfill, void on the Reject) is added here.
+ * A Prepare for someone else, from a peer: sent on to the peer with the longest matching route, in
+ * that peer's asset, with an earlier expiry; a Fulfill is passed back only if it matches the
+ * condition. The money is reserved from the sending peer to the next one while the packet is out
+ * (through the settlement accounts when their assets differ), posted on a Fulfill, released on
+ * anything else; a peer beyond its credit line gets T04 and nothing leaves.
  */
-export async function forward(
+export async function forward(deps: Deps, prepare: IlpPrepare, from: Peer): Promise<IlpReply> {
+  const r = await route(deps, prepare, from)
+  const legs = await forwardingLegs(deps, prepare, from, r)
+  if (legs.length > 0) await reserve(deps, legs, prepare.expiresAt)
+  let reply: IlpReply | undefined
+  try {
+    reply = await send(deps, r, prepare)
+    return reply
+  } finally {
+    if (legs.length > 0) await resolveLegs(deps, legs, reply !== undefined && isFulfill(reply))
+  }
+}
+
+interface Leg {
+  id: string
+  debitAccountId: string
+  creditAccountId: string
+  amount: bigint
+}
+
+async function forwardingLegs(
   deps: Deps,
   prepare: IlpPrepare,
-  from: Pick<Peer, 'id' | 'assetCode' | 'assetScale'>,
-): Promise<IlpReply> {
-  return send(deps, await route(deps, prepare, from), prepare)
+  from: Peer,
+  r: Route,
+): Promise<Leg[]> {
+  const received = BigInt(prepare.amount)
+  const sent = BigInt(r.outgoing.amount)
+  if (received === 0n || sent === 0n) return []
+  const id = `fwd:${from.id}:${createHash('sha256').update(serializeIlpPrepare(prepare)).digest('base64url')}`
+  if (from.assetId === r.to.assetId) {
+    return [
+      {
+        id,
+        debitAccountId: from.ledgerAccountId,
+        creditAccountId: r.to.ledgerAccountId,
+        amount: received,
+      },
+    ]
+  }
+  return [
+    {
+      id,
+      debitAccountId: from.ledgerAccountId,
+      creditAccountId: await assetAccountId(deps.db, from.assetId, 'settlement'),
+      amount: received,
+    },
+    {
+      id: `${id}:out`,
+      debitAccountId: await assetAccountId(deps.db, r.to.assetId, 'settlement'),
+      creditAccountId: r.to.ledgerAccountId,
+      amount: sent,
+    },
+  ]
+}
+
+async function reserve(deps: Deps, legs: Leg[], expiresAt: Date): Promise<void> {
+  // Released by the ledger's expiry if this process dies before resolving them.
+  const pendingUntil = new Date(expiresAt.getTime() + 60_000)
+  await deps.db.transaction().execute(async (trx) => {
+    for (const leg of legs) {
+      const t = await createTransfer(trx, { ...leg, pendingUntil, reference: 'ilp:forward' })
+      if (isLedgerError(t)) {
+        if (t.code === 'exceeds_limit')
+          throw new Errors.InsufficientLiquidityError('peer has exceeded its credit line')
+        throw new Error(`forwarding reservation refused: ${t.message}`)
+      }
+      if (t.replayed) throw new Errors.ConnectorBusyError('packet is already being forwarded')
+    }
+  })
+}
+
+async function resolveLegs(deps: Deps, legs: Leg[], fulfilled: boolean): Promise<void> {
+  await deps.db.transaction().execute(async (trx) => {
+    for (const leg of legs) {
+      const t = fulfilled ? await postTransfer(trx, leg.id) : await voidTransfer(trx, leg.id)
+      if (isLedgerError(t))
+        throw new Error(`forwarding ${fulfilled ? 'post' : 'void'} refused: ${t.message}`)
+    }
+  })
 }
 
 export interface Route {
