@@ -11,6 +11,7 @@ import { allowCors } from './http/cors.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createPaySender } from './ilp/pay-sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
+import { startLedgerExpiry } from './ledger/expiry-worker.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
 import { createRemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
@@ -76,6 +77,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
     ilpAddress: config.openPayments.ilpAddress,
   })
   let worker: PaymentWorker | undefined
+  let expiry: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
@@ -116,11 +118,15 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
     listeners,
     start: async (host) => {
       for (const l of listeners) await l.app.listen({ host, port: l.port })
-      if (enabled.has('workers')) worker = startPaymentWorker(deps)
+      if (enabled.has('workers')) {
+        worker = startPaymentWorker(deps)
+        expiry = startLedgerExpiry(deps)
+      }
     },
     stop: async () => {
       await Promise.all(listeners.map((l) => l.app.close()))
       await worker?.stop()
+      await expiry?.stop()
     },
   }
 }

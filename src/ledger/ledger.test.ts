@@ -3,9 +3,12 @@ import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import { sql } from 'kysely'
+import { pino } from 'pino'
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
 import { createAsset } from '../assets/service.ts'
+import type { Deps } from '../deps.ts'
 import { available, createAccount, getAccount, getSettlementAccount } from './accounts.ts'
+import { startLedgerExpiry } from './expiry-worker.ts'
 import { checkBooks } from './invariants.ts'
 import { createTransfer, expireOverdueTransfers, postTransfer, voidTransfer } from './transfers.ts'
 import { isLedgerError, type LedgerError } from './types.ts'
@@ -168,6 +171,26 @@ describe('two-phase transfers', () => {
     assert.equal(row.state, 'expired')
     await assertBooksBalanced()
   })
+})
+
+test('the expiry worker releases what nobody resolved', async () => {
+  const a = await wallet()
+  const b = await wallet()
+  await transfer(settlementId, a.id, 10n)
+  const p = await transfer(a.id, b.id, 10n, { pendingUntil: new Date(Date.now() + 100) })
+  assert.ok(!isLedgerError(p))
+  const worker = startLedgerExpiry(
+    { db: db(), logger: pino({ level: 'silent' }) } as unknown as Deps,
+    { intervalMs: 50 },
+  )
+  try {
+    for (let i = 0; i < 100 && (await balanceOf(a.id)) !== 10n; i++)
+      await new Promise((r) => setTimeout(r, 20))
+  } finally {
+    await worker.stop()
+  }
+  assert.equal(await balanceOf(a.id), 10n)
+  await assertBooksBalanced()
 })
 
 describe('concurrency on real PostgreSQL', () => {
