@@ -109,6 +109,21 @@ async function prepareSigned(
 const signed = async (url: string, method: string, token: string, body?: unknown) =>
   (await prepareSigned(url, method, token, body))()
 
+/** The bench's client identity on a server: its wallet address with the bench key. */
+async function addBenchApp(
+  call: (method: string, path: string, body?: unknown) => Promise<Record<string, string>>,
+) {
+  const app = await call('POST', '/wallet-addresses', {
+    path: '/bench-app',
+    assetCode: 'USD',
+    assetScale: 2,
+    publicName: 'Bench',
+  })
+  await call('POST', `/wallet-addresses/${app.id}/keys`, {
+    jwk: { kid: keyId, kty: 'OKP', crv: 'Ed25519', x: publicKey.export({ format: 'jwk' }).x },
+  })
+}
+
 async function grant(
   access: unknown[],
   interact?: unknown,
@@ -136,15 +151,7 @@ try {
     assetCode: 'USD',
     assetScale: 2,
   })
-  const app = await admin('POST', '/wallet-addresses', {
-    path: '/bench-app',
-    assetCode: 'USD',
-    assetScale: 2,
-    publicName: 'Bench',
-  })
-  await admin('POST', `/wallet-addresses/${app.id}/keys`, {
-    jwk: { kid: keyId, kty: 'OKP', crv: 'Ed25519', x: publicKey.export({ format: 'jwk' }).x },
-  })
+  await addBenchApp(admin)
   await admin('POST', `/wallet-addresses/${alice.id}/deposits`, {
     id: 'bench',
     amount: '1000000000000',
@@ -368,15 +375,7 @@ async function measureCrossInstance(a: {
     assetCode: 'USD',
     assetScale: 2,
   })
-  const appB = await adminB('POST', '/wallet-addresses', {
-    path: '/bench-app',
-    assetCode: 'USD',
-    assetScale: 2,
-    publicName: 'Bench',
-  })
-  await adminB('POST', `/wallet-addresses/${appB.id}/keys`, {
-    jwk: { kid: keyId, kty: 'OKP', crv: 'Ed25519', x: publicKey.export({ format: 'jwk' }).x },
-  })
+  await addBenchApp(adminB)
   const ipTokenB = (
     await grant(
       [{ type: 'incoming-payment', actions: ['create'], identifier: carol.url }],

@@ -5,8 +5,13 @@ import type { StreamReceiver } from '../ilp/stream-receiver.ts'
 import { badRequest, HttpError, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
-import { isUuid, loadedResource } from '../resource-server/resources.ts'
-import { findActiveByUrl } from '../wallet-addresses/service.ts'
+import {
+  isUuid,
+  loadedResource,
+  onBodyWalletAddress,
+  onQueryWalletAddress,
+  requireWalletAddress,
+} from '../resource-server/resources.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import {
   completeIncomingPayment,
@@ -75,17 +80,12 @@ export async function incomingPaymentRoutes(
     {
       schema: { body: requestBodySchema(spec, '/incoming-payments', 'post') },
       config: {
-        access: async (req) => ({
-          type: 'incoming-payment',
-          action: 'create',
-          identifier: (req.body as CreateBody).walletAddress,
-        }),
+        access: onBodyWalletAddress('incoming-payment', 'create'),
       },
     },
     async (req, reply) => {
       const body = req.body
-      const wa = await findActiveByUrl(db, config, body.walletAddress)
-      if (!wa) throw badRequest('unknown wallet address')
+      const wa = await requireWalletAddress(deps, body.walletAddress)
       const asset = { code: wa.assetCode, scale: wa.assetScale }
       const incomingAmount = body.incomingAmount && amountIn(body.incomingAmount, asset)
       const now = Date.now()
@@ -114,17 +114,12 @@ export async function incomingPaymentRoutes(
     {
       schema: { querystring: listQuerySchema },
       config: {
-        access: async (req) => ({
-          type: 'incoming-payment',
-          action: 'list',
-          identifier: (req.query as { 'wallet-address': string })['wallet-address'],
-        }),
+        access: onQueryWalletAddress('incoming-payment'),
       },
     },
     async (req) => {
       const auth = req.auth!
-      const wa = await findActiveByUrl(db, config, req.query['wallet-address'])
-      if (!wa) throw badRequest('unknown wallet address')
+      const wa = await requireWalletAddress(deps, req.query['wallet-address'])
       const page = await paginate(
         req.query,
         async (id) => isUuid(id) && (await getIncomingPayment(db, id))?.walletAddressId === wa.id,

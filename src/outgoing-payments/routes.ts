@@ -6,12 +6,14 @@ import { QUOTE_ERRORS } from '../quotes/routes.ts'
 import { createQuote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
-import { isUuid, loadedResource } from '../resource-server/resources.ts'
 import {
-  findActiveByUrl,
-  getWalletAddress,
-  type WalletAddress,
-} from '../wallet-addresses/service.ts'
+  isUuid,
+  loadedResource,
+  onBodyWalletAddress,
+  onQueryWalletAddress,
+  requireWalletAddress,
+} from '../resource-server/resources.ts'
+import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { spentUnderGrant } from './limits.ts'
 import {
@@ -68,18 +70,13 @@ export async function outgoingPaymentRoutes(
     {
       schema: { body: requestBodySchema(spec, '/outgoing-payments', 'post') },
       config: {
-        access: async (req) => ({
-          type: 'outgoing-payment',
-          action: 'create',
-          identifier: (req.body as CreateBody).walletAddress,
-        }),
+        access: onBodyWalletAddress('outgoing-payment', 'create'),
       },
     },
     async (req, reply) => {
       const body = req.body
       const auth = req.auth!
-      const wa = await findActiveByUrl(db, config, body.walletAddress)
-      if (!wa) throw badRequest('unknown wallet address')
+      const wa = await requireWalletAddress(deps, body.walletAddress)
       let quoteId: string
       if (body.quoteId !== undefined) {
         const m = /\/quotes\/([^/]+)\/?$/.exec(body.quoteId)
@@ -122,16 +119,11 @@ export async function outgoingPaymentRoutes(
     {
       schema: { querystring: listQuerySchema },
       config: {
-        access: async (req) => ({
-          type: 'outgoing-payment',
-          action: 'list',
-          identifier: (req.query as { 'wallet-address': string })['wallet-address'],
-        }),
+        access: onQueryWalletAddress('outgoing-payment'),
       },
     },
     async (req) => {
-      const wa = await findActiveByUrl(db, config, req.query['wallet-address'])
-      if (!wa) throw badRequest('unknown wallet address')
+      const wa = await requireWalletAddress(deps, req.query['wallet-address'])
       const auth = req.auth!
       const page = await paginate(
         req.query,

@@ -3,12 +3,13 @@ import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { badRequest, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
-import { isUuid, loadedResource } from '../resource-server/resources.ts'
 import {
-  findActiveByUrl,
-  getWalletAddress,
-  type WalletAddress,
-} from '../wallet-addresses/service.ts'
+  isUuid,
+  loadedResource,
+  onBodyWalletAddress,
+  requireWalletAddress,
+} from '../resource-server/resources.ts'
+import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { createQuote, getQuote, type Quote, type QuoteError } from './service.ts'
 
@@ -39,17 +40,12 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     {
       schema: { body: requestBodySchema(spec, '/quotes', 'post') },
       config: {
-        access: async (req) => ({
-          type: 'quote',
-          action: 'create',
-          identifier: (req.body as CreateBody).walletAddress,
-        }),
+        access: onBodyWalletAddress('quote', 'create'),
       },
     },
     async (req, reply) => {
       const body = req.body
-      const wa = await findActiveByUrl(db, config, body.walletAddress)
-      if (!wa) throw badRequest('unknown wallet address')
+      const wa = await requireWalletAddress(deps, body.walletAddress)
       const quote = await createQuote(deps, {
         walletAddress: wa,
         client: req.auth!.clientId,

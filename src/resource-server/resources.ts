@@ -1,4 +1,9 @@
 import type { FastifyRequest } from 'fastify'
+import type { AccessType } from '../auth/access.ts'
+import type { Deps } from '../deps.ts'
+import { badRequest } from '../lib/errors.ts'
+import { findActiveByUrl, type WalletAddress } from '../wallet-addresses/service.ts'
+import type { AccessNeed } from './authorize.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -21,4 +26,29 @@ export function loadedResource<T>() {
       return value
     },
   }
+}
+
+/** The access of a create: `action` on the wallet address named in the body. */
+export const onBodyWalletAddress =
+  (type: AccessType, action: string) =>
+  async (req: FastifyRequest): Promise<AccessNeed> => ({
+    type,
+    action,
+    identifier: (req.body as { walletAddress: string }).walletAddress,
+  })
+
+/** The access of a list: `list` on the wallet address named in the query. */
+export const onQueryWalletAddress =
+  (type: AccessType) =>
+  async (req: FastifyRequest): Promise<AccessNeed> => ({
+    type,
+    action: 'list',
+    identifier: (req.query as { 'wallet-address': string })['wallet-address'],
+  })
+
+/** The active wallet address of this server a request names, or 400 `unknown wallet address`. */
+export async function requireWalletAddress(deps: Deps, url: string): Promise<WalletAddress> {
+  const wa = await findActiveByUrl(deps.db, deps.config, url)
+  if (!wa) throw badRequest('unknown wallet address')
+  return wa
 }
