@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { checkBooks } from '../src/ledger/invariants.ts'
-import {
-  type ClientIdentity,
-  createClientIdentity,
-  grantToken,
-  outgoingPaymentToken,
-} from './helpers/clients.ts'
+import { grantToken, outgoingPaymentToken } from './helpers/clients.ts'
 import {
   balanceOf,
   createWalletAddress,
@@ -15,6 +10,14 @@ import {
   startTestServer,
   type TestServer,
 } from './helpers/server.ts'
+import {
+  type Ase,
+  incomingPayment,
+  pay,
+  peer,
+  peerPosition,
+  walletApp,
+} from './helpers/two-ases.ts'
 
 /**
  * Two ASEs on loopback, each a whole server with its own database schema, ILP address and STREAM
@@ -26,36 +29,6 @@ const rates = JSON.stringify({ USD: { EUR: '0.9' } })
 
 const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const eur = (value: string) => ({ value, assetCode: 'EUR', assetScale: 2 })
-
-async function peer(
-  from: TestServer,
-  to: TestServer,
-  name: string,
-  tokens: { out: string; in: string },
-) {
-  const res = await from.admin('POST', '/peers', {
-    name,
-    assetCode: 'USD',
-    assetScale: 2,
-    ilpAddress: to.config.openPayments.ilpAddress,
-    httpEndpoint: to.ilpUrl,
-    outgoingToken: tokens.out,
-    incomingTokens: [tokens.in],
-    creditLimit: '100000000',
-  })
-  assert.equal(res.status, 201, JSON.stringify(res.body))
-  return res.body.id as string
-}
-
-/** The peer account's position: positive when we owe the peer, negative when it owes us. */
-async function peerPosition(server: TestServer): Promise<bigint> {
-  const row = await server.database.db
-    .selectFrom('ledger_accounts')
-    .select(['credits_posted', 'debits_posted'])
-    .where('kind', '=', 'peer')
-    .executeTakeFirstOrThrow()
-  return row.credits_posted - row.debits_posted
-}
 
 async function peerAt(server: TestServer, name: string): Promise<string> {
   return (await server.admin('GET', '/peers')).body.items.find((p: any) => p.name === name).id
@@ -69,12 +42,6 @@ async function packetsBooked(server: TestServer): Promise<number> {
     .where('id', 'like', 'ilp:%')
     .executeTakeFirstOrThrow()
   return Number(rows.n)
-}
-
-interface Ase {
-  server: TestServer
-  app: ClientIdentity
-  quoteToken: string
 }
 
 let atA: Ase
@@ -96,69 +63,13 @@ before(async () => {
   await peer(a, b, 'bank-b', { out: 'a-to-b-secret-token', in: 'b-to-a-secret-token' })
   await peer(b, a, 'bank-a', { out: 'b-to-a-secret-token', in: 'a-to-b-secret-token' })
   await deposit(a, alice.id, 1_000_000n)
-  const appA = await createClientIdentity(a, { path: '/wallet-app', publicName: 'Wallet App' })
-  const appB = await createClientIdentity(b, { path: '/wallet-app', publicName: 'Wallet App' })
-  atA = {
-    server: a,
-    app: appA,
-    quoteToken: await grantToken(a, appA, [{ type: 'quote', actions: ['create'] }]),
-  }
-  atB = {
-    server: b,
-    app: appB,
-    quoteToken: await grantToken(b, appB, [{ type: 'quote', actions: ['create'] }]),
-  }
+  atA = await walletApp(a)
+  atB = await walletApp(b)
 })
 after(async () => {
   await a?.close()
   await b?.close()
 })
-
-/** An incoming payment at the receiver's ASE, created by that ASE's wallet app. */
-async function incomingPayment(
-  at: Ase,
-  walletAddress: string,
-  incomingAmount?: { value: string; assetCode: string; assetScale: number },
-) {
-  const token = await grantToken(at.server, at.app, [
-    { type: 'incoming-payment', actions: ['create', 'read'], identifier: walletAddress },
-  ])
-  const ip = await at.app.client.incomingPayment.create(
-    { url: at.server.openPaymentsUrl, accessToken: token },
-    { walletAddress, ...(incomingAmount && { incomingAmount }) },
-  )
-  return { ip, read: () => at.app.client.incomingPayment.get({ url: ip.id, accessToken: token }) }
-}
-
-/** Quote and pay from `sender` at `from` with the official client; waits for the payment to end. */
-async function pay(
-  from: Ase,
-  sender: string,
-  receiver: string,
-  amount: Record<string, unknown> = {},
-  grant?: string,
-) {
-  const quote = await from.app.client.quote.create(
-    { url: from.server.openPaymentsUrl, accessToken: from.quoteToken },
-    { walletAddress: sender, receiver, method: 'ilp', ...amount } as never,
-  )
-  const token = grant ?? (await outgoingPaymentToken(from.server, from.app, sender))
-  const created = await from.app.client.outgoingPayment.create(
-    { url: from.server.openPaymentsUrl, accessToken: token },
-    { walletAddress: sender, quoteId: quote.id },
-  )
-  const done = await eventually(async () => {
-    // The state first: a read of the payment after it says "ended" shows the final amounts.
-    const row = await from.server.database.db
-      .selectFrom('outgoing_payments')
-      .select('state')
-      .where('id', '=', created.id.split('/').at(-1)!)
-      .executeTakeFirstOrThrow()
-    if (row.state === 'sending') return undefined
-    return from.app.client.outgoingPayment.get({ url: created.id, accessToken: token })
-  }, 20_000)
-  return { quote, payment: done }
-}
 
 describe('payments between two ASEs over Interledger', () => {
   test('A → B, receiver amount: the incoming payment completes, both ledgers balance', async () => {

@@ -169,6 +169,7 @@ export interface OutgoingPaymentsTable {
   attempts: Generated<number>
   next_attempt_at: Date | null
   sending_since: Date | null
+  stream_outcome: 'delivered' | 'undelivered' | null
   metadata: ColumnType<unknown, string | null, string | null> | null
   created_at: CreatedAt
   updated_at: Generated<Date>
@@ -206,7 +207,10 @@ export interface OutgoingPacketsTable {
   payment_id: string
   peer_id: string
   prepare: Buffer
+  /** In the sender's asset. */
   amount: bigint
+  /** In the peer's asset: what the peer's account is credited with on a Fulfill. */
+  peer_amount: bigint
   fulfilled: Generated<boolean>
   created_at: CreatedAt
 }

@@ -3,6 +3,7 @@ import {
   deserializeIlpPrepare,
   errorToIlpReject,
   IlpError,
+  type IlpReply,
   isFulfill,
   isIlpError,
   serializeIlpPrepare,
@@ -21,6 +22,8 @@ export interface OutgoingPacket {
   prepare: Buffer
   /** In the source asset. */
   amount: bigint
+  /** In the peer's asset: what the peer is owed if the packet is fulfilled. */
+  peerAmount: bigint
 }
 
 /** Keeps a payment's `sent` total while its packets travel. */
@@ -46,6 +49,7 @@ export function peerSendData(
   const own = deps.config.openPayments.ilpAddress
   return async (data) => {
     let counted: OutgoingPacket | undefined
+    let reply: IlpReply | undefined
     try {
       const prepare = deserializeIlpPrepare(data)
       const amount = BigInt(prepare.amount)
@@ -54,16 +58,28 @@ export function peerSendData(
       const next = await route(deps, prepare, { id: 'self', ...source })
       if (tracker && amount > 0n) {
         const bytes = serializeIlpPrepare(next.outgoing)
-        const packet = { id: packetId(bytes), peerId: next.to.id, prepare: bytes, amount }
+        const packet = {
+          id: packetId(bytes),
+          peerId: next.to.id,
+          prepare: bytes,
+          amount,
+          peerAmount: BigInt(next.outgoing.amount),
+        }
         await tracker.sending(packet)
         counted = packet
       }
-      const reply = await send(deps, next, prepare)
-      if (counted)
-        await (isFulfill(reply) ? tracker!.fulfilled(counted) : tracker!.rejected(counted))
+      reply = await send(deps, next, prepare)
+      if (counted && isFulfill(reply)) {
+        // The money has left: a failure to mark it leaves the packet counted as sent, which is
+        // what it is, and the sender still gets its Fulfill.
+        await tracker!.fulfilled(counted).catch((err) => {
+          deps.logger.error({ err }, 'recording a fulfilled packet failed; it stays counted')
+        })
+      } else if (counted) await tracker!.rejected(counted)
       return serializeIlpReply(reply)
     } catch (err) {
-      if (counted) await tracker!.rejected(counted).catch(() => {})
+      // Only a packet that was not fulfilled stops counting as sent.
+      if (counted && !(reply && isFulfill(reply))) await tracker!.rejected(counted).catch(() => {})
       if (isIlpError(err)) return serializeIlpReject(errorToIlpReject(own, err))
       deps.logger.error({ err }, 'sending an ILP packet failed')
       return serializeIlpReject({

@@ -7,7 +7,7 @@ import type { IlpTerms } from '../ilp/pay-sender.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
-import { getPeer, peerForDestination } from '../peers/service.ts'
+import { getPeer } from '../peers/service.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { reservationId } from './service.ts'
@@ -22,6 +22,8 @@ interface Claimed {
   attempts: number
   /** An earlier attempt died while sending. */
   interrupted: boolean
+  /** How STREAM ended, when an earlier attempt got that far but could not book it. */
+  outcome?: Outcome | undefined
 }
 
 /**
@@ -47,32 +49,42 @@ const fromJson = (t: Record<string, string | string[]>): IlpTerms => ({
   ],
 })
 
+/** How a STREAM payment ended, recorded before it is booked. */
+interface Outcome {
+  delivered: boolean
+  failure?: string | undefined
+}
+
 /**
  * Pays a payment to another ASE over Interledger, outside any database transaction (packets take
- * network time). Every packet's amount is recorded in `sent_amount` before it leaves and taken back
- * if it is rejected; when STREAM is done, one transaction posts what was sent (plus the fee, on
- * success) from the reservation to the peer's account and releases the rest. A payment whose
- * earlier attempt died mid-way is not sent again: it fails with what was recorded.
+ * network time). Every packet's amount is recorded before it leaves and taken back if it is
+ * rejected; when STREAM is done, its outcome is recorded and one transaction books what the
+ * fulfilled packets carried. A payment whose earlier attempt died mid-way is not sent again: it
+ * fails with what was recorded. A payment whose booking failed is booked again from its record.
  */
 export async function settleRemotely(
   deps: Deps,
   p: Claimed,
 ): Promise<'completed' | 'failed' | 'retrying'> {
   const { db } = deps
+  if (p.outcome) return finish(deps, p, p.outcome)
+  if (p.interrupted) {
+    await reconcile(deps, p.id)
+    return finish(
+      deps,
+      p,
+      await record(db, p.id, { delivered: false, failure: 'interrupted while sending' }),
+    )
+  }
   const quote = await db
     .selectFrom('quotes')
     .selectAll()
     .where('id', '=', p.quoteId)
     .executeTakeFirstOrThrow()
   const terms = fromJson(quote.ilp_terms as Record<string, string | string[]>)
-  // Where the money went (for the peer's account): the receiver's address as its ASE gave it.
-  const destination = (await deps.remoteReceivers.get(quote.receiver))?.ilp?.ilpAddress
-  if (p.interrupted) {
-    await reconcile(deps, p.id)
-    return finish(deps, p, destination, false, 'interrupted while sending')
-  }
   const receiver = await resolveReceiver(deps, quote.receiver)
-  if (!receiver?.ilp) return finish(deps, p, destination, false, 'receiver closed')
+  if (!receiver?.ilp)
+    return finish(deps, p, await record(db, p.id, { delivered: false, failure: 'receiver closed' }))
   const sender = (await getWalletAddress(db, { id: p.walletAddressId }))!
   const sendData = peerSendData(deps, sender, packetTracker(deps, p.id))
   const result = await deps.ilpSender.pay({
@@ -100,7 +112,19 @@ export async function settleRemotely(
     return 'retrying'
   }
   const failure = result.error ?? (delivered ? undefined : 'delivered too little')
-  return finish(deps, p, receiver.ilp.ilpAddress, delivered, failure)
+  return finish(deps, p, await record(db, p.id, { delivered, failure }))
+}
+
+async function record(db: Deps['db'], paymentId: string, outcome: Outcome): Promise<Outcome> {
+  await db
+    .updateTable('outgoing_payments')
+    .set({
+      stream_outcome: outcome.delivered ? 'delivered' : 'undelivered',
+      failure: outcome.failure ?? null,
+    })
+    .where('id', '=', paymentId)
+    .execute()
+  return outcome
 }
 
 /** Records every packet of a payment: counted before it leaves, forgotten if rejected. */
@@ -123,6 +147,7 @@ function packetTracker(deps: Deps, paymentId: string): SendTracker {
             peer_id: packet.peerId,
             prepare: packet.prepare,
             amount: packet.amount,
+            peer_amount: packet.peerAmount,
           })
           .execute()
         await adjust(trx, packet.amount)
@@ -188,15 +213,16 @@ async function reconcile(deps: Deps, paymentId: string): Promise<void> {
   }
 }
 
-async function finish(
-  deps: Deps,
-  p: Claimed,
-  destination: string | undefined,
-  delivered: boolean,
-  failure?: string,
-): Promise<'completed' | 'failed'> {
+/**
+ * Books a payment's end in one transaction: the reservation is posted for what was sent (plus the
+ * fee, when delivered) and the rest released; what the fulfilled packets carried leaves the asset's
+ * clearing account for each peer's account, in the peer's asset: straight across when the sender
+ * and the peer hold one asset, else out through the sender asset's settlement account and in
+ * through the peer asset's, as forwarding does.
+ */
+async function finish(deps: Deps, p: Claimed, outcome: Outcome): Promise<'completed' | 'failed'> {
   const { db } = deps
-  const peer = destination === undefined ? undefined : await peerForDestination(db, destination)
+  const { delivered, failure } = outcome
   return db.transaction().execute(async (trx) => {
     const row = await trx
       .selectFrom('outgoing_payments as o')
@@ -204,7 +230,23 @@ async function finish(
       .where('o.id', '=', p.id)
       .forUpdate()
       .executeTakeFirstOrThrow()
+    // Every packet still recorded counts as sent (rejected ones were forgotten), one sum per peer.
+    const legs = await trx
+      .selectFrom('outgoing_packets as k')
+      .innerJoin('peers as r', 'r.id', 'k.peer_id')
+      .select((eb) => [
+        'r.ledger_account_id as account',
+        'r.asset_id as assetId',
+        eb.fn.sum<bigint>('k.amount').as('sent'),
+        eb.fn.sum<bigint>('k.peer_amount').as('peerSent'),
+      ])
+      .where('k.payment_id', '=', p.id)
+      .groupBy(['r.ledger_account_id', 'r.asset_id'])
+      .execute()
     const sent = row.sent_amount
+    const recorded = legs.reduce((sum, l) => sum + BigInt(l.sent), 0n)
+    if (recorded !== sent)
+      throw new Error(`payment ${p.id} counts ${sent} sent but its packets carry ${recorded}`)
     const fee = delivered ? p.feeAmount : 0n
     const reservation = reservationId(p.id)
     const resolved =
@@ -214,9 +256,17 @@ async function finish(
     if (isLedgerError(resolved)) throw new Error(`reservation of ${p.id}: ${resolved.message}`)
     const sender = (await getWalletAddress(trx, { id: p.walletAddressId }))!
     const clearing = await assetAccountId(trx, sender.assetId, 'outgoing')
-    if (sent > 0n) {
-      if (!peer) throw new Error(`no peer account for the payment ${p.id}`)
-      await move(trx, `outgoing:${p.id}:deliver`, clearing, peer.ledgerAccountId, sent)
+    for (const [i, leg] of legs.entries()) {
+      const [legSent, peerSent] = [BigInt(leg.sent), BigInt(leg.peerSent)]
+      const id = `outgoing:${p.id}:deliver${i === 0 ? '' : `:${i}`}`
+      if (leg.assetId === sender.assetId) {
+        await move(trx, id, clearing, leg.account, legSent)
+        continue
+      }
+      const out = await assetAccountId(trx, sender.assetId, 'settlement')
+      await move(trx, `${id}:fx-out`, clearing, out, legSent)
+      const into = await assetAccountId(trx, leg.assetId, 'settlement')
+      if (peerSent > 0n) await move(trx, `${id}:fx-in`, into, leg.account, peerSent)
     }
     if (fee > 0n)
       await move(
@@ -226,7 +276,7 @@ async function finish(
         await assetAccountId(trx, sender.assetId, 'fees'),
         fee,
       )
-    // Its packets' fate is settled in `sent_amount` now.
+    // Its packets' fate is settled in the ledger now.
     await trx.deleteFrom('outgoing_packets').where('payment_id', '=', p.id).execute()
     await trx
       .updateTable('outgoing_payments')

@@ -42,6 +42,8 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
             'o.receive_amount',
             'o.attempts',
             'o.sending_since',
+            'o.stream_outcome',
+            'o.failure',
             'q.receiver_incoming_payment_id',
           ])
           .where('o.state', '=', 'sending')
@@ -74,7 +76,14 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
           .where('id', '=', p.id)
           .execute()
         return {
-          remote: { ...due, attempts: p.attempts + 1, interrupted: p.sending_since !== null },
+          remote: {
+            ...due,
+            attempts: p.attempts + 1,
+            interrupted: p.sending_since !== null,
+            outcome: p.stream_outcome
+              ? { delivered: p.stream_outcome === 'delivered', failure: p.failure ?? undefined }
+              : undefined,
+          },
         }
       })
       const outcome = typeof claim === 'object' ? await settleRemotely(deps, claim.remote) : claim
@@ -94,14 +103,27 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
   }
 
   const retryLater = async (trx: Deps['db'], id: string, err: Error) => {
-    logger.error({ err, payment: id }, 'outgoing payment settlement failed')
     const row = await trx
       .updateTable('outgoing_payments')
       .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
       .where('id', '=', id)
-      .returning('attempts')
+      .returning(['attempts', 'sent_amount'])
       .executeTakeFirstOrThrow()
-    if (row.attempts >= MAX_ATTEMPTS)
+    // Money that left over Interledger must be booked, however long that takes: failing such a
+    // payment would release what the receiver already has. It is retried until booked, loudly.
+    const left = row.sent_amount > 0n
+    logger.error(
+      {
+        err,
+        payment: id,
+        attempts: row.attempts,
+        ...(left && { sent: row.sent_amount.toString() }),
+      },
+      left
+        ? 'BOOKING FAILED for a payment whose money left: retrying until it is booked'
+        : 'outgoing payment settlement failed',
+    )
+    if (!left && row.attempts >= MAX_ATTEMPTS)
       return fail(trx, id, `settlement failed ${row.attempts} times`)
     const delaySeconds = Math.min(2 ** row.attempts, 300)
     await trx
