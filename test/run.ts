@@ -39,13 +39,15 @@ const child = spawn(
   ],
   { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'test' } },
 )
+// The summary's count, read as it streams past: failure details can follow it at length.
 let tail = ''
+let ran = 0
 child.stdout.on('data', (chunk: Buffer) => {
   process.stdout.write(chunk)
-  tail = (tail + chunk.toString()).slice(-4000)
+  tail = (tail + chunk.toString()).slice(-200)
+  ran = Number(/ℹ tests (\d+)/.exec(tail)?.[1] ?? ran)
 })
 child.on('close', (code) => {
-  const ran = Number(/tests (\d+)/.exec(tail)?.[1] ?? 0)
   if (ran === 0) {
     console.error('no test ran')
     process.exit(1)
