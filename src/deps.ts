@@ -4,6 +4,7 @@ import type { Db } from './db/database.ts'
 import type { IlpSender } from './ilp/pay-sender.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
 import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts'
+import type { Outbound } from './outbound/fetch.ts'
 import type { RatesService } from './rates/service.ts'
 import type { ClientDirectory } from './signatures/clients.ts'
 
@@ -22,4 +23,10 @@ export interface Deps {
   remoteReceivers: RemoteReceivers
   /** STREAM sending (quotes by rate probe, payments) to other ASEs. */
   ilpSender: IlpSender
+  /**
+   * Every HTTP request the server sends: `untrusted` for URLs clients and peers name (no private
+   * addresses in production), `operator` for URLs from configuration (rates, webhooks). Both bound
+   * time and size and follow no redirects.
+   */
+  outbound: { untrusted: Outbound; operator: Outbound }
 }

@@ -9,6 +9,7 @@ import { ledgerAdminRoutes } from '../ledger/admin-routes.ts'
 import { HttpError } from '../lib/errors.ts'
 import { safeEqual } from '../lib/secrets.ts'
 import { peerAdminRoutes } from '../peers/admin-routes.ts'
+import { createCredentialGuard, tooManyRequests } from '../rate-limit/hooks.ts'
 import { walletAddressAdminRoutes } from '../wallet-addresses/admin-routes.ts'
 import { collectOpenApi } from './openapi.ts'
 
@@ -16,13 +17,23 @@ const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/openapi.json'])
 
 /** The operator listener: keep it on a private network; every call but health needs the API key. */
 export function createAdminApp(deps: Deps): FastifyInstance {
-  const app = createApp({ logger: deps.logger.child({ listener: 'admin' }) })
+  const { config } = deps
+  const app = createApp({
+    logger: deps.logger.child({ listener: 'admin' }),
+    trustProxy: config.trustProxy,
+  })
+  const guard = createCredentialGuard(
+    config.rateLimits.credentialFailures,
+    tooManyRequests('too_many_requests'),
+  )
 
   app.addHook('onRequest', async (req, reply) => {
     if (PUBLIC_PATHS.has(req.url.split('?', 1)[0]!)) return
+    guard.check(req)
     const header = req.headers.authorization ?? ''
     const given = header.startsWith('Bearer ') ? header.slice(7) : ''
-    if (!given || !safeEqual(given, deps.config.adminApiKey)) {
+    if (!given || !safeEqual(given, config.adminApiKey)) {
+      await guard.failed(req)
       reply.header('www-authenticate', 'Bearer')
       throw new HttpError(401, 'unauthorized', 'missing or invalid API key')
     }
