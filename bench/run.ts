@@ -47,6 +47,8 @@ function start(script: string, env: Record<string, string>): Promise<ChildProces
 
 const serverEnv = (p: typeof portsB, dbSchema: string, ilpAddress: string) => ({
   LOG_LEVEL: 'warn',
+  // One client address at full speed: the limits are for the internet, not for a benchmark.
+  RATE_LIMIT_ENABLED: 'false',
   DATABASE_SCHEMA: dbSchema,
   DATABASE_POOL_SIZE: '20',
   OPEN_PAYMENTS_PORT: String(p.op),
