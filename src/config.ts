@@ -67,6 +67,13 @@ const bool = (fallback: boolean) =>
 
 const seconds = (fallback: number) => positiveInt(fallback)
 
+const nonNegativeInt = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(0, { error: 'must not be negative' })
+    .default(fallback)
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -95,16 +102,13 @@ const schema = z.object({
       error: `must be a comma-separated list of ${ROLES.join(', ')}`,
     })
     .transform((rs) => rs as Role[]),
-  WALLET_ADDRESS_CACHE_SECONDS: z.coerce
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be an integer' })
-    .min(0, { error: 'must not be negative' })
-    .default(60),
+  WALLET_ADDRESS_CACHE_SECONDS: nonNegativeInt(60),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
   SIGNATURE_MAX_AGE_SECONDS: seconds(300),
   ACCESS_TOKEN_EXPIRY_SECONDS: seconds(600),
   INTERACTION_EXPIRY_SECONDS: seconds(600),
-  GRANT_WAIT_SECONDS: seconds(5),
+  // 0: clients may continue at once (an ASE whose clients poll right after consent).
+  GRANT_WAIT_SECONDS: nonNegativeInt(5),
   INCOMING_PAYMENT_INTERACTION: bool(false),
   QUOTE_INTERACTION: bool(false),
   LIST_ALL_ACCESS_INTERACTION: bool(true),
