@@ -56,6 +56,8 @@ before(async () => {
     SERVER_PRIVATE_KEY: randomBytes(32).toString('base64'),
     DEV_SIGN_IN_PASSWORD: 'correct horse battery staple',
     PAYMENT_SEND_LEASE_SECONDS: '2',
+    // In-flight packets are checked only once expired: keep that wait short here.
+    ILP_PACKET_EXPIRY_SECONDS: '3',
   }
   aAdmin = (method, path, body) =>
     request(`http://127.0.0.1:${ports.admin}${path}`, {
