@@ -176,11 +176,7 @@ function packetTracker(deps: Deps, paymentId: string): SendTracker {
         await adjust(trx, packet.amount)
       }),
     fulfilled: async (packet, delivered) => {
-      await db
-        .updateTable('outgoing_packets')
-        .set({ fulfilled: true, delivered: delivered ?? null })
-        .where('id', '=', packet.id)
-        .execute()
+      await markFulfilled(db, packet.id, delivered ?? null)
     },
     rejected: (packet) => forget(db, paymentId, packet.id, packet.amount),
   }
