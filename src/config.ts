@@ -154,6 +154,7 @@ const schema = z.object({
   RATES_TIMEOUT_MS: positiveInt(5000),
   IDEMPOTENCY_KEY_TTL_SECONDS: seconds(86_400),
   PAYMENT_SEND_LEASE_SECONDS: seconds(120),
+  ILP_PACKET_EXPIRY_SECONDS: seconds(20),
   SERVER_WALLET_ADDRESS_PATH: z
     .string()
     .regex(/^(\/[A-Za-z0-9][A-Za-z0-9._~-]*)+$/, { error: 'must be a path such as /op-client' })
@@ -192,6 +193,8 @@ export interface OpenPaymentsConfig {
   ilpSlippage: number
   /** How long one attempt may send a payment over Interledger before it counts as dead. */
   paymentSendLeaseSeconds: number
+  /** How long each packet our STREAM sender sends may stay unanswered. */
+  ilpPacketExpirySeconds: number
   idempotencyKeyTtlSeconds: number
   /** The server's own client identity, when it calls other ASEs' Open Payments APIs. */
   serverIdentity: { path: string; name: string; seed: Buffer }
@@ -298,6 +301,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : { kind: 'static', table: e.RATES ? parseStaticTable(e.RATES)! : {} },
       ilpSlippage: e.ILP_SLIPPAGE,
       paymentSendLeaseSeconds: e.PAYMENT_SEND_LEASE_SECONDS,
+      ilpPacketExpirySeconds: e.ILP_PACKET_EXPIRY_SECONDS,
       idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
       serverIdentity: {
         path: e.SERVER_WALLET_ADDRESS_PATH,
