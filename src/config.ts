@@ -69,12 +69,11 @@ const bool = (fallback: boolean) =>
 
 const seconds = (fallback: number) => positiveInt(fallback)
 
-/** A limit where 0 means none. */
-const limit = (fallback: number) =>
+const nonNegativeInt = (fallback: number) =>
   z.coerce
     .number({ error: 'must be a number' })
     .int({ error: 'must be an integer' })
-    .min(0, { error: 'must not be negative (0 switches the limit off)' })
+    .min(0, { error: 'must not be negative' })
     .default(fallback)
 
 const networks = z
@@ -128,27 +127,24 @@ const schema = z.object({
       error: `must be a comma-separated list of ${ROLES.join(', ')}`,
     })
     .transform((rs) => rs as Role[]),
-  WALLET_ADDRESS_CACHE_SECONDS: z.coerce
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be an integer' })
-    .min(0, { error: 'must not be negative' })
-    .default(60),
+  WALLET_ADDRESS_CACHE_SECONDS: nonNegativeInt(60),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
   TRUST_PROXY: trustProxy,
   OUTBOUND_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
   OUTBOUND_ALLOWED_NETWORKS: networks,
   OUTBOUND_TIMEOUT_MS: positiveInt(5000),
-  OUTBOUND_NEW_URLS_PER_MINUTE: limit(30),
+  OUTBOUND_NEW_URLS_PER_MINUTE: nonNegativeInt(30),
   RATE_LIMIT_ENABLED: bool(true),
-  RATE_LIMIT_IP_PER_MINUTE: limit(3000),
-  RATE_LIMIT_CLIENT_PER_MINUTE: limit(1200),
-  RATE_LIMIT_PAGES_PER_MINUTE: limit(120),
-  RATE_LIMIT_CREDENTIAL_FAILURES: limit(20),
-  RATE_LIMIT_ILP_PACKETS_PER_SECOND: limit(1000),
+  RATE_LIMIT_IP_PER_MINUTE: nonNegativeInt(3000),
+  RATE_LIMIT_CLIENT_PER_MINUTE: nonNegativeInt(1200),
+  RATE_LIMIT_PAGES_PER_MINUTE: nonNegativeInt(120),
+  RATE_LIMIT_CREDENTIAL_FAILURES: nonNegativeInt(20),
+  RATE_LIMIT_ILP_PACKETS_PER_SECOND: nonNegativeInt(1000),
   SIGNATURE_MAX_AGE_SECONDS: seconds(300),
   ACCESS_TOKEN_EXPIRY_SECONDS: seconds(600),
   INTERACTION_EXPIRY_SECONDS: seconds(600),
-  GRANT_WAIT_SECONDS: seconds(5),
+  // 0: clients may continue at once (an ASE whose clients poll right after consent).
+  GRANT_WAIT_SECONDS: nonNegativeInt(5),
   INCOMING_PAYMENT_INTERACTION: bool(false),
   QUOTE_INTERACTION: bool(false),
   LIST_ALL_ACCESS_INTERACTION: bool(true),
@@ -194,6 +190,7 @@ const schema = z.object({
   RATES_TIMEOUT_MS: positiveInt(5000),
   IDEMPOTENCY_KEY_TTL_SECONDS: seconds(86_400),
   PAYMENT_SEND_LEASE_SECONDS: seconds(120),
+  ILP_PACKET_EXPIRY_SECONDS: seconds(20),
   SERVER_WALLET_ADDRESS_PATH: z
     .string()
     .regex(/^(\/[A-Za-z0-9][A-Za-z0-9._~-]*)+$/, { error: 'must be a path such as /op-client' })
@@ -232,6 +229,8 @@ export interface OpenPaymentsConfig {
   ilpSlippage: number
   /** How long one attempt may send a payment over Interledger before it counts as dead. */
   paymentSendLeaseSeconds: number
+  /** How long each packet our STREAM sender sends may stay unanswered. */
+  ilpPacketExpirySeconds: number
   idempotencyKeyTtlSeconds: number
   /** The server's own client identity, when it calls other ASEs' Open Payments APIs. */
   serverIdentity: { path: string; name: string; seed: Buffer }
@@ -367,6 +366,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : { kind: 'static', table: e.RATES ? parseStaticTable(e.RATES)! : {} },
       ilpSlippage: e.ILP_SLIPPAGE,
       paymentSendLeaseSeconds: e.PAYMENT_SEND_LEASE_SECONDS,
+      ilpPacketExpirySeconds: e.ILP_PACKET_EXPIRY_SECONDS,
       idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
       serverIdentity: {
         path: e.SERVER_WALLET_ADDRESS_PATH,

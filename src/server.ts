@@ -10,7 +10,7 @@ import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
 import { createIlpApp } from './ilp/http-server.ts'
-import { createPaySender } from './ilp/pay-sender.ts'
+import { createStreamSender } from './ilp/sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
@@ -57,7 +57,9 @@ export function createDeps(base: Pick<Deps, 'config' | 'db' | 'logger'>): Deps {
       budget,
     }),
     rates: createRatesService(config.openPayments.rates, outbound.operator),
-    ilpSender: createPaySender(),
+    ilpSender: createStreamSender({
+      packetExpirySeconds: config.openPayments.ilpPacketExpirySeconds,
+    }),
     remoteReceivers: undefined as never,
     outbound,
   }

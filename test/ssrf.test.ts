@@ -29,7 +29,7 @@ import {
  * Server-side request forgery: URLs that clients name (their wallet address, a quote's receiver)
  * must not make the server reach loopback, private or link-local addresses in production, whatever
  * form the address takes or however the server is sent there. The server runs as a real process
- * with NODE_ENV=production. Tripwires listen where a forged request would land and count every
+ * with NODE_ENV=production, compiled as production runs it. Tripwires listen where a forged request would land and count every
  * TCP connection: they must see none.
  */
 const fixtures = join(import.meta.dirname, 'fixtures', 'tls')
@@ -119,25 +119,29 @@ before(async () => {
     ILP_PORT: String(await freePort()),
   }
   const adminKey = randomBytes(32).toString('base64url')
-  prod = spawnServer({
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'info',
-    DATABASE_URL,
-    DATABASE_SCHEMA: schema,
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'op-ssrf-')),
-    ...ports,
-    OPEN_PAYMENTS_URL: `http://127.0.0.1:${ports.OPEN_PAYMENTS_PORT}`,
-    AUTH_SERVER_URL: `http://127.0.0.1:${ports.AUTH_PORT}`,
-    ADMIN_API_KEY: adminKey,
-    AUTH_SECRET: randomBytes(32).toString('base64url'),
-    STREAM_SECRET: randomBytes(32).toString('base64'),
-    SERVER_PRIVATE_KEY: randomBytes(32).toString('base64'),
-    IDP_URL: 'https://idp.example/sign-in',
-    IDP_SECRET: randomBytes(32).toString('base64url'),
-    // The one exception to the production policy: the test's https server, trusted by its CA.
-    OUTBOUND_ALLOWED_NETWORKS: '127.0.0.2/32',
-    NODE_EXTRA_CA_CERTS: join(fixtures, 'ca.crt'),
-  })
+  prod = spawnServer(
+    {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      DATABASE_URL,
+      DATABASE_SCHEMA: schema,
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'op-ssrf-')),
+      ...ports,
+      OPEN_PAYMENTS_URL: `http://127.0.0.1:${ports.OPEN_PAYMENTS_PORT}`,
+      AUTH_SERVER_URL: `http://127.0.0.1:${ports.AUTH_PORT}`,
+      ADMIN_API_KEY: adminKey,
+      AUTH_SECRET: randomBytes(32).toString('base64url'),
+      STREAM_SECRET: randomBytes(32).toString('base64'),
+      SERVER_PRIVATE_KEY: randomBytes(32).toString('base64'),
+      IDP_URL: 'https://idp.example/sign-in',
+      IDP_SECRET: randomBytes(32).toString('base64url'),
+      // The one exception to the production policy: the test's https server, trusted by its CA.
+      OUTBOUND_ALLOWED_NETWORKS: '127.0.0.2/32',
+      NODE_EXTRA_CA_CERTS: join(fixtures, 'ca.crt'),
+    },
+    // Compiled, as production runs (`npm test` builds it first).
+    { build: true },
+  )
   await waitReady(prod)
   const adminUrl = `http://127.0.0.1:${ports.ADMIN_PORT}`
   prodServer = {

@@ -17,8 +17,14 @@ export interface RemoteIncomingPayment {
 }
 
 export interface RemoteReceivers {
-  /** `requester` (e.g. `client:…`) is charged for a read that is not in the cache. */
-  get(url: string, requester?: string): Promise<RemoteIncomingPayment | undefined>
+  /**
+   * `fresh` reads past the cache (what a payment is about to rely on), and caches the result;
+   * `requester` (e.g. `client:…`) is charged for a read that is not served from the cache.
+   */
+  get(
+    url: string,
+    opts?: { fresh?: boolean; requester?: string },
+  ): Promise<RemoteIncomingPayment | undefined>
 }
 
 /** Receiver URLs and the authorization servers they name come from clients: bound what we keep. */
@@ -103,9 +109,9 @@ export function createRemoteReceivers(
   }
 
   return {
-    get(url, requester) {
+    get(url, { fresh = false, requester } = {}) {
       const hit = cache.get(url)
-      if (hit && Date.now() - hit.at < opts.cacheTtlMs) return hit.value
+      if (hit && !fresh && Date.now() - hit.at < opts.cacheTtlMs) return hit.value
       if (requester !== undefined && opts.budget && !opts.budget.spend(requester)) {
         logger.info({ receiver: url, requester }, 'remote receiver not read: fetch budget spent')
         return Promise.resolve(undefined)
