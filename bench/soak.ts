@@ -1,11 +1,13 @@
 /**
- * `npm run soak`: the server's resident memory (RSS) under minutes of sustained signed load, to
- * show that it levels off. The server runs as a child process on PostgreSQL (DATABASE_URL, default
- * the local server) with rate limits on but set out of reach, so their bookkeeping runs too; this
- * process generates the load: closed loop, SOAK_CONCURRENCY callers (default 8), each repeating a
- * whole flow (wallet address read, grant request, incoming payment create and read, list, quote,
- * outgoing payment, ILP packet) for SOAK_SECONDS (default 180). RSS is read from /proc every
- * SOAK_SAMPLE_SECONDS (default 10) and printed as a table.
+ * `npm run soak`: the server's memory under minutes of sustained signed load, to show that it
+ * levels off. The server runs compiled (`dist/`, as in production) as a child process on PostgreSQL
+ * (DATABASE_URL, default the local server) with rate limits on but set out of reach, so their
+ * bookkeeping runs too; this process generates the load: closed loop, SOAK_CONCURRENCY callers
+ * (default 8), each repeating a whole flow (wallet address read, grant request, incoming payment
+ * create and read, list, quote, outgoing payment, ILP packet) for SOAK_SECONDS (default 180).
+ * Every SOAK_SAMPLE_SECONDS (default 10) it records the resident set (RSS, from /proc) and the
+ * JavaScript heap left after the last full garbage collection (V8's `--trace-gc`), the figure that
+ * grows when something leaks; RSS also follows the collector's sawtooth and the allocator.
  */
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -45,12 +47,19 @@ const node = await startNode(
     RATE_LIMIT_CLIENT_PER_MINUTE: '100000000',
     RATE_LIMIT_ILP_PACKETS_PER_SECOND: '1000000',
   },
+  { build: true, nodeArgs: ['--trace-gc', '--trace-gc-ignore-scavenger'] },
 )
 const pid = node.process.child.pid!
 const rssMiB = () => {
   const kB = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
   return kB / 1024
 }
+/** Heap in use after the latest full (mark-compact) collection, in MB as V8 prints it. */
+const heapAfterFullGc = () => {
+  const all = [...node.process.output().matchAll(/Mark-Compact[^\n]*?-> ([\d.]+) \(/g)]
+  return all.length ? Number(all.at(-1)![1]) : Number.NaN
+}
+const fullGcs = () => node.process.output().match(/Mark-Compact/g)?.length ?? 0
 
 try {
   const server = asTestServer(node)
@@ -150,10 +159,16 @@ try {
   requests = 0
   errors = 0
 
-  const samples: { t: number; rss: number; requests: number }[] = []
+  const samples: { t: number; rss: number; heap: number; gcs: number; requests: number }[] = []
   const started = performance.now()
   const sample = () =>
-    samples.push({ t: (performance.now() - started) / 1000, rss: rssMiB(), requests })
+    samples.push({
+      t: (performance.now() - started) / 1000,
+      rss: rssMiB(),
+      heap: heapAfterFullGc(),
+      gcs: fullGcs(),
+      requests,
+    })
   sample()
   const timer = setInterval(sample, SAMPLE_SECONDS * 1000)
   const deadline = started + SECONDS * 1000
@@ -175,24 +190,31 @@ try {
   console.log(
     `\nMachine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${SECONDS} s of load after 15 s of warm-up, ${CONCURRENCY} concurrent flows, server and load generator one process each.\n`,
   )
-  console.log('| time (s) | RSS (MiB) | requests so far | requests/s since last row |')
-  console.log('|---:|---:|---:|---:|')
+  console.log(
+    '| time (s) | RSS (MiB) | heap after last full GC (MB) | full GCs so far | requests so far | requests/s since last row |',
+  )
+  console.log('|---:|---:|---:|---:|---:|---:|')
   samples.forEach((s, i) => {
     const prev = samples[i - 1]
     const rate = prev ? (s.requests - prev.requests) / (s.t - prev.t) : Number.NaN
     console.log(
-      `| ${s.t.toFixed(0)} | ${s.rss.toFixed(1)} | ${s.requests} | ${Number.isNaN(rate) ? '–' : rate.toFixed(0)} |`,
+      `| ${s.t.toFixed(0)} | ${s.rss.toFixed(1)} | ${s.heap.toFixed(1)} | ${s.gcs} | ${s.requests} | ${Number.isNaN(rate) ? '–' : rate.toFixed(0)} |`,
     )
   })
-  // Growth over the second half, by least squares: what a leak would show as a steady slope.
+  // Growth over the second half, by least squares: what a leak shows as a steady slope.
   const half = samples.filter((s) => s.t >= SECONDS / 2)
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
-  const [mt, mr] = [mean(half.map((s) => s.t)), mean(half.map((s) => s.rss))]
-  const slope =
-    half.reduce((a, s) => a + (s.t - mt) * (s.rss - mr), 0) /
-    half.reduce((a, s) => a + (s.t - mt) ** 2, 0)
+  const slope = (y: (s: (typeof samples)[number]) => number) => {
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+    const [mt, my] = [mean(half.map((s) => s.t)), mean(half.map(y))]
+    const perSecond =
+      half.reduce((a, s) => a + (s.t - mt) * (y(s) - my), 0) /
+      half.reduce((a, s) => a + (s.t - mt) ** 2, 0)
+    return (perSecond * 60).toFixed(2)
+  }
+  const range = (y: (s: (typeof samples)[number]) => number) =>
+    `${Math.min(...samples.map(y)).toFixed(1)}–${Math.max(...samples.map(y)).toFixed(1)}`
   console.log(
-    `\n${requests} requests (${(requests / SECONDS).toFixed(0)}/s), ${errors} unexpected statuses, ${notCompleted} payments failed. RSS ${samples[0]!.rss.toFixed(1)} MiB at the start, ${Math.max(...samples.map((s) => s.rss)).toFixed(1)} MiB at most, ${samples.at(-1)!.rss.toFixed(1)} MiB at the end; over the second half ${(slope * 60).toFixed(2)} MiB per minute.`,
+    `\n${requests} requests (${(requests / SECONDS).toFixed(0)}/s), ${errors} unexpected statuses, ${notCompleted} payments failed. RSS ${range((s) => s.rss)} MiB, ${slope((s) => s.rss)} MiB per minute over the second half; heap after full GC ${range((s) => s.heap)} MB, ${slope((s) => s.heap)} MB per minute over the second half.`,
   )
   if (errors > 0) process.exitCode = 1
 } finally {

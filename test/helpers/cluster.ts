@@ -62,6 +62,7 @@ export async function startNode(
   shared: Record<string, string>,
   ports: Awaited<ReturnType<typeof nodePorts>>,
   extra: Record<string, string> = {},
+  spawnOpts: Parameters<typeof spawnServer>[1] = {},
 ): Promise<ClusterNode> {
   const env = {
     ...shared,
@@ -72,7 +73,7 @@ export async function startNode(
     ILP_PORT: String(ports.ilp),
     ...extra,
   }
-  const process = spawnServer(env)
+  const process = spawnServer(env, spawnOpts)
   await waitReady(process)
   return {
     name,
