@@ -133,7 +133,7 @@ const schema = z.object({
   OUTBOUND_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
   OUTBOUND_ALLOWED_NETWORKS: networks,
   OUTBOUND_TIMEOUT_MS: positiveInt(5000),
-  OUTBOUND_NEW_URLS_PER_MINUTE: nonNegativeInt(30),
+  OUTBOUND_NEW_URLS_PER_MINUTE: nonNegativeInt(300),
   RATE_LIMIT_ENABLED: bool(true),
   RATE_LIMIT_IP_PER_MINUTE: nonNegativeInt(3000),
   RATE_LIMIT_CLIENT_PER_MINUTE: nonNegativeInt(1200),
