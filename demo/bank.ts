@@ -11,6 +11,9 @@ import { freePort } from '../src/lib/free-port.ts'
 
 const root = join(import.meta.dirname, '..')
 const READY_TIMEOUT_MS = 120_000
+// The public ports must be chosen before the process starts (its URLs are built from them), and
+// another process may take one while it starts: then it is started again on other ports.
+const START_ATTEMPTS = 3
 const STOP_TIMEOUT_MS = 10_000
 
 // Every bank process started and not yet stopped, ready or not: an interrupted demo stops them all.
@@ -39,18 +42,19 @@ export interface Bank {
   stop(): Promise<void>
 }
 
-export async function startBank(opts: {
-  name: string
-  ilpAddress: string
-  rates: string
-}): Promise<Bank> {
+type BankOptions = { name: string; ilpAddress: string; rates: string }
+
+export async function startBank(opts: BankOptions): Promise<Bank> {
+  for (let attempt = 1; ; attempt++) {
+    const started = await launch(opts)
+    if (!('portTaken' in started)) return started
+    if (attempt === START_ATTEMPTS) throw new Error(started.portTaken)
+  }
+}
+
+async function launch(opts: BankOptions): Promise<Bank | { portTaken: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'op-demo-ilp-'))
-  const [op, auth, admin, ilp] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ]
+  const [op, auth] = [await freePort(), await freePort()]
   const adminKey = randomBytes(32).toString('base64url')
   const password = randomBytes(12).toString('base64url')
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
@@ -62,8 +66,9 @@ export async function startBank(opts: {
       DATA_DIR: dataDir,
       OPEN_PAYMENTS_PORT: String(op),
       AUTH_PORT: String(auth),
-      ADMIN_PORT: String(admin),
-      ILP_PORT: String(ilp),
+      // The private listeners take any free port; the ready line says which.
+      ADMIN_PORT: '0',
+      ILP_PORT: '0',
       OPEN_PAYMENTS_URL: `http://127.0.0.1:${op}`,
       AUTH_SERVER_URL: `http://127.0.0.1:${auth}`,
       ILP_ADDRESS: opts.ilpAddress,
@@ -95,13 +100,19 @@ export async function startBank(opts: {
   running.add(stop)
 
   const deadline = Date.now() + READY_TIMEOUT_MS
-  while (!out.includes('ready:')) {
+  // The whole ready line, which names the listeners' URLs.
+  while (!/ready: [^\n]*\n/.test(out)) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       await stop()
-      throw new Error(`${opts.name} did not start:\n${out}`)
+      const message = `${opts.name} did not start:\n${out}`
+      if (out.includes('EADDRINUSE')) return { portTaken: message }
+      throw new Error(message)
     }
     await new Promise((r) => setTimeout(r, 100))
   }
+  const ready = out.slice(out.indexOf('ready:')).split('\n', 1)[0]!
+  const listenerUrl = (role: string) => new RegExp(`${role} (http://[^,\\s]+)`).exec(ready)![1]!
+  const [ilpUrl, adminUrl] = [listenerUrl('ilp'), listenerUrl('admin')]
 
   return {
     name: opts.name,
@@ -109,12 +120,12 @@ export async function startBank(opts: {
     dataDir,
     ilpAddress: opts.ilpAddress,
     openPaymentsUrl: `http://127.0.0.1:${op}`,
-    ilpUrl: `http://127.0.0.1:${ilp}/ilp`,
+    ilpUrl: `${ilpUrl}/ilp`,
     password,
     output: () => out,
     stop,
     async admin(method, path, body) {
-      const res = await fetch(`http://127.0.0.1:${admin}${path}`, {
+      const res = await fetch(`${adminUrl}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${adminKey}`,
