@@ -17,7 +17,10 @@ import { consentOverHttp } from './consent.ts'
 /** One exchange rate, as both banks are configured: 1 USD buys 0.9 EUR. */
 const RATES = JSON.stringify({ USD: { EUR: '0.9' } })
 const USD_TO_EUR = { numerator: 9n, denominator: 10n }
-const PAYMENT_TIMEOUT_MS = 30_000
+const PAYMENT_TIMEOUT_MS = 60_000
+// A quote across two banks includes Bank A's own calls to Bank B, each bank on a single-connection
+// embedded database: on a busy machine that can take longer than the client's default 5 s.
+const CLIENT_TIMEOUT_MS = 30_000
 
 type Amount = { value: string; assetCode: string; assetScale: number }
 
@@ -38,6 +41,14 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     console.error(`\n${signal}: stopping both banks`)
     void stopAllBanks().then(() => process.exit(1))
   })
+}
+
+/** An error in one line; the Open Payments client's errors carry the server's answer apart. */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const e = err as Error & { status?: number; code?: string; description?: string }
+  const answer = [e.status, e.code, e.description].filter((v) => v !== undefined).join(' ')
+  return answer ? `${e.message}: ${answer}` : e.message
 }
 
 /** Fails the demo with a clear message when a check of the books does not hold. */
@@ -124,6 +135,7 @@ async function run(): Promise<void> {
     privateKey,
     keyId: 'pay-app-key',
     validateResponses: true,
+    requestTimeoutMs: CLIENT_TIMEOUT_MS,
     logLevel: 'silent',
   })
   const aliceDoc = await client.walletAddress.get({ url: alice.url })
@@ -287,7 +299,7 @@ try {
 } catch (err) {
   // Interrupted: the failure is the stop itself, already reported.
   if (!interrupted) {
-    console.error(`\nDemo failed: ${err instanceof Error ? err.message : String(err)}`)
+    console.error(`\nDemo failed: ${describeError(err)}`)
     for (const bank of banks) {
       if (bank.output().trim()) console.error(`\n${bank.name} printed:\n${bank.output().trim()}`)
     }
