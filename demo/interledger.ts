@@ -121,13 +121,14 @@ async function run(): Promise<void> {
   show('Pay App', `${app.url} (signs its requests to both banks)`)
 
   // The books before the payment, to show what moved.
-  const books = async () => ({
-    alice: BigInt((await a.admin('GET', `/wallet-addresses/${alice.id}/balance`)).balance),
-    aliceReserved: BigInt((await a.admin('GET', `/wallet-addresses/${alice.id}/balance`)).reserved),
-    bob: BigInt((await b.admin('GET', `/wallet-addresses/${bob.id}/balance`)).balance),
-    peerAtA: BigInt((await a.admin('GET', `/peers/${peerAtA.id}/balance`)).balance),
-    peerAtB: BigInt((await b.admin('GET', `/peers/${peerAtB.id}/balance`)).balance),
-  })
+  const books = async () => {
+    return {
+      alice: BigInt((await a.admin('GET', `/wallet-addresses/${alice.id}/balance`)).balance),
+      bob: BigInt((await b.admin('GET', `/wallet-addresses/${bob.id}/balance`)).balance),
+      peerAtA: BigInt((await a.admin('GET', `/peers/${peerAtA.id}/balance`)).balance),
+      peerAtB: BigInt((await b.admin('GET', `/peers/${peerAtB.id}/balance`)).balance),
+    }
+  }
   const before = await books()
 
   const client = await createAuthenticatedClient({
@@ -232,8 +233,8 @@ async function run(): Promise<void> {
   for (;;) {
     payment = await client.outgoingPayment.get({ url: created.id, accessToken: opToken })
     received = await client.incomingPayment.get({ url: incoming.id, accessToken: ipToken })
-    const reserved = (await books()).aliceReserved
-    if ((received.completed || payment.failed) && reserved === 0n) break
+    const { reserved } = await a.admin('GET', `/wallet-addresses/${alice.id}/balance`)
+    if ((received.completed || payment.failed) && reserved === '0') break
     if (Date.now() > deadline) {
       throw new Error(
         `the payment did not finish in ${PAYMENT_TIMEOUT_MS / 1000} s: sent ${money(payment.sentAmount)}, received ${money(received.receivedAmount)}`,
