@@ -15,6 +15,10 @@ const grantSchema = {
     finalization: { type: 'string', enum: ['issued', 'revoked', 'rejected'] },
     client: { type: 'object', additionalProperties: true },
     access: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    subject: {
+      type: 'string',
+      description: 'The wallet address the client asked the account holder to prove control of.',
+    },
     createdAt: { type: 'string', format: 'date-time' },
   },
 } as const
@@ -25,6 +29,7 @@ const grantJson = (g: Grant) => ({
   ...(g.finalization && { finalization: g.finalization }),
   client: g.client,
   access: g.access,
+  ...(g.subject !== undefined && { subject: g.subject }),
   createdAt: g.createdAt.toISOString(),
 })
 

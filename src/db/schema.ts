@@ -84,6 +84,8 @@ export interface GrantsTable {
   interact_session_hash: string | null
   subject_wallet_address_id: string | null
   interact_ref_hash: string | null
+  subject_id: string | null
+  interact_signed_in_as: string | null
   created_at: CreatedAt
   updated_at: Generated<Date>
 }

@@ -2,7 +2,15 @@ import type { FastifyInstance } from 'fastify'
 import { amount, errorResponse, idParams, uuid } from '../admin/schemas.ts'
 import type { Deps } from '../deps.ts'
 import { badRequest, conflict, notFound } from '../lib/errors.ts'
-import { createPeer, deletePeer, getPeer, listPeers, type Peer, updatePeer } from './service.ts'
+import {
+  createPeer,
+  deletePeer,
+  getPeer,
+  listPeers,
+  type Peer,
+  peerPosition,
+  updatePeer,
+} from './service.ts'
 
 const ILP_ADDRESS = '^(g|private|example|peer|self|test[1-3]?|local)([.][a-zA-Z0-9_~-]+)+$'
 
@@ -149,6 +157,57 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
       const peer = await getPeer(db, { id: req.params.id })
       if (!peer) throw notFound('peer not found')
       return json(peer)
+    },
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/peers/:id/balance',
+    {
+      schema: {
+        summary: 'Get where we stand with a peer',
+        description:
+          'From the peer’s ledger account, in its asset: `balance` is credits less debits posted, positive when we owe the peer (our customers paid through it) and negative when it owes us (it paid our customers); this is what the two ASEs settle. `pendingToPeer` and `pendingFromPeer` are forwarded packets still in flight.',
+        tags: ['peers'],
+        params: idParams,
+        response: {
+          200: {
+            type: 'object',
+            required: [
+              'peerId',
+              'assetCode',
+              'assetScale',
+              'balance',
+              'pendingToPeer',
+              'pendingFromPeer',
+              'creditLimit',
+            ],
+            properties: {
+              peerId: uuid,
+              assetCode: { type: 'string' },
+              assetScale: { type: 'integer' },
+              balance: { type: 'string', pattern: '^-?(0|[1-9][0-9]*)$' },
+              pendingToPeer: amount,
+              pendingFromPeer: amount,
+              creditLimit: amount,
+            },
+          },
+          404: errorResponse,
+        },
+      },
+    },
+    async (req) => {
+      const peer = await getPeer(db, { id: req.params.id })
+      if (!peer) throw notFound('peer not found')
+      const p = await peerPosition(db, peer)
+      return {
+        peerId: peer.id,
+        assetCode: peer.assetCode,
+        assetScale: peer.assetScale,
+        balance: p.balance.toString(),
+        pendingToPeer: p.pendingToPeer.toString(),
+        pendingFromPeer: p.pendingFromPeer.toString(),
+        creditLimit: p.creditLimit.toString(),
+      }
     },
   )
 
