@@ -12,6 +12,8 @@ import { createIlpApp } from './ilp/http-server.ts'
 import { createPaySender } from './ilp/pay-sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
+import { observeHttp } from './metrics/http.ts'
+import { createMetrics, type PoolStats } from './metrics/metrics.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
 import { createRemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
@@ -33,10 +35,14 @@ export interface ListenerOptions {
   identity?: IdentityProvider
 }
 
-export function createDeps(base: Pick<Deps, 'config' | 'db' | 'logger'>): Deps {
+export function createDeps(
+  base: Pick<Deps, 'config' | 'db' | 'logger'> & { poolStats?: () => PoolStats },
+): Deps {
+  const { poolStats, ...rest } = base
   const identity = serverIdentity(base.config)
   const deps: Deps = {
-    ...base,
+    ...rest,
+    metrics: createMetrics({ pool: poolStats }),
     identity,
     clients: createClientDirectory({ config: base.config, db: base.db, server: identity }),
     rates: createRatesService(base.config.openPayments.rates),
@@ -146,6 +152,7 @@ async function createOpenPaymentsApp(
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
     errorCode: (err) => String(err.statusCode),
   })
+  observeHttp(app, deps.metrics, 'open-payments')
   allowCors(app)
   await resourceServerRoutes(app, deps, { stream, worker })
   walletAddressRoutes(app, deps)
@@ -154,6 +161,7 @@ async function createOpenPaymentsApp(
 
 async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<FastifyInstance> {
   const app = createApp({ logger: deps.logger.child({ listener: 'auth' }) })
+  observeHttp(app, deps.metrics, 'auth')
   // Consent and sign-in forms post url-encoded bodies.
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',

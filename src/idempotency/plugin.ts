@@ -15,6 +15,8 @@ export interface IdempotencyOptions {
   lockSeconds: number
   /** Who the key belongs to, known only after authentication (e.g. the token's client); keys never cross scopes. */
   scope: (req: FastifyRequest) => string | undefined
+  /** The methods a key applies to (default: POST). */
+  methods?: readonly string[]
 }
 
 /**

@@ -7,10 +7,10 @@ import {
   isFulfill,
   isIlpError,
   serializeIlpPrepare,
-  serializeIlpReject,
   serializeIlpReply,
 } from 'ilp-packet'
 import type { Deps } from '../deps.ts'
+import { countReply } from './count.ts'
 import { route, send } from './forward.ts'
 import type { SendData } from './pay-sender.ts'
 
@@ -47,7 +47,7 @@ export function peerSendData(
   tracker?: SendTracker,
 ): SendData {
   const own = deps.config.openPayments.ilpAddress
-  return async (data) => {
+  const answer = async (data: Buffer): Promise<IlpReply> => {
     let counted: OutgoingPacket | undefined
     let reply: IlpReply | undefined
     try {
@@ -76,19 +76,24 @@ export function peerSendData(
           deps.logger.error({ err }, 'recording a fulfilled packet failed; it stays counted')
         })
       } else if (counted) await tracker!.rejected(counted)
-      return serializeIlpReply(reply)
+      return reply
     } catch (err) {
       // Only a packet that was not fulfilled stops counting as sent.
       if (counted && !(reply && isFulfill(reply))) await tracker!.rejected(counted).catch(() => {})
-      if (isIlpError(err)) return serializeIlpReject(errorToIlpReject(own, err))
+      if (isIlpError(err)) return errorToIlpReject(own, err)
       deps.logger.error({ err }, 'sending an ILP packet failed')
-      return serializeIlpReject({
+      return {
         code: IlpError.T00_INTERNAL_ERROR,
         triggeredBy: own,
         message: 'internal error',
         data: Buffer.alloc(0),
-      })
+      }
     }
+  }
+  return async (data) => {
+    const reply = await answer(data)
+    countReply(deps.metrics, 'outgoing', reply)
+    return serializeIlpReply(reply)
   }
 }
 

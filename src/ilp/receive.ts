@@ -65,6 +65,9 @@ export async function receiveLocally(
   const wallet = (await getWalletAddress(deps.db, { id: payment.walletAddressId }))!
   const outcome = await book(deps.db, { bookingId: booking, from, payment, wallet, sent, received })
   switch (outcome) {
+    case 'completed':
+      deps.metrics.incomingCompleted.inc()
+      return reply.accept()
     case 'booked':
       return reply.accept()
     case 'exceeds_incoming_amount':
@@ -92,7 +95,8 @@ interface Packet {
   received: bigint
 }
 
-type BookOutcome = 'booked' | CreditError | 'peer_out_of_credit'
+/** `completed`: booked, and the packet completed the incoming payment. */
+type BookOutcome = 'booked' | 'completed' | CreditError | 'peer_out_of_credit'
 
 /** Thrown inside the transaction to roll back the credit, carrying what to answer. */
 class Rollback extends Error {
@@ -154,7 +158,7 @@ async function book(db: Db, p: Packet): Promise<BookOutcome> {
         // A copy of this packet was booked first: undo this credit and fulfill as that one did.
         if (t.replayed) throw new Rollback('booked')
       }
-      return 'booked'
+      return credited.completedAt !== null ? 'completed' : 'booked'
     })
   } catch (err) {
     if (err instanceof Rollback) return err.outcome

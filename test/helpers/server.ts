@@ -64,7 +64,10 @@ export async function startTestServer(
     ...env,
   })
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
-  const server = await createServer(createDeps({ config, db: database.db, logger }), opts)
+  const server = await createServer(
+    createDeps({ config, db: database.db, poolStats: database.poolStats, logger }),
+    opts,
+  )
   await server.start('127.0.0.1')
   const adminListener = server.listeners.find((l) => l.role === 'admin')!
   const adminUrl = `http://127.0.0.1:${boundPort(adminListener)}`
