@@ -20,16 +20,18 @@ export interface IdempotencyOptions {
 }
 
 /**
- * Registers hooks on `app` (use it inside an encapsulated plugin context) so that every POST
- * carrying Idempotency-Key is idempotent: the first response (unless a 5xx) is stored and replayed
- * to retries of the same request, and a key reused for another request is refused.
+ * Registers hooks on `app` (inside an encapsulated plugin context, or on a whole listener) so that
+ * every POST (or other method in `methods`) carrying Idempotency-Key is idempotent: the first
+ * response (unless a 5xx) is stored and replayed to retries of the same request, and a key reused
+ * for another request is refused.
  */
 export function idempotency(app: FastifyInstance, opts: IdempotencyOptions): void {
   const claims = new WeakMap<FastifyRequest, Claim>()
+  const methods = new Set(opts.methods ?? ['POST'])
 
   app.addHook('preHandler', async (req, reply) => {
     const header = req.headers['idempotency-key']
-    if (req.method !== 'POST' || header === undefined) return
+    if (!methods.has(req.method) || header === undefined) return
     const key = parseIdempotencyKey(header)
     const scope = opts.scope(req)
     if (scope === undefined) return

@@ -233,7 +233,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         summary: 'Remove a peer',
         tags: ['peers'],
         params: idParams,
-        response: { 404: errorResponse },
+        response: { 204: { type: 'null', description: 'Removed.' }, 404: errorResponse },
       },
     },
     async (req, reply) => {
