@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { Registry } from 'prom-client'
 import { assetAdminRoutes } from '../assets/admin-routes.ts'
 import { authAdminRoutes } from '../auth/admin-routes.ts'
 import { ping } from '../db/database.ts'
@@ -104,7 +105,7 @@ export function createAdminApp(deps: Deps): FastifyInstance {
         summary: 'Prometheus metrics of this process',
         description: 'Prometheus text exposition format; see docs/operations.md for each metric.',
         tags: ['operations'],
-        textResponse: 'text/plain; version=0.0.4',
+        textResponse: Registry.PROMETHEUS_CONTENT_TYPE,
       },
     },
     async (_req, reply) => {

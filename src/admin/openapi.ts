@@ -75,6 +75,8 @@ function operation(method: string, schema: Json): Json {
   const common: Record<string, Json> = {
     ...(!isPublic && { 401: errorResponse }),
     ...((schema.params || schema.querystring || schema.body || mutation) && { 400: errorResponse }),
+    // A path names a resource, which may not exist.
+    ...(schema.params !== undefined && { 404: errorResponse }),
     ...(mutation && { 409: errorResponse, 422: errorResponse }),
     ...(schema.body !== undefined && { 413: errorResponse, 415: errorResponse }),
   }
