@@ -8,6 +8,7 @@ import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
+import { startIdempotencyCleanup } from './idempotency/cleanup.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createPaySender } from './ilp/pay-sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
@@ -84,6 +85,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   })
   let worker: PaymentWorker | undefined
   let expiry: { stop(): Promise<void> } | undefined
+  let keyCleanup: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
@@ -127,12 +129,14 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       if (enabled.has('workers')) {
         worker = startPaymentWorker(deps)
         expiry = startLedgerExpiry(deps)
+        keyCleanup = startIdempotencyCleanup(deps)
       }
     },
     stop: async () => {
       await Promise.all(listeners.map((l) => l.app.close()))
       await worker?.stop()
       await expiry?.stop()
+      await keyCleanup?.stop()
     },
   }
 }
