@@ -137,3 +137,75 @@ test('the document: OpenAPI 3.1, bearer security, public health routes, Idempote
     }
   }
 })
+
+/** Every documented operation, with its path filled in by `fill(name, schema)`. */
+function operations(fill: (name: string, schema: any) => string) {
+  return Object.entries(api.document.paths as Record<string, Record<string, any>>).flatMap(
+    ([template, ops]) =>
+      Object.entries(ops).map(([method, op]) => {
+        const params = (op.parameters ?? []).filter((p: any) => p.in === 'path')
+        let path = template
+        for (const p of params) path = path.replace(`{${p.name}}`, fill(p.name, p.schema))
+        return { method: method.toUpperCase(), template, path, op, params }
+      }),
+  )
+}
+
+test('bad input on every route: no key or a wrong one is 401, before anything else', async () => {
+  let checked = 0
+  for (const { method, path, op } of operations(() => randomUUID())) {
+    if (op.security !== undefined) continue
+    for (const authorization of [
+      undefined,
+      'Bearer wrong',
+      `Bearer ${server.adminKey.slice(0, -1)}`,
+    ]) {
+      const res = await request(`${server.adminUrl}${path}`, {
+        method,
+        headers: {
+          ...(authorization && { authorization }),
+          ...(op.requestBody && { 'content-type': 'application/json' }),
+        },
+        body: op.requestBody ? '{}' : undefined,
+      })
+      api.check(method, path, res)
+      assert.equal(res.status, 401, `${method} ${path}`)
+      assert.equal(res.body.error.code, 'unauthorized')
+      checked++
+    }
+  }
+  assert.ok(checked > 100)
+})
+
+test('bad input on every route: malformed ids are 400 naming the parameter, unknown ones 404', async () => {
+  const uuidParam = (schema: any) => schema?.format === 'uuid'
+  for (const { method, path, template, op, params } of operations((name, schema) =>
+    uuidParam(schema) ? `not-a-${name}` : 'USD',
+  )) {
+    const malformed = params.filter((p: any) => uuidParam(p.schema))
+    if (malformed.length === 0) continue
+    const res = await api.call(method, path, op.requestBody ? {} : undefined)
+    assert.equal(res.status, 400, `${method} ${template}: ${JSON.stringify(res.body)}`)
+    assert.equal(res.body.error.details.field, `params.${malformed[0].name}`)
+    if (op.requestBody) continue // an unknown id with a valid body is each route's own test
+    const unknown = template.replace(/\{[^}]+\}/g, () => randomUUID())
+    const missing = await api.call(method, unknown)
+    assert.equal(missing.status, 404, `${method} ${template}`)
+    assert.equal(missing.body.error.code, 'not_found')
+  }
+})
+
+test('bad input on every route: a body that is not JSON, or not an object, is 400', async () => {
+  for (const { method, path, template, op } of operations(() => randomUUID())) {
+    if (!op.requestBody) continue
+    for (const [body, code] of [
+      ['{"a":', 'invalid_json'],
+      ['[]', 'invalid_request'],
+      ['"text"', 'invalid_request'],
+    ]) {
+      const res = await api.call(method, path, body)
+      assert.equal(res.status, 400, `${method} ${template} ${body}: ${JSON.stringify(res.body)}`)
+      assert.equal(res.body.error.code, code)
+    }
+  }
+})
