@@ -8,10 +8,10 @@ export interface PoolStats {
   waiting: number
 }
 
-/** Webhook deliveries waiting to be sent and given up on, read when Prometheus scrapes. */
+/** Webhook deliveries waiting to be sent, and given up on (dead letters), read when scraped. */
 export interface WebhookQueueDepth {
   pending: number
-  deadLettered: number
+  dead: number
 }
 
 /**
@@ -68,14 +68,14 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
   }
   new Gauge({
     name: 'op_webhook_queue',
-    help: 'Webhook deliveries by state: pending (not yet delivered) and dead_lettered (given up).',
+    help: 'Webhook deliveries by state: pending (not yet delivered) and dead (given up, dead-lettered).',
     labelNames: ['state'],
     registers,
     async collect() {
       if (!webhookQueue) return
       const depth = await webhookQueue()
       this.set({ state: 'pending' }, depth.pending)
-      this.set({ state: 'dead_lettered' }, depth.deadLettered)
+      this.set({ state: 'dead' }, depth.dead)
     },
   })
 
@@ -145,7 +145,7 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
     }),
     webhookDeliveries: new Counter({
       name: 'op_webhook_deliveries_total',
-      help: 'Webhook delivery attempts, by outcome (delivered, failed, dead_lettered).',
+      help: 'Webhook delivery attempts, by outcome: delivered, retrying (failed, will retry), dead (failed, dead-lettered).',
       labelNames: ['outcome'],
       registers,
     }),
