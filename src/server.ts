@@ -10,7 +10,7 @@ import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
 import { startIdempotencyCleanup } from './idempotency/cleanup.ts'
 import { createIlpApp } from './ilp/http-server.ts'
-import { createPaySender } from './ilp/pay-sender.ts'
+import { createStreamSender } from './ilp/sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
 import { observeHttp } from './metrics/http.ts'
@@ -47,7 +47,9 @@ export function createDeps(
     identity,
     clients: createClientDirectory({ config: base.config, db: base.db, server: identity }),
     rates: createRatesService(base.config.openPayments.rates),
-    ilpSender: createPaySender(),
+    ilpSender: createStreamSender({
+      packetExpirySeconds: base.config.openPayments.ilpPacketExpirySeconds,
+    }),
     remoteReceivers: undefined as never,
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {

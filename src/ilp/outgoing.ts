@@ -12,7 +12,7 @@ import {
 import type { Deps } from '../deps.ts'
 import { countReply } from './count.ts'
 import { route, send } from './forward.ts'
-import type { SendData } from './pay-sender.ts'
+import type { PacketMeta, SendData } from './sender.ts'
 
 /** A packet about to leave for a peer, as it will be sent. */
 export interface OutgoingPacket {
@@ -24,13 +24,16 @@ export interface OutgoingPacket {
   amount: bigint
   /** In the peer's asset: what the peer is owed if the packet is fulfilled. */
   peerAmount: bigint
+  /** In the receiver's asset: what the sender expects to arrive. */
+  expectedDelivery: bigint | undefined
 }
 
 /** Keeps a payment's `sent` total while its packets travel. */
 export interface SendTracker {
   /** Before a packet leaves: counted as sent from now on. */
   sending(packet: OutgoingPacket): Promise<void>
-  fulfilled(packet: OutgoingPacket): Promise<void>
+  /** The packet was fulfilled; `delivered` is what the receiver's STREAM reply says arrived. */
+  fulfilled(packet: OutgoingPacket, delivered: bigint | undefined): Promise<void>
   /** The packet was rejected (or never left): not sent after all. */
   rejected(packet: OutgoingPacket): Promise<void>
 }
@@ -47,7 +50,7 @@ export function peerSendData(
   tracker?: SendTracker,
 ): SendData {
   const own = deps.config.openPayments.ilpAddress
-  const answer = async (data: Buffer): Promise<IlpReply> => {
+  const answer = async (data: Buffer, meta: PacketMeta | undefined): Promise<IlpReply> => {
     let counted: OutgoingPacket | undefined
     let reply: IlpReply | undefined
     try {
@@ -64,6 +67,7 @@ export function peerSendData(
           prepare: bytes,
           amount,
           peerAmount: BigInt(next.outgoing.amount),
+          expectedDelivery: meta?.expectedDelivery,
         }
         await tracker.sending(packet)
         counted = packet
@@ -72,7 +76,7 @@ export function peerSendData(
       if (counted && isFulfill(reply)) {
         // The money has left: a failure to mark it leaves the packet counted as sent, which is
         // what it is, and the sender still gets its Fulfill.
-        await tracker!.fulfilled(counted).catch((err) => {
+        await tracker!.fulfilled(counted, meta?.delivered(reply)).catch((err) => {
           deps.logger.error({ err }, 'recording a fulfilled packet failed; it stays counted')
         })
       } else if (counted) await tracker!.rejected(counted)
@@ -90,8 +94,8 @@ export function peerSendData(
       }
     }
   }
-  return async (data) => {
-    const reply = await answer(data)
+  return async (data, meta) => {
+    const reply = await answer(data, meta)
     countReply(deps.metrics, 'outgoing', reply)
     return serializeIlpReply(reply)
   }
