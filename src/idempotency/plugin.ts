@@ -7,6 +7,12 @@ import { type Claim, claimKey, completeKey, releaseKey } from './store.ts'
 
 export { deleteExpiredKeys } from './store.ts'
 
+/**
+ * Requests some registration already took charge of: when a listener-wide registration and one of
+ * a nested context both apply, the outer one (whose hook runs first) handles the key alone.
+ */
+const handled = new WeakSet<FastifyRequest>()
+
 export interface IdempotencyOptions {
   db: Db
   /** How long a key is remembered. */
@@ -31,7 +37,8 @@ export function idempotency(app: FastifyInstance, opts: IdempotencyOptions): voi
 
   app.addHook('preHandler', async (req, reply) => {
     const header = req.headers['idempotency-key']
-    if (!methods.has(req.method) || header === undefined) return
+    if (!methods.has(req.method) || header === undefined || handled.has(req)) return
+    handled.add(req)
     const key = parseIdempotencyKey(header)
     const scope = opts.scope(req)
     if (scope === undefined) return

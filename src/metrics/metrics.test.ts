@@ -27,6 +27,12 @@ test('the webhook queue gauge reads its source when scraped; delivery outcomes c
   pending = 0
   text = await metrics.registry.metrics()
   assert.match(text, /^op_webhook_queue\{state="pending"\} 0$/m)
+  // A failing source keeps the last values rather than failing the scrape.
+  metrics.watchWebhookQueue(async () => {
+    throw new Error('database unreachable')
+  })
+  text = await metrics.registry.metrics()
+  assert.match(text, /^op_webhook_queue\{state="pending"\} 0$/m)
 })
 
 test('pool gauges read the pool when scraped', async () => {

@@ -73,7 +73,10 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
     registers,
     async collect() {
       if (!webhookQueue) return
-      const depth = await webhookQueue()
+      // An unreachable database must not fail the whole scrape (the pool gauges and /readyz say
+      // so); the gauge then keeps its last value.
+      const depth = await webhookQueue().catch(() => undefined)
+      if (!depth) return
       this.set({ state: 'pending' }, depth.pending)
       this.set({ state: 'dead' }, depth.dead)
     },
