@@ -12,6 +12,7 @@ import {
 import type { Deps } from '../deps.ts'
 import { countReply } from './count.ts'
 import { route, send } from './forward.ts'
+import { mayHaveArrived } from './http-client.ts'
 import type { PacketMeta, SendData } from './sender.ts'
 
 /** A packet about to leave for a peer, as it will be sent. */
@@ -36,13 +37,16 @@ export interface SendTracker {
   fulfilled(packet: OutgoingPacket, delivered: bigint | undefined): Promise<void>
   /** The packet was rejected (or never left): not sent after all. */
   rejected(packet: OutgoingPacket): Promise<void>
+  // A packet that left but got no answer gets no call: it stays counted, unfulfilled, until the
+  // payment's end repeats it to learn its fate.
 }
 
 /**
  * How our own STREAM sender's packets leave: routed to a peer like forwarded packets, from the
  * sending wallet's asset. With a tracker, a packet counts as sent *before* it leaves and stops
- * counting if it is rejected: if this process dies while packets are in flight, the peer most
- * likely fulfilled them (the receiver books before it answers), so the books lean that way.
+ * counting only if it is surely rejected: if this process dies while packets are in flight, or a
+ * packet's answer is lost, the peer may have fulfilled it (the receiver books before it answers),
+ * so it stays counted until the peer is asked again.
  */
 export function peerSendData(
   deps: Deps,
@@ -59,7 +63,8 @@ export function peerSendData(
       // Route first (database reads), so that nothing but the write itself separates counting a
       // packet from sending it.
       const next = await route(deps, prepare, { id: 'self', ...source })
-      if (tracker && amount > 0n) {
+      // Only fulfillable packets (those the sender describes) can move money; probes cannot.
+      if (tracker && meta && amount > 0n) {
         const bytes = serializeIlpPrepare(next.outgoing)
         const packet = {
           id: packetId(bytes),
@@ -67,7 +72,7 @@ export function peerSendData(
           prepare: bytes,
           amount,
           peerAmount: BigInt(next.outgoing.amount),
-          expectedDelivery: meta?.expectedDelivery,
+          expectedDelivery: meta.expectedDelivery,
         }
         await tracker.sending(packet)
         counted = packet
@@ -79,11 +84,13 @@ export function peerSendData(
         await tracker!.fulfilled(counted, meta?.delivered(reply)).catch((err) => {
           deps.logger.error({ err }, 'recording a fulfilled packet failed; it stays counted')
         })
-      } else if (counted) await tracker!.rejected(counted)
+      } else if (counted && !mayHaveArrived(reply)) await tracker!.rejected(counted)
+      // A packet that left without an answer stays counted: the payment's end asks the peer again.
       return reply
     } catch (err) {
-      // Only a packet that was not fulfilled stops counting as sent.
-      if (counted && !(reply && isFulfill(reply))) await tracker!.rejected(counted).catch(() => {})
+      // Only a packet that surely did not arrive stops counting as sent.
+      if (counted && !(reply && (isFulfill(reply) || mayHaveArrived(reply))))
+        await tracker!.rejected(counted).catch(() => {})
       if (isIlpError(err)) return errorToIlpReject(own, err)
       deps.logger.error({ err }, 'sending an ILP packet failed')
       return {

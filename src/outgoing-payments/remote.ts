@@ -1,5 +1,6 @@
-import { deserializeIlpPrepare, isFulfill } from 'ilp-packet'
+import { deserializeIlpPrepare, Errors, isFulfill } from 'ilp-packet'
 import { sql } from 'kysely'
+import { sqlState } from '../db/errors.ts'
 import type { Deps } from '../deps.ts'
 import { sendPrepare } from '../ilp/http-client.ts'
 import { peerSendData, type SendTracker } from '../ilp/outgoing.ts'
@@ -68,24 +69,13 @@ export async function settleRemotely(
   p: Claimed,
 ): Promise<'completed' | 'failed' | 'retrying'> {
   const { db } = deps
-  if (p.outcome) return finish(deps, p, p.outcome)
-  if (p.interrupted) {
-    const notBefore = await reconcile(deps, p.id)
-    if (notBefore) {
-      // Packets still alive could yet be fulfilled: look again once every one has expired.
-      await db
-        .updateTable('outgoing_payments')
-        .set({ next_attempt_at: notBefore })
-        .where('id', '=', p.id)
-        .execute()
-      return 'retrying'
-    }
-    return finish(
+  if (p.outcome) return settle(deps, p, p.outcome)
+  if (p.interrupted)
+    return settle(
       deps,
       p,
       await record(db, p.id, { delivered: false, failure: 'interrupted while sending' }),
     )
-  }
   const quote = await db
     .selectFrom('quotes')
     .selectAll()
@@ -96,7 +86,7 @@ export async function settleRemotely(
   // before is what a crash's in-flight packets are later told apart by.
   const receiver = await resolveReceiver(deps, quote.receiver, { fresh: true })
   if (!receiver?.ilp)
-    return finish(deps, p, await record(db, p.id, { delivered: false, failure: 'receiver closed' }))
+    return settle(deps, p, await record(db, p.id, { delivered: false, failure: 'receiver closed' }))
   await db
     .updateTable('outgoing_payments')
     .set({ receiver_received_before: receiver.receivedAmount })
@@ -134,7 +124,55 @@ export async function settleRemotely(
     return 'retrying'
   }
   const failure = result.error ?? (delivered ? undefined : 'delivered too little')
-  return finish(deps, p, await record(db, p.id, { delivered, failure }))
+  return settle(deps, p, await record(db, p.id, { delivered, failure }))
+}
+
+/**
+ * Ends a payment whose sending is over: packets that left without an answer (a crash, a lost
+ * reply) are first asked about once they have expired (`reconcile`), then it is booked. If they
+ * turn out to have arrived and the payment delivered what it had to after all, it completes.
+ */
+async function settle(
+  deps: Deps,
+  p: Claimed,
+  outcome: Outcome,
+): Promise<'completed' | 'failed' | 'retrying'> {
+  const { db } = deps
+  const notBefore = await reconcile(deps, p.id)
+  if (notBefore) {
+    // Packets still alive could yet be fulfilled: look again once every one has expired.
+    await db
+      .updateTable('outgoing_payments')
+      .set({ next_attempt_at: notBefore })
+      .where('id', '=', p.id)
+      .execute()
+    return 'retrying'
+  }
+  if (!outcome.delivered && (await deliveredInFull(db, p))) {
+    outcome = await record(db, p.id, { delivered: true })
+  }
+  return finish(deps, p, outcome)
+}
+
+/** Whether the fulfilled packets delivered at least the quote's minimum. */
+async function deliveredInFull(db: Deps['db'], p: Claimed): Promise<boolean> {
+  const row = await db
+    .selectFrom('outgoing_packets as k')
+    .select((eb) =>
+      eb.fn
+        .sum<bigint>(eb.fn.coalesce('k.delivered', 'k.expected_delivery', sql<bigint>`0`))
+        .as('delivered'),
+    )
+    .where('k.payment_id', '=', p.id)
+    .where('k.fulfilled', '=', true)
+    .executeTakeFirst()
+  const quote = await db
+    .selectFrom('quotes')
+    .select('ilp_terms')
+    .where('id', '=', p.quoteId)
+    .executeTakeFirstOrThrow()
+  const terms = fromJson(quote.ilp_terms as Record<string, string | string[]>)
+  return BigInt(row?.delivered ?? 0) >= terms.minDeliveryAmount
 }
 
 async function record(db: Deps['db'], paymentId: string, outcome: Outcome): Promise<Outcome> {
@@ -160,21 +198,32 @@ function packetTracker(deps: Deps, paymentId: string): SendTracker {
       .execute()
   return {
     sending: (packet) =>
-      db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('outgoing_packets')
-          .values({
-            id: packet.id,
-            payment_id: paymentId,
-            peer_id: packet.peerId,
-            prepare: packet.prepare,
-            amount: packet.amount,
-            peer_amount: packet.peerAmount,
-            expected_delivery: packet.expectedDelivery ?? null,
-          })
-          .execute()
-        await adjust(trx, packet.amount)
-      }),
+      db
+        .transaction()
+        .execute(async (trx) => {
+          await trx
+            .insertInto('outgoing_packets')
+            .values({
+              id: packet.id,
+              payment_id: paymentId,
+              peer_id: packet.peerId,
+              prepare: packet.prepare,
+              amount: packet.amount,
+              peer_amount: packet.peerAmount,
+              expected_delivery: packet.expectedDelivery ?? null,
+            })
+            .execute()
+          await adjust(trx, packet.amount)
+        })
+        .catch((err) => {
+          // Packets whose fate is still open (sent, no answer) use up the payment's budget: the
+          // sender must stop, and the payment's end decides what they did.
+          if (sqlState(err) === '23514')
+            throw new Errors.InvalidAmountError(
+              'the rest of the payment is in packets of unknown fate',
+            )
+          throw err
+        }),
     fulfilled: async (packet, delivered) => {
       await markFulfilled(db, packet.id, delivered ?? null)
     },
