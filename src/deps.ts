@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Db } from './db/database.ts'
 import type { IlpSender } from './ilp/sender.ts'
+import type { Metrics } from './metrics/metrics.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
 import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import type { RatesService } from './rates/service.ts'
@@ -22,4 +23,6 @@ export interface Deps {
   remoteReceivers: RemoteReceivers
   /** STREAM sending (quotes by rate probe, payments) to other ASEs. */
   ilpSender: IlpSender
+  /** This process's Prometheus metrics (`GET /metrics` on the admin listener). */
+  metrics: Metrics
 }

@@ -8,10 +8,13 @@ import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
+import { startIdempotencyCleanup } from './idempotency/cleanup.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createStreamSender } from './ilp/sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
+import { observeHttp } from './metrics/http.ts'
+import { createMetrics, type PoolStats } from './metrics/metrics.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
 import { createRemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
@@ -33,10 +36,14 @@ export interface ListenerOptions {
   identity?: IdentityProvider
 }
 
-export function createDeps(base: Pick<Deps, 'config' | 'db' | 'logger'>): Deps {
+export function createDeps(
+  base: Pick<Deps, 'config' | 'db' | 'logger'> & { poolStats?: () => PoolStats },
+): Deps {
+  const { poolStats, ...rest } = base
   const identity = serverIdentity(base.config)
   const deps: Deps = {
-    ...base,
+    ...rest,
+    metrics: createMetrics({ pool: poolStats }),
     identity,
     clients: createClientDirectory({ config: base.config, db: base.db, server: identity }),
     rates: createRatesService(base.config.openPayments.rates),
@@ -80,6 +87,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   })
   let worker: PaymentWorker | undefined
   let expiry: { stop(): Promise<void> } | undefined
+  let keyCleanup: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
@@ -123,12 +131,14 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       if (enabled.has('workers')) {
         worker = startPaymentWorker(deps)
         expiry = startLedgerExpiry(deps)
+        keyCleanup = startIdempotencyCleanup(deps)
       }
     },
     stop: async () => {
       await Promise.all(listeners.map((l) => l.app.close()))
       await worker?.stop()
       await expiry?.stop()
+      await keyCleanup?.stop()
     },
   }
 }
@@ -148,6 +158,7 @@ async function createOpenPaymentsApp(
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
     errorCode: (err) => String(err.statusCode),
   })
+  observeHttp(app, deps.metrics, 'open-payments')
   allowCors(app)
   await resourceServerRoutes(app, deps, { stream, worker })
   walletAddressRoutes(app, deps)
@@ -156,6 +167,7 @@ async function createOpenPaymentsApp(
 
 async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<FastifyInstance> {
   const app = createApp({ logger: deps.logger.child({ listener: 'auth' }) })
+  observeHttp(app, deps.metrics, 'auth')
   // Consent and sign-in forms post url-encoded bodies.
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',

@@ -125,6 +125,47 @@ export async function listGrants(db: Db, walletAddressId: string): Promise<Grant
   return rows.map(toGrant)
 }
 
+export interface GrantFilter {
+  walletAddressId?: string
+  /** The client's wallet address URL. */
+  client?: string
+  state?: Grant['state']
+  finalization?: NonNullable<Grant['finalization']>
+}
+
+/** Grants newest first, after the grant `afterId`, filtered. */
+export async function listGrantsPage(
+  db: Db,
+  filter: GrantFilter & { afterId?: string; limit: number },
+): Promise<Grant[]> {
+  let q = db
+    .selectFrom('grants as g')
+    .selectAll()
+    .orderBy('g.created_at', 'desc')
+    .orderBy('g.id', 'desc')
+    .limit(filter.limit)
+  if (filter.walletAddressId !== undefined)
+    q = q.where('g.wallet_address_id', '=', filter.walletAddressId)
+  if (filter.client !== undefined) q = q.where('g.client_wallet_address', '=', filter.client)
+  if (filter.state !== undefined) q = q.where('g.state', '=', filter.state)
+  if (filter.finalization !== undefined) q = q.where('g.finalization', '=', filter.finalization)
+  if (filter.afterId !== undefined) {
+    const after = filter.afterId
+    q = q.where((eb) =>
+      eb(
+        eb.refTuple('g.created_at', 'g.id'),
+        '<',
+        eb
+          .selectFrom('grants')
+          .select(['created_at', 'id'])
+          .where('id', '=', after)
+          .$asTuple('created_at', 'id'),
+      ),
+    )
+  }
+  return (await q.execute()).map(toGrant)
+}
+
 type GrantPatch = Partial<{
   state: Grant['state']
   finalization: NonNullable<Grant['finalization']>

@@ -3,6 +3,7 @@ import { deserializeIlpPrepare, type IlpPrepare, serializeIlpReply } from 'ilp-p
 import type { Deps } from '../deps.ts'
 import { createApp } from '../http/app.ts'
 import { badRequest, HttpError } from '../lib/errors.ts'
+import { observeHttp } from '../metrics/http.ts'
 import { type Peer, peerByIncomingToken } from '../peers/service.ts'
 import { createPipeline } from './pipeline.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
@@ -18,6 +19,7 @@ const OCTET_STREAM = 'application/octet-stream'
  */
 export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstance {
   const app = createApp({ logger: deps.logger.child({ listener: 'ilp' }), bodyLimit: BODY_LIMIT })
+  observeHttp(app, deps.metrics, 'ilp')
   const pipeline = createPipeline(deps, stream)
   const peers = new WeakMap<FastifyRequest, Peer>()
 

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
-import { amount, errorResponse, idParams, uuid } from '../admin/schemas.ts'
+import { amount, dateTime, errorResponse, idParams, total, uuid } from '../admin/schemas.ts'
+import type { Db } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
+import { getAccount } from '../ledger/accounts.ts'
 import { badRequest, conflict, notFound } from '../lib/errors.ts'
 import {
   createPeer,
@@ -24,6 +26,9 @@ const peerSchema = {
     'ilpAddress',
     'routes',
     'httpEndpoint',
+    'ledgerAccountId',
+    'creditLimit',
+    'balance',
     'createdAt',
   ],
   properties: {
@@ -35,22 +40,35 @@ const peerSchema = {
     routes: { type: 'array', items: { type: 'string' } },
     httpEndpoint: { type: 'string' },
     maxPacketAmount: amount,
-    createdAt: { type: 'string', format: 'date-time' },
+    ledgerAccountId: uuid,
+    creditLimit: { ...total, description: 'How much the peer may owe us before settling.' },
+    balance: {
+      ...total,
+      description:
+        'Posted credits less debits of its account: positive when we owe the peer, negative when it owes us.',
+    },
+    createdAt: dateTime,
   },
 } as const
 
 // The outgoing token is a secret: it is never echoed back.
-const json = (p: Peer) => ({
-  id: p.id,
-  name: p.name,
-  assetCode: p.assetCode,
-  assetScale: p.assetScale,
-  ilpAddress: p.ilpAddress,
-  routes: p.routes,
-  httpEndpoint: p.httpEndpoint,
-  ...(p.maxPacketAmount !== null && { maxPacketAmount: p.maxPacketAmount.toString() }),
-  createdAt: p.createdAt.toISOString(),
-})
+async function json(db: Db, p: Peer) {
+  const account = (await getAccount(db, p.ledgerAccountId))!
+  return {
+    id: p.id,
+    name: p.name,
+    assetCode: p.assetCode,
+    assetScale: p.assetScale,
+    ilpAddress: p.ilpAddress,
+    routes: p.routes,
+    httpEndpoint: p.httpEndpoint,
+    ...(p.maxPacketAmount !== null && { maxPacketAmount: p.maxPacketAmount.toString() }),
+    ledgerAccountId: p.ledgerAccountId,
+    creditLimit: (account.debitLimit ?? 0n).toString(),
+    balance: (account.creditsPosted - account.debitsPosted).toString(),
+    createdAt: p.createdAt.toISOString(),
+  }
+}
 
 interface CreateBody {
   name: string
@@ -125,7 +143,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         })
       if (peer === 'duplicate')
         throw conflict('a peer with this name, incoming token or route exists')
-      return reply.code(201).send(json(peer))
+      return reply.code(201).send(await json(db, peer))
     },
   )
 
@@ -140,7 +158,9 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         },
       },
     },
-    async () => ({ items: (await listPeers(db)).map(json) }),
+    async () => ({
+      items: await Promise.all((await listPeers(db)).map((p) => json(db, p))),
+    }),
   )
 
   app.get<{ Params: { id: string } }>(
@@ -156,7 +176,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
     async (req) => {
       const peer = await getPeer(db, { id: req.params.id })
       if (!peer) throw notFound('peer not found')
-      return json(peer)
+      return json(db, peer)
     },
   )
 
@@ -261,7 +281,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         creditLimit: b.creditLimit === undefined ? undefined : BigInt(b.creditLimit),
       })
       if (!peer) throw notFound('peer not found')
-      return json(peer)
+      return json(db, peer)
     },
   )
 
@@ -272,7 +292,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         summary: 'Remove a peer',
         tags: ['peers'],
         params: idParams,
-        response: { 404: errorResponse },
+        response: { 204: { type: 'null', description: 'Removed.' }, 404: errorResponse },
       },
     },
     async (req, reply) => {
