@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Db } from './db/database.ts'
 import type { IlpSender } from './ilp/sender.ts'
+import type { Metrics } from './metrics/metrics.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
 import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import type { Outbound } from './outbound/fetch.ts'
@@ -23,6 +24,8 @@ export interface Deps {
   remoteReceivers: RemoteReceivers
   /** STREAM sending (quotes by rate probe, payments) to other ASEs. */
   ilpSender: IlpSender
+  /** This process's Prometheus metrics (`GET /metrics` on the admin listener). */
+  metrics: Metrics
   /**
    * Every HTTP request the server sends: `untrusted` for URLs clients and peers name (no private
    * addresses in production), `operator` for URLs from configuration (rates, webhooks). Both bound

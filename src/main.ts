@@ -1,4 +1,5 @@
 import { pino } from 'pino'
+import { collectDefaultMetrics } from 'prom-client'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
@@ -40,7 +41,10 @@ async function main(): Promise<void> {
   const applied = await migrate(database)
   if (applied.length > 0) logger.info({ migrations: applied }, 'applied migrations')
 
-  const server = await createServer(createDeps({ config, db: database.db, logger }))
+  const deps = createDeps({ config, db: database.db, poolStats: database.poolStats, logger })
+  // Process metrics (CPU, memory, event-loop lag) once per process, not per test server.
+  collectDefaultMetrics({ register: deps.metrics.registry })
+  const server = await createServer(deps)
   await server.start(config.host)
   const { listeners } = server
   for (const l of listeners)

@@ -9,10 +9,13 @@ import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
+import { startIdempotencyCleanup } from './idempotency/cleanup.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createStreamSender } from './ilp/sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
+import { observeHttp } from './metrics/http.ts'
+import { createMetrics, type PoolStats } from './metrics/metrics.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
 import { createRemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import { createFetchBudget } from './outbound/budget.ts'
@@ -37,8 +40,11 @@ export interface ListenerOptions {
   identity?: IdentityProvider
 }
 
-export function createDeps(base: Pick<Deps, 'config' | 'db' | 'logger'>): Deps {
-  const { config, logger } = base
+export function createDeps(
+  base: Pick<Deps, 'config' | 'db' | 'logger'> & { poolStats?: () => PoolStats },
+): Deps {
+  const { poolStats, ...rest } = base
+  const { config, logger } = rest
   const identity = serverIdentity(config)
   const outbound = {
     untrusted: createOutbound(config.outbound.policy, { logger }),
@@ -47,7 +53,8 @@ export function createDeps(base: Pick<Deps, 'config' | 'db' | 'logger'>): Deps {
   // One budget for both kinds of lookup a client can cause.
   const budget = createFetchBudget(config.outbound.newUrlsPerMinute)
   const deps: Deps = {
-    ...base,
+    ...rest,
+    metrics: createMetrics({ pool: poolStats }),
     identity,
     clients: createClientDirectory({
       config,
@@ -100,6 +107,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   })
   let worker: PaymentWorker | undefined
   let expiry: { stop(): Promise<void> } | undefined
+  let keyCleanup: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
@@ -143,12 +151,14 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       if (enabled.has('workers')) {
         worker = startPaymentWorker(deps)
         expiry = startLedgerExpiry(deps)
+        keyCleanup = startIdempotencyCleanup(deps)
       }
     },
     stop: async () => {
       await Promise.all(listeners.map((l) => l.app.close()))
       await worker?.stop()
       await expiry?.stop()
+      await keyCleanup?.stop()
     },
   }
 }
@@ -170,6 +180,7 @@ async function createOpenPaymentsApp(
     errorCode: (err) => String(err.statusCode),
     trustProxy: config.trustProxy,
   })
+  observeHttp(app, deps.metrics, 'open-payments')
   allowCors(app)
   const tooMany = tooManyRequests('too_many_requests')
   limitByIp(app, config.rateLimits.ipPerMinute, tooMany)
@@ -185,6 +196,7 @@ async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<Fa
     logger: deps.logger.child({ listener: 'auth' }),
     trustProxy: config.trustProxy,
   })
+  observeHttp(app, deps.metrics, 'auth')
   // Consent and sign-in forms post url-encoded bodies.
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',

@@ -187,7 +187,7 @@ describe('grant requests that are refused (400, nothing stored)', () => {
       'invalid_request',
     ],
     [
-      'subject request',
+      'subject request without interact',
       () => ({
         access_token: { access: [{ type: 'quote', actions: ['create'] }] },
         subject: { sub_ids: [{ id: alice.url, format: 'uri' }] },

@@ -88,6 +88,15 @@ describe('payments between two ASEs over Interledger', () => {
     assert.equal(await balanceOf(b, bob.id), 5000n)
     assert.equal(await peerPosition(a), 5000n)
     assert.equal(await peerPosition(b), -5000n)
+    // The operators see the same through the admin API.
+    const atBankA = await a.admin('GET', `/peers/${await peerAt(a, 'bank-b')}/balance`)
+    assert.deepEqual(
+      [atBankA.body.balance, atBankA.body.assetCode, atBankA.body.creditLimit],
+      ['5000', 'USD', '100000000'],
+    )
+    const atBankB = await b.admin('GET', `/peers/${await peerAt(b, 'bank-a')}/balance`)
+    assert.equal(atBankB.body.balance, '-5000')
+    assert.equal((await b.admin('GET', `/peers/${crypto.randomUUID()}/balance`)).status, 404)
     assert.ok((await checkBooks(a.database.db)).balanced)
     assert.ok((await checkBooks(b.database.db)).balanced)
   })

@@ -45,3 +45,40 @@ export const pageInfo = {
   required: ['hasNextPage'],
   properties: { hasNextPage: { type: 'boolean' }, endCursor: { type: 'string' } },
 } as const
+
+/** A ledger total or balance: numeric(39,0) can exceed uint64, and balances can be negative. */
+export const total = { type: 'string', pattern: '^-?(0|[1-9][0-9]*)$' } as const
+
+export const dateTime = { type: 'string', format: 'date-time' } as const
+
+/** The query of an admin list: a page size, the cursor, and the list's own filters. */
+export function listQuery(filters: Record<string, unknown>) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    properties: { ...pageQuery.properties, ...filters },
+  } as const
+}
+
+/** The body of an admin list. */
+export function listOf(item: unknown) {
+  return {
+    type: 'object',
+    required: ['items', 'pagination'],
+    properties: { items: { type: 'array', items: item }, pagination: pageInfo },
+  } as const
+}
+
+export const cancelBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reason'],
+  properties: {
+    reason: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 500,
+      description: 'Why, for the record (shown to operators, not to Open Payments clients).',
+    },
+  },
+} as const

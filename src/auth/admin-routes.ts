@@ -1,9 +1,17 @@
 import type { FastifyInstance } from 'fastify'
-import { errorResponse, idParams, uuid } from '../admin/schemas.ts'
+import { adminPage, type PageRequest } from '../admin/paging.ts'
+import { dateTime, errorResponse, idParams, listOf, listQuery, uuid } from '../admin/schemas.ts'
 import type { Deps } from '../deps.ts'
 import { notFound } from '../lib/errors.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
-import { findGrant, type Grant, listGrants, revokeGrant } from './grants.ts'
+import {
+  findGrant,
+  type Grant,
+  type GrantFilter,
+  listGrants,
+  listGrantsPage,
+  revokeGrant,
+} from './grants.ts'
 import { introspect } from './introspection.ts'
 
 const grantSchema = {
@@ -13,9 +21,18 @@ const grantSchema = {
     id: uuid,
     state: { type: 'string', enum: ['pending', 'approved', 'finalized'] },
     finalization: { type: 'string', enum: ['issued', 'revoked', 'rejected'] },
-    client: { type: 'object', additionalProperties: true },
+    client: {
+      type: 'object',
+      additionalProperties: true,
+      description: '`{walletAddress}` or, for a directed identity, `{jwk}`.',
+    },
     access: { type: 'array', items: { type: 'object', additionalProperties: true } },
-    createdAt: { type: 'string', format: 'date-time' },
+    subject: {
+      type: 'string',
+      description: 'The wallet address the client asked the account holder to prove control of.',
+    },
+    walletAddressId: { ...uuid, description: 'The wallet address the grant’s access is for.' },
+    createdAt: dateTime,
   },
 } as const
 
@@ -25,6 +42,8 @@ const grantJson = (g: Grant) => ({
   ...(g.finalization && { finalization: g.finalization }),
   client: g.client,
   access: g.access,
+  ...(g.subject !== undefined && { subject: g.subject }),
+  ...(g.walletAddressId !== null && { walletAddressId: g.walletAddressId }),
   createdAt: g.createdAt.toISOString(),
 })
 
@@ -100,11 +119,39 @@ export function authAdminRoutes(app: FastifyInstance, { db }: Deps): void {
     },
   )
 
-  app.post<{ Params: { id: string } }>(
-    '/grants/:id/revoke',
+  app.get<{ Querystring: PageRequest & GrantFilter }>(
+    '/grants',
     {
       schema: {
-        summary: 'Revoke a grant and every access token it issued',
+        summary: 'List grants, newest first',
+        description:
+          'Optionally of one wallet address, of one client (its wallet address URL), or in one state or finalization.',
+        tags: ['grants'],
+        querystring: listQuery({
+          walletAddressId: uuid,
+          client: { type: 'string', format: 'uri', maxLength: 2000 },
+          state: { enum: ['pending', 'approved', 'finalized'] },
+          finalization: { enum: ['issued', 'revoked', 'rejected'] },
+        }),
+        response: { 200: listOf(grantSchema) },
+      },
+    },
+    async (req) => {
+      const { first, cursor, ...filter } = req.query
+      const page = await adminPage(
+        { first, cursor },
+        async (id) => (await findGrant(db, { id })) !== undefined,
+        ({ cursorId, limit }) => listGrantsPage(db, { ...filter, afterId: cursorId, limit }),
+      )
+      return { items: page.items.map(grantJson), pagination: page.pagination }
+    },
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/grants/:id',
+    {
+      schema: {
+        summary: 'Get a grant',
         tags: ['grants'],
         params: idParams,
         response: { 200: grantSchema, 404: errorResponse },
@@ -113,7 +160,30 @@ export function authAdminRoutes(app: FastifyInstance, { db }: Deps): void {
     async (req) => {
       const grant = await findGrant(db, { id: req.params.id })
       if (!grant) throw notFound('grant not found')
-      await db.transaction().execute((trx) => revokeGrant(trx, grant.id))
+      return grantJson(grant)
+    },
+  )
+
+  app.post<{ Params: { id: string } }>(
+    '/grants/:id/revoke',
+    {
+      schema: {
+        summary: 'Revoke a grant and every access token it issued',
+        description:
+          'A grant already revoked or rejected is returned unchanged; a pending grant can no longer be approved.',
+        tags: ['grants'],
+        params: idParams,
+        response: { 200: grantSchema, 404: errorResponse },
+      },
+    },
+    async (req) => {
+      const grant = await db.transaction().execute(async (trx) => {
+        const g = await findGrant(trx, { id: req.params.id }, { forUpdate: true })
+        if (g && !(g.state === 'finalized' && g.finalization !== 'issued'))
+          await revokeGrant(trx, g.id)
+        return g
+      })
+      if (!grant) throw notFound('grant not found')
       return grantJson((await findGrant(db, { id: grant.id }))!)
     },
   )

@@ -55,3 +55,23 @@ export function describeAccess(item: AccessItem): AccessDescription {
   }
   return { title, actions: item.actions.map((a) => ACTIONS[item.type][a] ?? a), limits }
 }
+
+/**
+ * A subject request in words: the client wants to learn that the account holder controls the wallet
+ * address. `otherHolder` is who signed in when that is someone else, whose answer proves nothing.
+ */
+export function describeSubject(
+  walletAddress: string,
+  clientName: string,
+  otherHolder: string | null,
+): AccessDescription {
+  return {
+    title: `Confirm that you control ${walletAddress}`,
+    actions: [`tell ${clientName} that this wallet address is yours`],
+    limits: otherHolder
+      ? [
+          `You signed in as ${otherHolder}, which does not control this wallet address: ${clientName} will be told that control was not proven.`,
+        ]
+      : [],
+  }
+}

@@ -14,6 +14,9 @@ export interface Interaction {
   expiresAt: Date
   finish: { method: 'redirect'; uri: string; clientNonce: string } | undefined
   sessionHash: string | null
+  /** The wallet address URL the identity step said the signed-in account holder controls. */
+  signedInAs: string | null
+  /** The grant's wallet address, once its account holder signed in (null for anyone else). */
   subjectWalletAddressId: string | null
   refHash: string | null
 }
@@ -24,6 +27,8 @@ export interface Grant {
   finalization: 'issued' | 'revoked' | 'rejected' | null
   client: GrantClient
   access: AccessItem[]
+  /** The wallet address URL the account holder is asked to prove control of (a subject grant). */
+  subject: string | undefined
   walletAddressId: string | null
   continueId: string
   continueSalt: string
@@ -45,6 +50,7 @@ export interface AccessToken {
 export interface NewGrant {
   client: GrantClient
   access: AccessItem[]
+  subject?: string
   walletAddressId: string | undefined
   interaction?: { expiresAt: Date; finish: Interaction['finish'] }
 }
@@ -60,6 +66,7 @@ export async function createGrant(trx: Db, input: NewGrant): Promise<Grant> {
       client_wallet_address: 'walletAddress' in input.client ? input.client.walletAddress : null,
       client_jwk: 'jwk' in input.client ? JSON.stringify(input.client.jwk) : null,
       access: JSON.stringify(input.access),
+      subject_id: input.subject ?? null,
       wallet_address_id: input.walletAddressId ?? null,
       continue_id: randomUUID(),
       continue_salt: newToken(16),
@@ -118,12 +125,54 @@ export async function listGrants(db: Db, walletAddressId: string): Promise<Grant
   return rows.map(toGrant)
 }
 
+export interface GrantFilter {
+  walletAddressId?: string
+  /** The client's wallet address URL. */
+  client?: string
+  state?: Grant['state']
+  finalization?: NonNullable<Grant['finalization']>
+}
+
+/** Grants newest first, after the grant `afterId`, filtered. */
+export async function listGrantsPage(
+  db: Db,
+  filter: GrantFilter & { afterId?: string; limit: number },
+): Promise<Grant[]> {
+  let q = db
+    .selectFrom('grants as g')
+    .selectAll()
+    .orderBy('g.created_at', 'desc')
+    .orderBy('g.id', 'desc')
+    .limit(filter.limit)
+  if (filter.walletAddressId !== undefined)
+    q = q.where('g.wallet_address_id', '=', filter.walletAddressId)
+  if (filter.client !== undefined) q = q.where('g.client_wallet_address', '=', filter.client)
+  if (filter.state !== undefined) q = q.where('g.state', '=', filter.state)
+  if (filter.finalization !== undefined) q = q.where('g.finalization', '=', filter.finalization)
+  if (filter.afterId !== undefined) {
+    const after = filter.afterId
+    q = q.where((eb) =>
+      eb(
+        eb.refTuple('g.created_at', 'g.id'),
+        '<',
+        eb
+          .selectFrom('grants')
+          .select(['created_at', 'id'])
+          .where('id', '=', after)
+          .$asTuple('created_at', 'id'),
+      ),
+    )
+  }
+  return (await q.execute()).map(toGrant)
+}
+
 type GrantPatch = Partial<{
   state: Grant['state']
   finalization: NonNullable<Grant['finalization']>
   lastContinuedAt: Date
   sessionHash: string
-  subjectWalletAddressId: string
+  signedInAs: string
+  subjectWalletAddressId: string | null
   refHash: string | null
 }>
 
@@ -135,13 +184,25 @@ export async function updateGrant(trx: Db, id: string, p: GrantPatch): Promise<v
       ...(p.finalization && { finalization: p.finalization }),
       ...(p.lastContinuedAt && { last_continued_at: p.lastContinuedAt }),
       ...(p.sessionHash && { interact_session_hash: p.sessionHash }),
-      ...(p.subjectWalletAddressId && { subject_wallet_address_id: p.subjectWalletAddressId }),
+      ...(p.signedInAs && { interact_signed_in_as: p.signedInAs }),
+      ...(p.subjectWalletAddressId !== undefined && {
+        subject_wallet_address_id: p.subjectWalletAddressId,
+      }),
       ...(p.refHash !== undefined && { interact_ref_hash: p.refHash }),
       updated_at: new Date(),
     })
     .where('id', '=', id)
     .execute()
 }
+
+/**
+ * True when the account holder who signed in during the interaction holds the wallet address the
+ * grant is for: only then may a subject grant tell the client that they control it.
+ */
+export const subjectProven = (g: Grant) =>
+  g.subject !== undefined &&
+  g.walletAddressId !== null &&
+  g.interaction?.subjectWalletAddressId === g.walletAddressId
 
 /** Ends a grant for good and revokes every token it issued. */
 export async function revokeGrant(trx: Db, grantId: string): Promise<void> {
@@ -219,6 +280,7 @@ function toGrant(r: Selectable<GrantsTable>): Grant {
       ? { walletAddress: r.client_wallet_address }
       : { jwk: r.client_jwk as Jwk },
     access: r.access as AccessItem[],
+    subject: r.subject_id ?? undefined,
     walletAddressId: r.wallet_address_id,
     continueId: r.continue_id,
     continueSalt: r.continue_salt,
@@ -232,6 +294,7 @@ function toGrant(r: Selectable<GrantsTable>): Grant {
             ? { method: 'redirect', uri: r.finish_uri, clientNonce: r.client_nonce! }
             : undefined,
           sessionHash: r.interact_session_hash,
+          signedInAs: r.interact_signed_in_as,
           subjectWalletAddressId: r.subject_wallet_address_id,
           refHash: r.interact_ref_hash,
         }

@@ -4,7 +4,8 @@ import type { Deps } from '../deps.ts'
 import { hashToken, hmac, newToken, safeEqual } from '../lib/secrets.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
-import { describeAccess } from './describe.ts'
+import { needsInteraction } from './access.ts'
+import { describeAccess, describeSubject } from './describe.ts'
 import { findGrant, type Grant, updateGrant } from './grants.ts'
 import type { IdentityProvider } from './identity.ts'
 import { consentPage, messagePage } from './pages.ts'
@@ -108,6 +109,15 @@ export function interactionRoutes(
     return { name: doc?.publicName ?? grant.client.walletAddress, url: grant.client.walletAddress }
   }
 
+  /**
+   * Whether someone other than the wallet address's account holder may answer: only a subject
+   * grant that asks for no access needing consent. Their answer proves nothing, and the client is
+   * told so at the continuation; access to an account is only ever shown to its holder.
+   */
+  const othersMayAnswer = (grant: Grant) =>
+    grant.subject !== undefined &&
+    !grant.access.some((item) => needsInteraction(item, config.auth.interaction))
+
   const ownerUrl = async (grant: Grant) => {
     const wa = grant.walletAddressId
       ? await getWalletAddress(db, { id: grant.walletAddressId })
@@ -145,7 +155,8 @@ export function interactionRoutes(
       const result = identity.complete(s.grant.interaction!.id, req.query)
       if ('error' in result) return html(reply, 400, messagePage('Sign-in failed', result.error))
       if ('denied' in result) return decide(reply, s.grant, 'deny')
-      if (result.subject !== (await ownerUrl(s.grant))) {
+      const isOwner = result.subject === (await ownerUrl(s.grant))
+      if (!isOwner && !othersMayAnswer(s.grant)) {
         return html(
           reply,
           403,
@@ -155,7 +166,10 @@ export function interactionRoutes(
           ),
         )
       }
-      await updateGrant(db, s.grant.id, { subjectWalletAddressId: s.grant.walletAddressId! })
+      await updateGrant(db, s.grant.id, {
+        signedInAs: result.subject,
+        subjectWalletAddressId: isOwner ? s.grant.walletAddressId : null,
+      })
       return reply.header('cache-control', 'no-store').redirect(`${base(s.grant)}/consent`, 303)
     },
   )
@@ -165,7 +179,8 @@ export function interactionRoutes(
   app.get<{ Params: Params }>('/interact/:id/:nonce/consent', async (req, reply) => {
     const s = await session(req, reply)
     if (!s) return
-    if (!s.grant.interaction!.subjectWalletAddressId) {
+    const i = s.grant.interaction!
+    if (!i.signedInAs) {
       return html(
         reply,
         403,
@@ -173,13 +188,26 @@ export function interactionRoutes(
       )
     }
     const client = await clientName(s.grant)
+    const subject = s.grant.subject
     return html(
       reply,
       200,
       consentPage({
         clientName: client.name,
         clientUrl: client.url,
-        items: s.grant.access.map(describeAccess),
+        subjectOnly: s.grant.access.length === 0,
+        items: [
+          ...(subject !== undefined
+            ? [
+                describeSubject(
+                  subject,
+                  client.name,
+                  i.subjectWalletAddressId ? null : i.signedInAs,
+                ),
+              ]
+            : []),
+          ...s.grant.access.map(describeAccess),
+        ],
         action: `${base(s.grant)}/consent`,
         csrf: csrfToken(s.value),
       }),
@@ -192,11 +220,7 @@ export function interactionRoutes(
       const s = await session(req, reply)
       if (!s) return
       const { decision, csrf } = req.body ?? {}
-      if (
-        !s.grant.interaction!.subjectWalletAddressId ||
-        !csrf ||
-        !safeEqual(csrf, csrfToken(s.value))
-      ) {
+      if (!s.grant.interaction!.signedInAs || !csrf || !safeEqual(csrf, csrfToken(s.value))) {
         return html(reply, 403, messagePage('Start again', 'This form is no longer valid.'))
       }
       if (decision !== 'accept' && decision !== 'deny') {

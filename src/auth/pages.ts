@@ -41,6 +41,8 @@ ${body}
 export function consentPage(p: {
   clientName: string
   clientUrl: string
+  /** The client asks only who the account holder is, not for access to the account. */
+  subjectOnly: boolean
   items: AccessDescription[]
   action: string
   csrf: string
@@ -54,9 +56,12 @@ export function consentPage(p: {
 </section>`,
     )
     .join('\n')
+  const heading = p.subjectOnly
+    ? `Confirm your wallet address to ${p.clientName}?`
+    : `Allow ${p.clientName} to use your account?`
   return layout(
-    `Allow ${p.clientName}?`,
-    `<h1>Allow ${html(p.clientName)} to use your account?</h1>
+    heading,
+    `<h1>${html(heading)}</h1>
 <p class="client">${html(p.clientName)} · ${html(p.clientUrl)}</p>
 <p>It is asking to:</p>
 ${items}

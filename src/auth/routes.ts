@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { componentSchema, loadSpec, type Schema } from '../http/openapi-specs.ts'
+import type { HttpError } from '../lib/errors.ts'
 import { hashToken, safeEqual } from '../lib/secrets.ts'
 import { requesterOf } from '../rate-limit/keys.ts'
 import type { Jwk } from '../wallet-addresses/keys.ts'
@@ -18,6 +19,7 @@ import {
   issueToken,
   revokeGrant,
   revokeToken,
+  subjectProven,
   tokenMatches,
   updateGrant,
 } from './grants.ts'
@@ -26,10 +28,13 @@ interface GrantRequest {
   client: string | { walletAddress: string } | { jwk: Jwk }
   access_token?: { access: AccessItem[] }
   interact?: { start: string[]; finish?: { method: 'redirect'; uri: string; nonce: string } }
-  subject?: unknown
+  subject?: { sub_ids: { id: string; format: 'uri' }[] }
 }
 
-/** The grant request schema from the official spec, with `client` and `access_token` required. */
+/**
+ * The grant request schema from the official spec. Its two branches (with `access_token`, with
+ * `subject` and `interact`) are checked in the route, with clearer errors than a failed `anyOf`.
+ */
 async function grantRequestSchema(): Promise<Schema> {
   const spec = await loadSpec('auth-server')
   const access = componentSchema(spec, 'access') as { items: Schema }
@@ -38,7 +43,7 @@ async function grantRequestSchema(): Promise<Schema> {
   const { unevaluatedProperties: _, ...item } = access.items
   return {
     type: 'object',
-    required: ['client', 'access_token'],
+    required: ['client'],
     properties: {
       client: componentSchema(spec, 'client'),
       access_token: {
@@ -75,8 +80,9 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
     { schema: { body: await grantRequestSchema() } },
     async (req) => {
       const body = req.body
-      if (body.subject)
-        throw gnapError(400, 'invalid_request', 'subject requests are not supported')
+      if (!body.access_token && !body.subject) {
+        throw gnapError(400, 'invalid_request', 'a grant request needs access_token or subject')
+      }
       const client: GrantClient =
         typeof body.client === 'string'
           ? { walletAddress: body.client }
@@ -85,9 +91,26 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
             : { jwk: body.client.jwk }
       await verifyClient(config, clients, req, client)
 
-      const access = body.access_token!.access.map(normaliseAccessItem)
-      if (access.length === 0) throw gnapError(400, 'invalid_request', 'access must not be empty')
+      const access = (body.access_token?.access ?? []).map(normaliseAccessItem)
+      if (body.access_token && access.length === 0)
+        throw gnapError(400, 'invalid_request', 'access must not be empty')
       const owners = new Map<string, WalletAddress>()
+      // The schema allows exactly one sub_id, of format "uri".
+      const subject = body.subject?.sub_ids[0]?.id
+      if (subject !== undefined) {
+        const wa = await findActiveByUrl(db, config, subject)
+        if (!wa) {
+          // Only the account holders of this server's wallet addresses can prove control here.
+          throw gnapError(
+            400,
+            'invalid_request',
+            URL.canParse(subject) && new URL(subject).origin !== config.openPaymentsUrl
+              ? `subject ${subject} is not a wallet address of this server: ask the authorization server its wallet address names`
+              : `unknown wallet address ${subject}`,
+          )
+        }
+        owners.set(subject, wa)
+      }
       for (const item of access) {
         const problem = limitsError(item.limits)
         if (problem) throw gnapError(400, 'invalid_request', problem)
@@ -108,7 +131,8 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
       }
       const walletAddressId = owners.values().next().value?.id
 
-      const interactive = access.some((item) => needsInteraction(item, auth.interaction))
+      const interactive =
+        subject !== undefined || access.some((item) => needsInteraction(item, auth.interaction))
       if (!interactive) {
         return db.transaction().execute(async (trx) => {
           const grant = await createGrant(trx, { client, access, walletAddressId })
@@ -128,7 +152,9 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
         throw gnapError(
           400,
           'invalid_request',
-          'this grant needs interaction: interact.start must include "redirect"',
+          subject !== undefined
+            ? 'a subject request needs interaction: interact.start must include "redirect"'
+            : 'this grant needs interaction: interact.start must include "redirect"',
         )
       }
       if (
@@ -156,6 +182,7 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
       const grant = await createGrant(db, {
         client,
         access,
+        subject,
         walletAddressId,
         interaction: {
           expiresAt: new Date(Date.now() + auth.interactionExpirySeconds * 1000),
@@ -207,14 +234,16 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
       const ref = req.body?.interact_ref
       if (ref !== undefined) {
         // interact_ref is single use: the first continuation that presents it clears it.
-        return db.transaction().execute(async (trx) => {
-          const g = (await findGrant(trx, { id: grant.id }, { forUpdate: true }))!
-          const refHash = g.interaction?.refHash
-          if (g.state !== 'approved' || !refHash || !safeEqual(refHash, hashToken(ref))) {
-            throw gnapError(404, 'invalid_continuation', 'unknown or already used interact_ref')
-          }
-          return issueForApproved(trx, g)
-        })
+        return answer(
+          await db.transaction().execute(async (trx) => {
+            const g = (await findGrant(trx, { id: grant.id }, { forUpdate: true }))!
+            const refHash = g.interaction?.refHash
+            if (g.state !== 'approved' || !refHash || !safeEqual(refHash, hashToken(ref))) {
+              throw gnapError(404, 'invalid_continuation', 'unknown or already used interact_ref')
+            }
+            return issueForApproved(trx, g)
+          }),
+        )
       }
       if (grant.interaction?.finish) {
         throw gnapError(
@@ -223,35 +252,67 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
           'grant cannot be polled: continue with the interact_ref',
         )
       }
-      return db.transaction().execute(async (trx) => {
-        const g = (await findGrant(trx, { id: grant.id }, { forUpdate: true }))!
-        if (g.finalization === 'rejected') throw gnapError(401, 'request_denied', 'grant rejected')
-        if (g.finalization === 'issued')
-          throw gnapError(401, 'request_denied', 'grant already issued')
-        if (g.state === 'approved') return issueForApproved(trx, g)
-        const since = (g.lastContinuedAt ?? g.createdAt).getTime()
-        if (Date.now() < since + auth.waitSeconds * 1000) {
-          throw gnapError(
-            400,
-            'too_fast',
-            `continued too fast: wait ${auth.waitSeconds} seconds between requests`,
-          )
-        }
-        await updateGrant(trx, g.id, { lastContinuedAt: new Date() })
-        return { continue: continueJson(g, auth.waitSeconds) }
-      })
+      return answer(
+        await db.transaction().execute(async (trx) => {
+          const g = (await findGrant(trx, { id: grant.id }, { forUpdate: true }))!
+          if (g.finalization === 'rejected')
+            throw gnapError(401, 'request_denied', 'grant rejected')
+          if (g.finalization === 'issued')
+            throw gnapError(401, 'request_denied', 'grant already issued')
+          if (g.state === 'approved') return issueForApproved(trx, g)
+          const since = (g.lastContinuedAt ?? g.createdAt).getTime()
+          if (Date.now() < since + auth.waitSeconds * 1000) {
+            throw gnapError(
+              400,
+              'too_fast',
+              `continued too fast: wait ${auth.waitSeconds} seconds between requests`,
+            )
+          }
+          await updateGrant(trx, g.id, { lastContinuedAt: new Date() })
+          return { continue: continueJson(g, auth.waitSeconds) }
+        }),
+      )
     },
   )
 
+  /**
+   * Finalizes an approved grant: its token (when it asked for access) and its subject (when it asked
+   * for one). A subject the signed-in account holder does not control ends the grant as rejected
+   * with nothing issued; the refusal is returned, not thrown, so that it commits.
+   */
   const issueForApproved = async (trx: typeof db, g: Grant) => {
+    if (g.subject !== undefined && !subjectProven(g)) {
+      await updateGrant(trx, g.id, {
+        state: 'finalized',
+        finalization: 'rejected',
+        refHash: null,
+        lastContinuedAt: new Date(),
+      })
+      return gnapError(
+        401,
+        'request_denied',
+        `the account holder who signed in did not prove control of ${g.subject}`,
+      )
+    }
     await updateGrant(trx, g.id, {
       state: 'finalized',
       finalization: 'issued',
       refHash: null,
       lastContinuedAt: new Date(),
     })
-    const { value, token } = await issueToken(trx, g.id, auth.accessTokenExpirySeconds)
-    return { access_token: tokenJson(value, token, g), continue: continueJson(g) }
+    const issued =
+      g.access.length > 0 ? await issueToken(trx, g.id, auth.accessTokenExpirySeconds) : undefined
+    return {
+      ...(issued && { access_token: tokenJson(issued.value, issued.token, g) }),
+      ...(g.subject !== undefined && { subject: { sub_ids: [{ id: g.subject, format: 'uri' }] } }),
+      continue: continueJson(g),
+    }
+  }
+
+  /** The continuation's answer, or its refusal (committed before it is thrown). */
+  const answer = <T>(result: T | HttpError): T => {
+    if (result instanceof Error) throw result
+    return result
   }
 
   app.delete<{ Params: { id: string } }>(

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
+import type { PoolStats } from '../metrics/metrics.ts'
 import { PGliteDialect } from './pglite-dialect.ts'
 import type { DB } from './schema.ts'
 
@@ -20,6 +21,8 @@ export interface Database {
   db: Db
   engine: 'postgres' | 'pglite'
   scriptTransaction: ScriptTransaction
+  /** The connection pool's use now, for metrics. */
+  poolStats(): PoolStats
   close(): Promise<void>
 }
 
@@ -77,6 +80,11 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
         client.release()
       }
     },
+    poolStats: () => ({
+      total: pool.totalCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+    }),
     close: () => db.destroy(),
   }
 }
@@ -92,10 +100,17 @@ async function openPGlite(opts: DatabaseOptions): Promise<Database> {
     await pglite.exec(
       `CREATE SCHEMA IF NOT EXISTS ${opts.schema}; SET search_path TO ${opts.schema}`,
     )
-    const db = new Kysely<DB>({ dialect: new PGliteDialect(pglite) })
+    const dialect = new PGliteDialect(pglite)
+    const db = new Kysely<DB>({ dialect })
     return {
       db,
       engine: 'pglite',
+      // One session: in use or idle.
+      poolStats: () => ({
+        total: 1,
+        idle: 1 - dialect.usage.held,
+        waiting: dialect.usage.waiting,
+      }),
       scriptTransaction: (fn) =>
         pglite.transaction((tx) =>
           fn({

@@ -22,12 +22,14 @@ import {
  * root handle from inside a transaction would wait for itself forever.
  */
 export class PGliteDialect implements Dialect {
+  /** Who holds the session and who waits for it, for the pool metrics. */
+  readonly usage = { held: 0, waiting: 0 }
   constructor(private readonly pglite: PGlite) {}
   createAdapter(): DialectAdapter {
     return new PostgresAdapter()
   }
   createDriver(): Driver {
-    return new PGliteDriver(this.pglite)
+    return new PGliteDriver(this.pglite, this.usage)
   }
   createQueryCompiler(): QueryCompiler {
     return new PostgresQueryCompiler()
@@ -39,7 +41,10 @@ export class PGliteDialect implements Dialect {
 
 class PGliteDriver implements Driver {
   #tail: Promise<void> = Promise.resolve()
-  constructor(private readonly pglite: PGlite) {}
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly usage: PGliteDialect['usage'],
+  ) {}
 
   async init(): Promise<void> {
     await this.pglite.waitReady
@@ -52,8 +57,14 @@ class PGliteDriver implements Driver {
     })
     const previous = this.#tail
     this.#tail = previous.then(() => turn)
+    this.usage.waiting++
     await previous
-    return new PGliteConnection(this.pglite, release)
+    this.usage.waiting--
+    this.usage.held = 1
+    return new PGliteConnection(this.pglite, () => {
+      this.usage.held = 0
+      release()
+    })
   }
 
   async beginTransaction(conn: DatabaseConnection, settings: TransactionSettings): Promise<void> {

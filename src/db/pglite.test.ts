@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { sql } from 'kysely'
 import { createAsset } from '../assets/service.ts'
 import { available, createAccount, getAccount, getSettlementAccount } from '../ledger/accounts.ts'
 import { checkBooks } from '../ledger/invariants.ts'
@@ -12,7 +13,7 @@ import { isLedgerError } from '../ledger/types.ts'
 import { openDatabase } from './database.ts'
 import { listMigrations, migrate } from './migrate.ts'
 
-test('PGlite: migrations are idempotent and concurrent transactions are serialised correctly', async () => {
+test('PGlite: migrations are idempotent, concurrent transactions are serialised correctly, pool stats', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'op-pglite-db-'))
   const database = await openDatabase({
     databaseUrl: undefined,
@@ -48,6 +49,29 @@ test('PGlite: migrations are idempotent and concurrent transactions are serialis
     assert.equal(typeof acc.creditsPosted, 'bigint')
     assert.equal(available(acc), 15n * 2n ** 60n)
     assert.ok((await checkBooks(db)).balanced)
+
+    // Pool stats: one session, in use while a transaction holds it, others waiting.
+    assert.deepEqual(database.poolStats(), { total: 1, idle: 1, waiting: 0 })
+    let release!: () => void
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let inside!: () => void
+    const entered = new Promise<void>((resolve) => {
+      inside = resolve
+    })
+    const trx = db.transaction().execute(async () => {
+      inside()
+      await held
+    })
+    await entered
+    const waiting = sql`select 1`.execute(db)
+    await new Promise((r) => setImmediate(r))
+    assert.deepEqual(database.poolStats(), { total: 1, idle: 0, waiting: 1 })
+    release()
+    await trx
+    await waiting
+    assert.deepEqual(database.poolStats(), { total: 1, idle: 1, waiting: 0 })
   } finally {
     await database.close()
   }

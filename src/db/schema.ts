@@ -84,6 +84,8 @@ export interface GrantsTable {
   interact_session_hash: string | null
   subject_wallet_address_id: string | null
   interact_ref_hash: string | null
+  subject_id: string | null
+  interact_signed_in_as: string | null
   created_at: CreatedAt
   updated_at: Generated<Date>
 }
@@ -105,6 +107,8 @@ export interface IncomingPaymentsTable {
   incoming_amount: bigint | null
   received_amount: Generated<bigint>
   completed_at: Date | null
+  cancelled_at: Date | null
+  cancel_reason: string | null
   expires_at: Date
   metadata: ColumnType<unknown, string | null, string | null> | null
   created_at: CreatedAt
@@ -149,7 +153,7 @@ export interface QuotesTable {
   created_at: CreatedAt
 }
 
-export type OutgoingPaymentState = 'sending' | 'completed' | 'failed'
+export type OutgoingPaymentState = 'sending' | 'completed' | 'failed' | 'cancelled'
 
 export interface OutgoingPaymentsTable {
   id: string

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
-import { amount, errorResponse, idParams } from '../admin/schemas.ts'
+import { amount, errorResponse, idParams, uuid } from '../admin/schemas.ts'
 import { getAsset } from '../assets/service.ts'
 import type { Deps } from '../deps.ts'
 import { notFound } from '../lib/errors.ts'
 import type { FeeSchedule } from '../quotes/pricing.ts'
-import { getFee, setFee } from './service.ts'
+import { getFee, listFees, setFee } from './service.ts'
 
 const feeSchema = {
   type: 'object',
@@ -28,6 +28,45 @@ export function feeAdminRoutes(app: FastifyInstance, { db }: Deps): void {
     if (!asset) throw notFound('asset not found')
     return asset
   }
+
+  app.get(
+    '/fees',
+    {
+      schema: {
+        summary: 'List the sending fee of every asset',
+        tags: ['fees'],
+        response: {
+          200: {
+            type: 'object',
+            required: ['items'],
+            properties: {
+              items: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['assetId', 'assetCode', 'assetScale', ...feeSchema.required],
+                  properties: {
+                    assetId: uuid,
+                    assetCode: { type: 'string' },
+                    assetScale: { type: 'integer' },
+                    ...feeSchema.properties,
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    async () => ({
+      items: (await listFees(db)).map((f) => ({
+        assetId: f.assetId,
+        assetCode: f.assetCode,
+        assetScale: f.assetScale,
+        ...json(f.fee),
+      })),
+    }),
+  )
 
   app.get<{ Params: { id: string } }>(
     '/assets/:id/fees',

@@ -25,3 +25,22 @@ export async function setFee(db: Db, assetId: string, fee: FeeSchedule): Promise
     )
     .execute()
 }
+
+/** Every asset with its sending fee (none configured: zero). */
+export async function listFees(
+  db: Db,
+): Promise<{ assetId: string; assetCode: string; assetScale: number; fee: FeeSchedule }[]> {
+  const rows = await db
+    .selectFrom('assets as a')
+    .leftJoin('fees as f', 'f.asset_id', 'a.id')
+    .select(['a.id', 'a.code', 'a.scale', 'f.fixed', 'f.basis_points'])
+    .orderBy('a.code')
+    .orderBy('a.scale')
+    .execute()
+  return rows.map((r) => ({
+    assetId: r.id,
+    assetCode: r.code,
+    assetScale: r.scale,
+    fee: r.fixed === null ? NO_FEE : { fixed: r.fixed, basisPoints: r.basis_points! },
+  }))
+}

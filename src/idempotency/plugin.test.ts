@@ -13,7 +13,7 @@ import { deleteExpiredKeys, idempotency } from './plugin.ts'
 let database: TestDatabase
 let app: FastifyInstance
 let baseUrl: string
-const calls = { reject: 0, flaky: 0 }
+const calls = { reject: 0, flaky: 0, nested: 0 }
 /** Holds a /things handler for the named thing until the promise settles (once). */
 const gates = new Map<string, Promise<void>>()
 
@@ -47,6 +47,20 @@ before(async () => {
     scoped.post('/reject', async () => {
       calls.reject++
       throw new HttpError(400, 'invalid_request', `rejected ${calls.reject}`)
+    })
+    // A nested context registering the mechanism again (as a domain's routes might): the outer
+    // registration handles its keys alone.
+    await scoped.register(async (nested) => {
+      idempotency(nested, {
+        db: database.db,
+        ttlSeconds: 3600,
+        lockSeconds: 60,
+        scope: (req) => clients.get(req),
+      })
+      nested.post('/nested', async (_req, reply) => {
+        calls.nested++
+        return reply.code(201).send({ call: calls.nested })
+      })
     })
     scoped.post('/flaky', async (_req, reply) => {
       calls.flaky++
@@ -346,4 +360,14 @@ test('deleteExpiredKeys removes expired keys that no request holds', async () =>
   assert.ok(await keyRow(held))
   assert.equal(await deleteExpiredKeys(database.db, new Date(Date.now() + 61_000)), 1)
   assert.equal(await keyRow(held), undefined)
+})
+
+test('registered twice (listener and nested context): one claim, replayed once, no self-conflict', async () => {
+  const key = randomUUID()
+  const first = await post('/nested', {}, withKey(key))
+  assert.equal(first.status, 201)
+  assert.equal(first.replayed, false)
+  const second = await post('/nested', {}, withKey(key))
+  assert.deepEqual(second, { ...first, replayed: true })
+  assert.equal(calls.nested, 1)
 })

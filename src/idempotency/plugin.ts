@@ -7,6 +7,12 @@ import { type Claim, claimKey, completeKey, releaseKey } from './store.ts'
 
 export { deleteExpiredKeys } from './store.ts'
 
+/**
+ * Requests some registration already took charge of: when a listener-wide registration and one of
+ * a nested context both apply, the outer one (whose hook runs first) handles the key alone.
+ */
+const handled = new WeakSet<FastifyRequest>()
+
 export interface IdempotencyOptions {
   db: Db
   /** How long a key is remembered. */
@@ -15,19 +21,24 @@ export interface IdempotencyOptions {
   lockSeconds: number
   /** Who the key belongs to, known only after authentication (e.g. the token's client); keys never cross scopes. */
   scope: (req: FastifyRequest) => string | undefined
+  /** The methods a key applies to (default: POST). */
+  methods?: readonly string[]
 }
 
 /**
- * Registers hooks on `app` (use it inside an encapsulated plugin context) so that every POST
- * carrying Idempotency-Key is idempotent: the first response (unless a 5xx) is stored and replayed
- * to retries of the same request, and a key reused for another request is refused.
+ * Registers hooks on `app` (inside an encapsulated plugin context, or on a whole listener) so that
+ * every POST (or other method in `methods`) carrying Idempotency-Key is idempotent: the first
+ * response (unless a 5xx) is stored and replayed to retries of the same request, and a key reused
+ * for another request is refused.
  */
 export function idempotency(app: FastifyInstance, opts: IdempotencyOptions): void {
   const claims = new WeakMap<FastifyRequest, Claim>()
+  const methods = new Set(opts.methods ?? ['POST'])
 
   app.addHook('preHandler', async (req, reply) => {
     const header = req.headers['idempotency-key']
-    if (req.method !== 'POST' || header === undefined) return
+    if (!methods.has(req.method) || header === undefined || handled.has(req)) return
+    handled.add(req)
     const key = parseIdempotencyKey(header)
     const scope = opts.scope(req)
     if (scope === undefined) return

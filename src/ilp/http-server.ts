@@ -10,6 +10,7 @@ import type { Deps } from '../deps.ts'
 import { createApp } from '../http/app.ts'
 import { badRequest, HttpError } from '../lib/errors.ts'
 import { createRateBuckets } from '../lib/rate-buckets.ts'
+import { observeHttp } from '../metrics/http.ts'
 import { type Peer, peerByIncomingToken } from '../peers/service.ts'
 import { createCredentialGuard, tooManyRequests } from '../rate-limit/hooks.ts'
 import { createPipeline } from './pipeline.ts'
@@ -31,6 +32,7 @@ export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstanc
     bodyLimit: BODY_LIMIT,
     trustProxy: config.trustProxy,
   })
+  observeHttp(app, deps.metrics, 'ilp')
   const pipeline = createPipeline(deps, stream)
   const peers = new WeakMap<FastifyRequest, Peer>()
   const guard = createCredentialGuard(

@@ -7,13 +7,13 @@ import {
   isFulfill,
   isIlpError,
   serializeIlpPrepare,
-  serializeIlpReject,
   serializeIlpReply,
 } from 'ilp-packet'
 import type { Deps } from '../deps.ts'
+import { countReply } from './count.ts'
 import { route, send } from './forward.ts'
 import { mayHaveArrived } from './http-client.ts'
-import type { SendData } from './sender.ts'
+import type { PacketMeta, SendData } from './sender.ts'
 
 /** A packet about to leave for a peer, as it will be sent. */
 export interface OutgoingPacket {
@@ -54,7 +54,7 @@ export function peerSendData(
   tracker?: SendTracker,
 ): SendData {
   const own = deps.config.openPayments.ilpAddress
-  return async (data, meta) => {
+  const answer = async (data: Buffer, meta: PacketMeta | undefined): Promise<IlpReply> => {
     let counted: OutgoingPacket | undefined
     let reply: IlpReply | undefined
     try {
@@ -86,20 +86,25 @@ export function peerSendData(
         })
       } else if (counted && !mayHaveArrived(reply)) await tracker!.rejected(counted)
       // A packet that left without an answer stays counted: the payment's end asks the peer again.
-      return serializeIlpReply(reply)
+      return reply
     } catch (err) {
       // Only a packet that surely did not arrive stops counting as sent.
       if (counted && !(reply && (isFulfill(reply) || mayHaveArrived(reply))))
         await tracker!.rejected(counted).catch(() => {})
-      if (isIlpError(err)) return serializeIlpReject(errorToIlpReject(own, err))
+      if (isIlpError(err)) return errorToIlpReject(own, err)
       deps.logger.error({ err }, 'sending an ILP packet failed')
-      return serializeIlpReject({
+      return {
         code: IlpError.T00_INTERNAL_ERROR,
         triggeredBy: own,
         message: 'internal error',
         data: Buffer.alloc(0),
-      })
+      }
     }
+  }
+  return async (data, meta) => {
+    const reply = await answer(data, meta)
+    countReply(deps.metrics, 'outgoing', reply)
+    return serializeIlpReply(reply)
   }
 }
 

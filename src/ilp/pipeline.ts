@@ -2,6 +2,7 @@ import { Errors, errorToIlpReject, type IlpPrepare, type IlpReply, isIlpError } 
 import type { Deps } from '../deps.ts'
 import { findTransfer } from '../ledger/transfers.ts'
 import type { Peer } from '../peers/service.ts'
+import { countReply } from './count.ts'
 import { forward } from './forward.ts'
 import { bookingId, receiveLocally } from './receive.ts'
 import { createReplyCache } from './reply-cache.ts'
@@ -43,8 +44,8 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
   }
 
   return {
-    handlePrepare: (prepare, from) =>
-      cached(from.id, prepare, async () => {
+    handlePrepare: async (prepare, from) => {
+      const reply = await cached(from.id, prepare, async () => {
         try {
           return await route(prepare, from)
         } catch (err) {
@@ -52,6 +53,9 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
           deps.logger.error({ err, peer: from.name }, 'ILP packet failed')
           return errorToIlpReject(ownAddress, new Errors.InternalError('internal error'))
         }
-      }),
+      })
+      countReply(deps.metrics, 'incoming', reply)
+      return reply
+    },
   }
 }

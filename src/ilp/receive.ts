@@ -73,6 +73,9 @@ export async function receiveLocally(
     expiresAt: prepare.expiresAt,
   })
   switch (outcome) {
+    case 'completed':
+      deps.metrics.incomingCompleted.inc()
+      return reply.accept()
     case 'booked':
       return reply.accept()
     case 'expired':
@@ -103,7 +106,8 @@ interface Packet {
   expiresAt: Date
 }
 
-type BookOutcome = 'booked' | CreditError | 'peer_out_of_credit' | 'expired'
+/** `completed`: booked, and the packet completed the incoming payment. */
+type BookOutcome = 'booked' | 'completed' | CreditError | 'peer_out_of_credit' | 'expired'
 
 /** Thrown inside the transaction to roll back the credit, carrying what to answer. */
 class Rollback extends Error {
@@ -168,7 +172,7 @@ async function book(db: Db, p: Packet): Promise<BookOutcome> {
       // A new packet whose expiry passed while it waited here is refused, not credited: its
       // sender has stopped waiting for it. (A repeat of one already booked was answered above.)
       if (Date.now() >= p.expiresAt.getTime()) throw new Rollback('expired')
-      return 'booked'
+      return credited.completedAt !== null ? 'completed' : 'booked'
     })
   } catch (err) {
     if (err instanceof Rollback) return err.outcome

@@ -153,6 +153,7 @@ export async function incomingPaymentRoutes(
     async (req) => {
       const done = await completeIncomingPayment(db, payments.get(req).id)
       if (done === 'wrong_state') throw new HttpError(409, 'conflict', 'wrong state')
+      deps.metrics.incomingCompleted.inc()
       return json(done)
     },
   )

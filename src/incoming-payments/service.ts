@@ -14,9 +14,22 @@ export interface IncomingPayment {
   incomingAmount: bigint | null
   receivedAmount: bigint
   completedAt: Date | null
+  /** Set when an operator cancelled it; `completedAt` is then set too (it is closed). */
+  cancelledAt: Date | null
+  cancelReason: string | null
   expiresAt: Date
   metadata: Record<string, unknown> | null
   createdAt: Date
+  updatedAt: Date
+}
+
+/** What the admin API calls the payment's state; Open Payments clients only see `completed`. */
+export type IncomingPaymentState = 'open' | 'completed' | 'expired' | 'cancelled'
+
+export function stateOf(ip: IncomingPayment, now = new Date()): IncomingPaymentState {
+  if (ip.cancelledAt !== null) return 'cancelled'
+  if (ip.completedAt !== null) return 'completed'
+  return ip.expiresAt > now ? 'open' : 'expired'
 }
 
 /** Whether the payment still accepts money at `now`. */
@@ -60,14 +73,20 @@ export async function getIncomingPayment(
   return row && toIncomingPayment(row)
 }
 
-/** Pages of a wallet address's incoming payments, optionally only one client's. */
+/**
+ * Pages of incoming payments, newest first: a wallet address's (optionally only one client's), or
+ * every wallet address's; optionally in one state.
+ */
 export function incomingPaymentPages(
   db: Db,
-  filter: { walletAddressId: string; client?: string },
+  filter: { walletAddressId?: string; client?: string; state?: IncomingPaymentState },
 ): FetchPage<IncomingPayment> {
   return async ({ cursorId, direction, limit }) => {
-    let q = selectIncoming(db).where('p.wallet_address_id', '=', filter.walletAddressId)
+    let q = selectIncoming(db)
+    if (filter.walletAddressId !== undefined)
+      q = q.where('p.wallet_address_id', '=', filter.walletAddressId)
     if (filter.client !== undefined) q = q.where('p.client', '=', filter.client)
+    if (filter.state !== undefined) q = q.where(inState(filter.state))
     const page = keyset('incoming_payments', cursorId, direction)
     if (page.where) q = q.where(page.where)
     const rows = await q
@@ -76,6 +95,20 @@ export function incomingPaymentPages(
       .limit(limit)
       .execute()
     return rows.map(toIncomingPayment)
+  }
+}
+
+/** The SQL condition of `stateOf` on the payment aliased `p`. */
+function inState(state: IncomingPaymentState) {
+  switch (state) {
+    case 'cancelled':
+      return sql<boolean>`p.cancelled_at IS NOT NULL`
+    case 'completed':
+      return sql<boolean>`p.completed_at IS NOT NULL AND p.cancelled_at IS NULL`
+    case 'expired':
+      return sql<boolean>`p.completed_at IS NULL AND p.expires_at <= now()`
+    case 'open':
+      return sql<boolean>`p.completed_at IS NULL AND p.expires_at > now()`
   }
 }
 
@@ -95,6 +128,36 @@ export async function completeIncomingPayment(
     .executeTakeFirst()
   if (done.numUpdatedRows === 0n) return 'wrong_state'
   return (await getIncomingPayment(db, id))!
+}
+
+export type CancelError = 'not_found' | 'wrong_state'
+
+/**
+ * Closes an open payment for good, with the operator's reason: it accepts no more money by any
+ * path, because crediting needs `completed_at` to be null. Cancelling a cancelled payment returns
+ * it unchanged (`replayed`); a completed or expired one is `wrong_state`.
+ */
+export async function cancelIncomingPayment(
+  db: Db,
+  id: string,
+  reason: string,
+): Promise<{ payment: IncomingPayment; replayed: boolean } | CancelError> {
+  const done = await db
+    .updateTable('incoming_payments')
+    .set({
+      completed_at: sql`now()`,
+      cancelled_at: sql`now()`,
+      cancel_reason: reason,
+      updated_at: sql`now()`,
+    })
+    .where('id', '=', id)
+    .where('completed_at', 'is', null)
+    .where('expires_at', '>', sql<Date>`now()`)
+    .executeTakeFirst()
+  const payment = await getIncomingPayment(db, id)
+  if (!payment) return 'not_found'
+  if (done.numUpdatedRows === 1n) return { payment, replayed: false }
+  return payment.cancelledAt !== null ? { payment, replayed: true } : 'wrong_state'
 }
 
 export type CreditError = 'not_payable' | 'exceeds_incoming_amount'
@@ -146,9 +209,12 @@ function selectIncoming(db: Db) {
       'p.incoming_amount',
       'p.received_amount',
       'p.completed_at',
+      'p.cancelled_at',
+      'p.cancel_reason',
       'p.expires_at',
       'p.metadata',
       'p.created_at',
+      'p.updated_at',
     ])
 }
 
@@ -165,8 +231,11 @@ function toIncomingPayment(r: Row): IncomingPayment {
     incomingAmount: r.incoming_amount,
     receivedAmount: r.received_amount,
     completedAt: r.completed_at,
+    cancelledAt: r.cancelled_at,
+    cancelReason: r.cancel_reason,
     expiresAt: r.expires_at,
     metadata: r.metadata as Record<string, unknown> | null,
     createdAt: r.created_at,
+    updatedAt: r.updated_at,
   }
 }

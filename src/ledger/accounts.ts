@@ -101,3 +101,15 @@ export function toAccount(row: Selectable<LedgerAccountsTable>): Account {
 export function available(a: Account): bigint {
   return a.creditsPosted - a.debitsPosted - a.debitsPending
 }
+
+/** Accounts in id order (stable for paging), after `afterId`, optionally of one asset or kind. */
+export async function listAccounts(
+  db: Db,
+  filter: { assetId?: string; kind?: AccountKind; afterId?: string; limit: number },
+): Promise<Account[]> {
+  let q = db.selectFrom('ledger_accounts').selectAll().orderBy('id').limit(filter.limit)
+  if (filter.assetId !== undefined) q = q.where('asset_id', '=', filter.assetId)
+  if (filter.kind !== undefined) q = q.where('kind', '=', filter.kind)
+  if (filter.afterId !== undefined) q = q.where('id', '>', filter.afterId)
+  return (await q.execute()).map(toAccount)
+}

@@ -18,7 +18,8 @@ interface NewPayment {
 }
 
 /**
- * Sums what the grant's payments (failed ones excluded: their reservations were released) spent
+ * Sums what the grant's payments (failed and cancelled ones excluded: their reservations were
+ * released) spent
  * since `since`. The caller holds the grant's lock, so concurrent creates cannot both fit.
  */
 async function sumSpent(
@@ -51,7 +52,7 @@ async function sumSpent(
         .as('receive'),
     ])
     .where('grant_id', '=', grantId)
-    .where('state', '<>', 'failed')
+    .where('state', 'not in', ['failed', 'cancelled'])
   if (since) q = q.where('created_at', '>=', since)
   const row = await q.executeTakeFirstOrThrow()
   return { debit: BigInt(row.debit), receive: BigInt(row.receive) }

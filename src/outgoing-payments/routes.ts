@@ -54,7 +54,8 @@ export async function outgoingPaymentRoutes(
     id: `${config.openPaymentsUrl}/outgoing-payments/${p.id}`,
     walletAddress: walletAddressUrl(config, sender.path),
     quoteId: `${config.openPaymentsUrl}/quotes/${p.quoteId}`,
-    failed: p.state === 'failed',
+    // A cancelled payment did not pay either; the spec has no other way to say so.
+    failed: p.state === 'failed' || p.state === 'cancelled',
     receiver: p.receiver,
     receiveAmount: toAmount(p.receiveAmount, p.receiveAsset),
     debitAmount: toAmount(p.debitAmount, { code: sender.assetCode, scale: sender.assetScale }),
@@ -104,6 +105,7 @@ export async function outgoingPaymentRoutes(
         metadata: body.metadata,
       })
       if (typeof created === 'string') throw CREATE_ERRORS[created]
+      deps.metrics.outgoingCreated.inc()
       worker?.kick()
       const debitAsset = { code: wa.assetCode, scale: wa.assetScale }
       return reply.code(201).send({

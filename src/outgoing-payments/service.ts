@@ -25,9 +25,14 @@ export interface OutgoingPayment {
   receiveAsset: { code: string; scale: number }
   sentAmount: bigint
   state: OutgoingPaymentState
+  /** Why it failed, or the operator's reason when cancelled. */
   failure: string | null
+  attempts: number
+  /** While sending over Interledger: when the current attempt began. */
+  sendingSince: Date | null
   metadata: Record<string, unknown> | null
   createdAt: Date
+  updatedAt: Date
 }
 
 export type CreateError =
@@ -139,16 +144,17 @@ export async function getOutgoingPayment(db: Db, id: string): Promise<OutgoingPa
   return row && toOutgoingPayment(row)
 }
 
+/** Pages of outgoing payments, newest first: a wallet address's or every one's, optionally filtered. */
 export function outgoingPaymentPages(
   db: Db,
-  filter: { walletAddressId: string; client?: string },
+  filter: { walletAddressId?: string; client?: string; state?: OutgoingPaymentState },
 ): FetchPage<OutgoingPayment> {
   return async ({ cursorId, direction, limit }) => {
-    let q = db
-      .selectFrom('outgoing_payments as p')
-      .selectAll()
-      .where('p.wallet_address_id', '=', filter.walletAddressId)
+    let q = db.selectFrom('outgoing_payments as p').selectAll()
+    if (filter.walletAddressId !== undefined)
+      q = q.where('p.wallet_address_id', '=', filter.walletAddressId)
     if (filter.client !== undefined) q = q.where('p.client', '=', filter.client)
+    if (filter.state !== undefined) q = q.where('p.state', '=', filter.state)
     const page = keyset('outgoing_payments', cursorId, direction)
     if (page.where) q = q.where(page.where)
     const rows = await q
@@ -175,7 +181,10 @@ export function toOutgoingPayment(r: Selectable<OutgoingPaymentsTable>): Outgoin
     sentAmount: r.sent_amount,
     state: r.state,
     failure: r.failure,
+    attempts: r.attempts,
+    sendingSince: r.sending_since,
     metadata: r.metadata as Record<string, unknown> | null,
     createdAt: r.created_at,
+    updatedAt: r.updated_at,
   }
 }

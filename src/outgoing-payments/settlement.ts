@@ -25,7 +25,12 @@ interface Due {
  * payment and releases the reservation. Transfer ids derive from the payment id, so a retry after a
  * crash cannot move money twice.
  */
-export async function settleLocally(trx: Db, p: Due): Promise<'completed' | 'failed'> {
+export async function settleLocally(
+  trx: Db,
+  p: Due,
+  /** Called (inside the transaction) when this payment completes the incoming payment. */
+  onReceiverCompleted?: () => void,
+): Promise<'completed' | 'failed'> {
   const quote = await trx
     .selectFrom('quotes')
     .select('receiver_incoming_payment_id')
@@ -42,6 +47,7 @@ export async function settleLocally(trx: Db, p: Due): Promise<'completed' | 'fai
       p.id,
       credited === 'not_payable' ? 'receiver closed' : 'receiver amount exceeded',
     )
+  if (credited.completedAt !== null) onReceiverCompleted?.()
 
   const sender = (await getWalletAddress(trx, { id: p.walletAddressId }))!
   const receiver = (await getWalletAddress(trx, {

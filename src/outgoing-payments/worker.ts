@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Deps } from '../deps.ts'
+import { failureClass } from '../metrics/metrics.ts'
 import { settleRemotely } from './remote.ts'
 import { fail, ReservationLost, settleLocally } from './settlement.ts'
 
@@ -18,16 +19,40 @@ export interface PaymentWorker {
  * involve no network I/O).
  */
 export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): PaymentWorker {
-  const { db, logger } = deps
+  const { db, logger, metrics } = deps
   const pollMs = opts.pollMs ?? 1000
   // How long one attempt may send a payment over Interledger before another may take it over.
   const leaseMs = deps.config.openPayments.paymentSendLeaseSeconds * 1000
   let stopped = false
   let wake: AbortController = new AbortController()
 
+  /**
+   * Counts a payment that ended, from its committed row. Never throws: the payment is settled, and
+   * a failure here must not send it down the retry path.
+   */
+  const observeEnd = async (id: string) => {
+    try {
+      const p = await db
+        .selectFrom('outgoing_payments')
+        .select(['state', 'failure', 'created_at'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow()
+      if (p.state === 'completed') {
+        metrics.outgoingCompleted.inc()
+        metrics.outgoingCompletionSeconds.observe((Date.now() - p.created_at.getTime()) / 1000)
+      } else if (p.state === 'failed') {
+        metrics.outgoingFailed.inc({ reason: failureClass(p.failure) })
+      }
+    } catch (err) {
+      logger.warn({ err, payment: id }, 'could not count an ended outgoing payment')
+    }
+  }
+
   /** Settles one due payment; false when none is due. */
   const processOne = async (): Promise<boolean> => {
     let claimed: string | undefined
+    // Set inside the settling transaction, counted once it committed.
+    let receiverCompleted = false
     try {
       const claim = await db.transaction().execute(async (trx) => {
         const p = await trx
@@ -63,7 +88,10 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
           feeAmount: p.fee_amount,
           receiveAmount: p.receive_amount,
         }
-        if (p.receiver_incoming_payment_id !== null) return settleLocally(trx, due)
+        if (p.receiver_incoming_payment_id !== null)
+          return settleLocally(trx, due, () => {
+            receiverCompleted = true
+          })
         // Paid over the network, outside this transaction: the lease keeps other workers off it
         // meanwhile, and a lease that runs out means the attempt died.
         await trx
@@ -88,16 +116,19 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
       })
       const outcome = typeof claim === 'object' ? await settleRemotely(deps, claim.remote) : claim
       if (outcome) logger.debug({ payment: claimed, outcome }, 'outgoing payment settled')
+      if (receiverCompleted) metrics.incomingCompleted.inc()
+      if (outcome === 'completed' || outcome === 'failed') await observeEnd(claimed!)
       return outcome !== undefined
     } catch (err) {
       if (claimed === undefined) throw err
-      await db
+      const outcome = await db
         .transaction()
         .execute((trx) =>
           err instanceof ReservationLost
             ? fail(trx, claimed!, 'reservation expired')
             : retryLater(trx, claimed!, err as Error),
         )
+      if (outcome === 'failed') await observeEnd(claimed)
       return true
     }
   }
@@ -112,6 +143,7 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
     // Money that left over Interledger must be booked, however long that takes: failing such a
     // payment would release what the receiver already has. It is retried until booked, loudly.
     const left = row.sent_amount > 0n
+    if (left) metrics.settlementBookingFailures.inc()
     logger.error(
       {
         err,

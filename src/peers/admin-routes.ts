@@ -1,8 +1,18 @@
 import type { FastifyInstance } from 'fastify'
-import { amount, errorResponse, idParams, uuid } from '../admin/schemas.ts'
+import { amount, dateTime, errorResponse, idParams, total, uuid } from '../admin/schemas.ts'
+import type { Db } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
+import { getAccount } from '../ledger/accounts.ts'
 import { badRequest, conflict, notFound } from '../lib/errors.ts'
-import { createPeer, deletePeer, getPeer, listPeers, type Peer, updatePeer } from './service.ts'
+import {
+  createPeer,
+  deletePeer,
+  getPeer,
+  listPeers,
+  type Peer,
+  peerPosition,
+  updatePeer,
+} from './service.ts'
 
 const ILP_ADDRESS = '^(g|private|example|peer|self|test[1-3]?|local)([.][a-zA-Z0-9_~-]+)+$'
 
@@ -16,6 +26,9 @@ const peerSchema = {
     'ilpAddress',
     'routes',
     'httpEndpoint',
+    'ledgerAccountId',
+    'creditLimit',
+    'balance',
     'createdAt',
   ],
   properties: {
@@ -27,22 +40,35 @@ const peerSchema = {
     routes: { type: 'array', items: { type: 'string' } },
     httpEndpoint: { type: 'string' },
     maxPacketAmount: amount,
-    createdAt: { type: 'string', format: 'date-time' },
+    ledgerAccountId: uuid,
+    creditLimit: { ...total, description: 'How much the peer may owe us before settling.' },
+    balance: {
+      ...total,
+      description:
+        'Posted credits less debits of its account: positive when we owe the peer, negative when it owes us.',
+    },
+    createdAt: dateTime,
   },
 } as const
 
 // The outgoing token is a secret: it is never echoed back.
-const json = (p: Peer) => ({
-  id: p.id,
-  name: p.name,
-  assetCode: p.assetCode,
-  assetScale: p.assetScale,
-  ilpAddress: p.ilpAddress,
-  routes: p.routes,
-  httpEndpoint: p.httpEndpoint,
-  ...(p.maxPacketAmount !== null && { maxPacketAmount: p.maxPacketAmount.toString() }),
-  createdAt: p.createdAt.toISOString(),
-})
+async function json(db: Db, p: Peer) {
+  const account = (await getAccount(db, p.ledgerAccountId))!
+  return {
+    id: p.id,
+    name: p.name,
+    assetCode: p.assetCode,
+    assetScale: p.assetScale,
+    ilpAddress: p.ilpAddress,
+    routes: p.routes,
+    httpEndpoint: p.httpEndpoint,
+    ...(p.maxPacketAmount !== null && { maxPacketAmount: p.maxPacketAmount.toString() }),
+    ledgerAccountId: p.ledgerAccountId,
+    creditLimit: (account.debitLimit ?? 0n).toString(),
+    balance: (account.creditsPosted - account.debitsPosted).toString(),
+    createdAt: p.createdAt.toISOString(),
+  }
+}
 
 interface CreateBody {
   name: string
@@ -117,7 +143,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         })
       if (peer === 'duplicate')
         throw conflict('a peer with this name, incoming token or route exists')
-      return reply.code(201).send(json(peer))
+      return reply.code(201).send(await json(db, peer))
     },
   )
 
@@ -132,7 +158,9 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         },
       },
     },
-    async () => ({ items: (await listPeers(db)).map(json) }),
+    async () => ({
+      items: await Promise.all((await listPeers(db)).map((p) => json(db, p))),
+    }),
   )
 
   app.get<{ Params: { id: string } }>(
@@ -148,7 +176,58 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
     async (req) => {
       const peer = await getPeer(db, { id: req.params.id })
       if (!peer) throw notFound('peer not found')
-      return json(peer)
+      return json(db, peer)
+    },
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/peers/:id/balance',
+    {
+      schema: {
+        summary: 'Get where we stand with a peer',
+        description:
+          'From the peer’s ledger account, in its asset: `balance` is credits less debits posted, positive when we owe the peer (our customers paid through it) and negative when it owes us (it paid our customers); this is what the two ASEs settle. `pendingToPeer` and `pendingFromPeer` are forwarded packets still in flight.',
+        tags: ['peers'],
+        params: idParams,
+        response: {
+          200: {
+            type: 'object',
+            required: [
+              'peerId',
+              'assetCode',
+              'assetScale',
+              'balance',
+              'pendingToPeer',
+              'pendingFromPeer',
+              'creditLimit',
+            ],
+            properties: {
+              peerId: uuid,
+              assetCode: { type: 'string' },
+              assetScale: { type: 'integer' },
+              balance: { type: 'string', pattern: '^-?(0|[1-9][0-9]*)$' },
+              pendingToPeer: amount,
+              pendingFromPeer: amount,
+              creditLimit: amount,
+            },
+          },
+          404: errorResponse,
+        },
+      },
+    },
+    async (req) => {
+      const peer = await getPeer(db, { id: req.params.id })
+      if (!peer) throw notFound('peer not found')
+      const p = await peerPosition(db, peer)
+      return {
+        peerId: peer.id,
+        assetCode: peer.assetCode,
+        assetScale: peer.assetScale,
+        balance: p.balance.toString(),
+        pendingToPeer: p.pendingToPeer.toString(),
+        pendingFromPeer: p.pendingFromPeer.toString(),
+        creditLimit: p.creditLimit.toString(),
+      }
     },
   )
 
@@ -202,7 +281,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         creditLimit: b.creditLimit === undefined ? undefined : BigInt(b.creditLimit),
       })
       if (!peer) throw notFound('peer not found')
-      return json(peer)
+      return json(db, peer)
     },
   )
 
@@ -213,7 +292,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         summary: 'Remove a peer',
         tags: ['peers'],
         params: idParams,
-        response: { 404: errorResponse },
+        response: { 204: { type: 'null', description: 'Removed.' }, 404: errorResponse },
       },
     },
     async (req, reply) => {

@@ -4,7 +4,7 @@ import { sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import { isUniqueViolation } from '../db/errors.ts'
 import type { PeersTable } from '../db/schema.ts'
-import { createAccount } from '../ledger/accounts.ts'
+import { createAccount, getAccount } from '../ledger/accounts.ts'
 import { hashToken } from '../lib/secrets.ts'
 
 export interface Peer {
@@ -92,6 +92,27 @@ export async function getPeer(
   q = 'id' in by ? q.where('p.id', '=', by.id) : q.where('p.name', '=', by.name)
   const row = await q.executeTakeFirst()
   return row && toPeer(row, await routesOf(db, row.id))
+}
+
+/** Where the two ASEs stand, from the peer's ledger account. */
+export interface PeerPosition {
+  /** Credits less debits posted: positive when we owe the peer, negative when it owes us. */
+  balance: bigint
+  /** Forwarded packets still out: reserved towards the peer, and from it. */
+  pendingToPeer: bigint
+  pendingFromPeer: bigint
+  /** How much the peer may owe us (its account's debit limit). */
+  creditLimit: bigint
+}
+
+export async function peerPosition(db: Db, peer: Peer): Promise<PeerPosition> {
+  const account = (await getAccount(db, peer.ledgerAccountId))!
+  return {
+    balance: account.creditsPosted - account.debitsPosted,
+    pendingToPeer: account.creditsPending,
+    pendingFromPeer: account.debitsPending,
+    creditLimit: account.debitLimit ?? 0n,
+  }
 }
 
 export async function listPeers(db: Db): Promise<Peer[]> {

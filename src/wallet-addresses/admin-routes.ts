@@ -24,12 +24,14 @@ const walletAddressSchema = {
     'assetCode',
     'assetScale',
     'status',
+    'ledgerAccountId',
     'createdAt',
     'updatedAt',
   ],
   properties: {
     id: uuid,
     url: { type: 'string', description: 'The public wallet address URL.' },
+    ledgerAccountId: { ...uuid, description: 'Its account in the ledger (see /ledger/accounts).' },
     path: { type: 'string' },
     assetId: uuid,
     assetCode: { type: 'string' },
@@ -144,6 +146,7 @@ export function walletAddressAdminRoutes(app: FastifyInstance, { db, config }: D
     assetScale: wa.assetScale,
     ...(wa.publicName !== null && { publicName: wa.publicName }),
     status: wa.status,
+    ledgerAccountId: wa.ledgerAccountId,
     createdAt: wa.createdAt.toISOString(),
     updatedAt: wa.updatedAt.toISOString(),
   })

@@ -64,7 +64,10 @@ export async function startTestServer(
     ...env,
   })
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
-  const server = await createServer(createDeps({ config, db: database.db, logger }), opts)
+  const server = await createServer(
+    createDeps({ config, db: database.db, poolStats: database.poolStats, logger }),
+    opts,
+  )
   await server.start('127.0.0.1')
   const adminListener = server.listeners.find((l) => l.role === 'admin')!
   const adminUrl = `http://127.0.0.1:${boundPort(adminListener)}`
@@ -98,7 +101,13 @@ export async function startTestServer(
 export async function request(url: string, init: RequestInit = {}): Promise<JsonResponse> {
   const res = await fetch(url, init)
   const text = await res.text()
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined }
+  // JSON bodies parsed; anything else (e.g. Prometheus text) as text.
+  const json = !res.headers.get('content-type') || /json/.test(res.headers.get('content-type')!)
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: text ? (json ? JSON.parse(text) : text) : undefined,
+  }
 }
 
 /** Creates an asset (if new) and an active wallet address through the admin API. */
