@@ -46,7 +46,8 @@ export function createAdminApp(deps: Deps): FastifyInstance {
     const header = req.headers.authorization ?? ''
     const given = header.startsWith('Bearer ') ? header.slice(7) : ''
     if (!given || !safeEqual(given, config.adminApiKey)) {
-      await guard.failed(req)
+      // A wrong key is a guess; a missing one is not.
+      if (given) await guard.failed(req)
       reply.header('www-authenticate', 'Bearer')
       throw new HttpError(401, 'unauthorized', 'missing or invalid API key')
     }

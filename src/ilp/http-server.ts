@@ -56,7 +56,8 @@ export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstanc
     const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
     const peer = token === undefined ? undefined : await peerByIncomingToken(deps.db, token)
     if (!peer) {
-      await guard.failed(req)
+      // A wrong token is a guess; a missing one is not.
+      if (token !== undefined) await guard.failed(req)
       throw new HttpError(401, 'unauthorized', 'unknown or missing bearer token', undefined, {
         'www-authenticate': 'Bearer',
       })
