@@ -48,6 +48,9 @@ function start(script: string, env: Record<string, string>): Promise<ChildProces
 
 const serverEnv = (p: typeof portsB, dbSchema: string, ilpAddress: string) => ({
   LOG_LEVEL: 'warn',
+  // One client address at full speed: the limits are for the internet, not for a benchmark.
+  RATE_LIMIT_ENABLED: 'false',
+  OUTBOUND_NEW_URLS_PER_MINUTE: '0',
   DATABASE_SCHEMA: dbSchema,
   DATABASE_POOL_SIZE: '20',
   OPEN_PAYMENTS_PORT: String(p.op),

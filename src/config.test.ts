@@ -122,3 +122,64 @@ test('public URLs are normalised to their origin', () => {
   assert.equal(config.openPaymentsUrl, 'https://wallet.example')
   assert.deepEqual(config.roles, ['open-payments', 'admin'])
 })
+
+test('outbound policy and rate limits: production denies private addresses; limits switch off', () => {
+  const base = { DATA_DIR: dataDir(), ADMIN_API_KEY: 'k'.repeat(32) }
+  const dev = loadConfig(base)
+  assert.deepEqual(dev.outbound.policy, {
+    httpsOnly: false,
+    allowPrivate: true,
+    allowedNetworks: [],
+  })
+  assert.equal(dev.rateLimits.ipPerMinute, 3000)
+  assert.equal(dev.trustProxy, false)
+
+  const prod = loadConfig({
+    ...base,
+    NODE_ENV: 'production',
+    DATABASE_URL: 'postgres://db/x',
+    IDP_URL: 'https://idp.example/consent',
+    IDP_SECRET: 's'.repeat(32),
+    AUTH_SECRET: 'a'.repeat(32),
+    STREAM_SECRET: Buffer.alloc(32).toString('base64'),
+    SERVER_PRIVATE_KEY: Buffer.alloc(32).toString('base64'),
+    OUTBOUND_ALLOWED_NETWORKS: '10.20.0.0/16, fd00:1::/32',
+    TRUST_PROXY: '10.0.0.0/8,192.168.1.1',
+  })
+  assert.equal(prod.outbound.policy.httpsOnly, true)
+  assert.equal(prod.outbound.policy.allowPrivate, false)
+  assert.deepEqual(
+    prod.outbound.policy.allowedNetworks.map((n) => n.prefix),
+    [16, 32],
+  )
+  assert.deepEqual(prod.trustProxy, ['10.0.0.0/8', '192.168.1.1'])
+
+  const off = loadConfig({ ...base, RATE_LIMIT_ENABLED: 'false', RATE_LIMIT_IP_PER_MINUTE: '5' })
+  assert.deepEqual(Object.values(off.rateLimits), [0, 0, 0, 0, 0])
+  assert.equal(
+    loadConfig({ ...base, RATE_LIMIT_PAGES_PER_MINUTE: '0' }).rateLimits.pagesPerMinute,
+    0,
+  )
+
+  const fails = (env: Record<string, string>, message: string) =>
+    assert.throws(
+      () => loadConfig({ ...base, ...env }),
+      (err: Error) => err instanceof ConfigError && err.message === message,
+    )
+  fails(
+    { OUTBOUND_ALLOWED_NETWORKS: '10.0.0.0/33' },
+    'Invalid configuration: OUTBOUND_ALLOWED_NETWORKS must be a comma-separated list of networks such as 10.20.0.0/16,fd00::/8',
+  )
+  fails(
+    { RATE_LIMIT_IP_PER_MINUTE: '-1' },
+    'Invalid configuration: RATE_LIMIT_IP_PER_MINUTE must not be negative',
+  )
+  fails(
+    { TRUST_PROXY: 'proxy.example' },
+    'Invalid configuration: TRUST_PROXY must be true, false, or a comma-separated list of proxy addresses/networks',
+  )
+  fails(
+    { OUTBOUND_ALLOW_PRIVATE: 'yes' },
+    'Invalid configuration: OUTBOUND_ALLOW_PRIVATE must be true or false',
+  )
+})

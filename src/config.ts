@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
+import { type Network, parseNetwork } from './outbound/addresses.ts'
+import type { OutboundPolicy } from './outbound/fetch.ts'
 import { parseStaticTable, type RatesSource } from './rates/service.ts'
 
 export const ROLES = ['open-payments', 'auth', 'admin', 'ilp', 'workers'] as const
@@ -74,6 +76,29 @@ const nonNegativeInt = (fallback: number) =>
     .min(0, { error: 'must not be negative' })
     .default(fallback)
 
+const networks = z
+  .string()
+  .default('')
+  .transform((v) => v.split(',').filter((n) => n.trim() !== ''))
+  .refine((ns) => ns.every((n) => parseNetwork(n) !== undefined), {
+    error: 'must be a comma-separated list of networks such as 10.20.0.0/16,fd00::/8',
+  })
+  .transform((ns) => ns.map((n) => parseNetwork(n)!))
+
+/**
+ * Fastify's `trustProxy`: false, true (every peer is a proxy), or the proxies' addresses/networks,
+ * the safe choice: `X-Forwarded-For` is believed only when a listed proxy sent it.
+ */
+const trustProxy = z
+  .string()
+  .default('false')
+  .transform((v): boolean | string[] =>
+    v === 'true' || v === 'false' ? v === 'true' : v.split(',').map((n) => n.trim()),
+  )
+  .refine((v) => !Array.isArray(v) || v.every((n) => parseNetwork(n) !== undefined), {
+    error: 'must be true, false, or a comma-separated list of proxy addresses/networks',
+  })
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -104,6 +129,17 @@ const schema = z.object({
     .transform((rs) => rs as Role[]),
   WALLET_ADDRESS_CACHE_SECONDS: nonNegativeInt(60),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
+  TRUST_PROXY: trustProxy,
+  OUTBOUND_ALLOW_PRIVATE: z.enum(['true', 'false'], { error: 'must be true or false' }).optional(),
+  OUTBOUND_ALLOWED_NETWORKS: networks,
+  OUTBOUND_TIMEOUT_MS: positiveInt(5000),
+  OUTBOUND_NEW_URLS_PER_MINUTE: nonNegativeInt(300),
+  RATE_LIMIT_ENABLED: bool(true),
+  RATE_LIMIT_IP_PER_MINUTE: nonNegativeInt(3000),
+  RATE_LIMIT_CLIENT_PER_MINUTE: nonNegativeInt(1200),
+  RATE_LIMIT_PAGES_PER_MINUTE: nonNegativeInt(120),
+  RATE_LIMIT_CREDENTIAL_FAILURES: nonNegativeInt(20),
+  RATE_LIMIT_ILP_PACKETS_PER_SECOND: nonNegativeInt(1000),
   SIGNATURE_MAX_AGE_SECONDS: seconds(300),
   ACCESS_TOKEN_EXPIRY_SECONDS: seconds(600),
   INTERACTION_EXPIRY_SECONDS: seconds(600),
@@ -212,6 +248,28 @@ export interface AuthConfig {
   identity: IdentityConfig
 }
 
+/** Requests per key in this process; 0 means no limit. */
+export interface RateLimitConfig {
+  /** Per client IP address (IPv6 by /64), on each public listener. */
+  ipPerMinute: number
+  /** Per verified client (its wallet address or key), on the resource and authorization servers. */
+  clientPerMinute: number
+  /** Per IP on the interaction, consent and sign-in pages. */
+  pagesPerMinute: number
+  /** Failed API keys and peer tokens per IP in 15 minutes before every request is refused. */
+  credentialFailures: number
+  /** ILP Prepares per peer per second. */
+  ilpPacketsPerSecond: number
+}
+
+export interface OutboundConfig {
+  /** For URLs that clients and peers name. */
+  policy: OutboundPolicy
+  timeoutMs: number
+  /** How many URLs not fetched recently one client (or one IP, before a client is known) may make us fetch; 0: no cap. */
+  newUrlsPerMinute: number
+}
+
 export interface Config {
   env: 'development' | 'test' | 'production'
   logLevel: string
@@ -227,6 +285,10 @@ export interface Config {
   roles: Role[]
   walletAddressCacheSeconds: number
   shutdownTimeoutMs: number
+  /** Whether to take the client's address from `X-Forwarded-For` (Fastify's `trustProxy`). */
+  trustProxy: boolean | string[]
+  outbound: OutboundConfig
+  rateLimits: RateLimitConfig
   signatureMaxAgeSeconds: number
   openPayments: OpenPaymentsConfig
   auth: AuthConfig
@@ -281,6 +343,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     roles: e.ROLES,
     walletAddressCacheSeconds: e.WALLET_ADDRESS_CACHE_SECONDS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    trustProxy: e.TRUST_PROXY,
+    outbound: outboundConfig(e, production),
+    rateLimits: rateLimitConfig(e),
     signatureMaxAgeSeconds: e.SIGNATURE_MAX_AGE_SECONDS,
     openPayments: {
       ilpAddress: e.ILP_ADDRESS,
@@ -327,6 +392,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     adminApiKey: secrets.ADMIN_API_KEY!,
     generatedSecrets: generated,
+  }
+}
+
+function outboundConfig(e: z.infer<typeof schema>, production: boolean): OutboundConfig {
+  const allowPrivate = (e.OUTBOUND_ALLOW_PRIVATE ?? (production ? 'false' : 'true')) === 'true'
+  const allowedNetworks: Network[] = e.OUTBOUND_ALLOWED_NETWORKS
+  return {
+    policy: { httpsOnly: production, allowPrivate, allowedNetworks },
+    timeoutMs: e.OUTBOUND_TIMEOUT_MS,
+    newUrlsPerMinute: e.OUTBOUND_NEW_URLS_PER_MINUTE,
+  }
+}
+
+function rateLimitConfig(e: z.infer<typeof schema>): RateLimitConfig {
+  const on = e.RATE_LIMIT_ENABLED
+  return {
+    ipPerMinute: on ? e.RATE_LIMIT_IP_PER_MINUTE : 0,
+    clientPerMinute: on ? e.RATE_LIMIT_CLIENT_PER_MINUTE : 0,
+    pagesPerMinute: on ? e.RATE_LIMIT_PAGES_PER_MINUTE : 0,
+    credentialFailures: on ? e.RATE_LIMIT_CREDENTIAL_FAILURES : 0,
+    ilpPacketsPerSecond: on ? e.RATE_LIMIT_ILP_PACKETS_PER_SECOND : 0,
   }
 }
 

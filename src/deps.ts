@@ -5,6 +5,7 @@ import type { IlpSender } from './ilp/sender.ts'
 import type { Metrics } from './metrics/metrics.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
 import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts'
+import type { Outbound } from './outbound/fetch.ts'
 import type { RatesService } from './rates/service.ts'
 import type { ClientDirectory } from './signatures/clients.ts'
 
@@ -25,4 +26,10 @@ export interface Deps {
   ilpSender: IlpSender
   /** This process's Prometheus metrics (`GET /metrics` on the admin listener). */
   metrics: Metrics
+  /**
+   * Every HTTP request the server sends: `untrusted` for URLs clients and peers name (no private
+   * addresses in production), `operator` for URLs from configuration (rates, webhooks). Both bound
+   * time and size and follow no redirects.
+   */
+  outbound: { untrusted: Outbound; operator: Outbound }
 }

@@ -3,6 +3,7 @@ import { createAdminApp } from './admin/app.ts'
 import { DEV_SIGN_IN_PATH, devSignInRoutes } from './auth/dev-sign-in.ts'
 import { type IdentityProvider, signedRedirectIdentity } from './auth/identity.ts'
 import { interactionRoutes } from './auth/interaction-routes.ts'
+import { messagePage } from './auth/pages.ts'
 import { gnapRoutes } from './auth/routes.ts'
 import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
@@ -17,7 +18,10 @@ import { observeHttp } from './metrics/http.ts'
 import { createMetrics, type PoolStats } from './metrics/metrics.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
 import { createRemoteReceivers } from './open-payments-client/remote-receivers.ts'
+import { createFetchBudget } from './outbound/budget.ts'
+import { createOutbound, OPERATOR_POLICY } from './outbound/fetch.ts'
 import { type PaymentWorker, startPaymentWorker } from './outgoing-payments/worker.ts'
+import { limitByClient, limitByIp, tooManyRequests } from './rate-limit/hooks.ts'
 import { createRatesService } from './rates/service.ts'
 import { resourceServerRoutes } from './resource-server/routes.ts'
 import { createClientDirectory } from './signatures/clients.ts'
@@ -40,20 +44,36 @@ export function createDeps(
   base: Pick<Deps, 'config' | 'db' | 'logger'> & { poolStats?: () => PoolStats },
 ): Deps {
   const { poolStats, ...rest } = base
-  const identity = serverIdentity(base.config)
+  const { config, logger } = rest
+  const identity = serverIdentity(config)
+  const outbound = {
+    untrusted: createOutbound(config.outbound.policy, { logger }),
+    operator: createOutbound(OPERATOR_POLICY, { logger }),
+  }
+  // One budget for both kinds of lookup a client can cause.
+  const budget = createFetchBudget(config.outbound.newUrlsPerMinute)
   const deps: Deps = {
     ...rest,
     metrics: createMetrics({ pool: poolStats }),
     identity,
-    clients: createClientDirectory({ config: base.config, db: base.db, server: identity }),
-    rates: createRatesService(base.config.openPayments.rates),
+    clients: createClientDirectory({
+      config,
+      db: base.db,
+      server: identity,
+      outbound: outbound.untrusted,
+      budget,
+    }),
+    rates: createRatesService(config.openPayments.rates, outbound.operator),
     ilpSender: createStreamSender({
-      packetExpirySeconds: base.config.openPayments.ilpPacketExpirySeconds,
+      packetExpirySeconds: config.openPayments.ilpPacketExpirySeconds,
     }),
     remoteReceivers: undefined as never,
+    outbound,
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {
-    cacheTtlMs: base.config.openPayments.quoteLifespanSeconds * 1000,
+    cacheTtlMs: config.openPayments.quoteLifespanSeconds * 1000,
+    outbound: outbound.untrusted,
+    budget,
   })
   return deps
 }
@@ -153,20 +173,29 @@ async function createOpenPaymentsApp(
   worker: PaymentWorker,
   stream: StreamReceiver,
 ): Promise<FastifyInstance> {
+  const { config } = deps
   const app = createApp({
     logger: deps.logger.child({ listener: 'open-payments' }),
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
     errorCode: (err) => String(err.statusCode),
+    trustProxy: config.trustProxy,
   })
   observeHttp(app, deps.metrics, 'open-payments')
   allowCors(app)
+  const tooMany = tooManyRequests('too_many_requests')
+  limitByIp(app, config.rateLimits.ipPerMinute, tooMany)
+  limitByClient(app, config.rateLimits.clientPerMinute, tooMany)
   await resourceServerRoutes(app, deps, { stream, worker })
   walletAddressRoutes(app, deps)
   return app
 }
 
 async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<FastifyInstance> {
-  const app = createApp({ logger: deps.logger.child({ listener: 'auth' }) })
+  const { config } = deps
+  const app = createApp({
+    logger: deps.logger.child({ listener: 'auth' }),
+    trustProxy: config.trustProxy,
+  })
   observeHttp(app, deps.metrics, 'auth')
   // Consent and sign-in forms post url-encoded bodies.
   app.addContentTypeParser(
@@ -175,6 +204,14 @@ async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<Fa
     (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
   )
   allowCors(app)
+  // GNAP has no rate-limit code; too_fast ("slow down") is the nearest, and in the spec's list.
+  const tooMany = tooManyRequests('too_fast')
+  limitByIp(app, config.rateLimits.ipPerMinute, tooMany)
+  limitByIp(app, config.rateLimits.pagesPerMinute, tooMany, {
+    only: (path) => path.startsWith('/interact/') || path === DEV_SIGN_IN_PATH,
+    html: (seconds) => messagePage('Too many requests', `Try again in ${seconds} seconds.`),
+  })
+  limitByClient(app, config.rateLimits.clientPerMinute, tooMany)
   await gnapRoutes(app, deps)
   interactionRoutes(app, deps, identity)
   devSignInRoutes(app, deps.config)

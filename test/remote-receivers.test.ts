@@ -27,13 +27,14 @@ after(async () => {
   await b?.close()
 })
 
-const remoteReceivers = () =>
-  createRemoteReceivers(
-    createDeps({ config: a.config, db: a.database.db, logger: pino({ level: 'silent' }) }),
-    {
-      cacheTtlMs: 60_000,
-    },
-  )
+const remoteReceivers = () => {
+  const deps = createDeps({
+    config: a.config,
+    db: a.database.db,
+    logger: pino({ level: 'silent' }),
+  })
+  return createRemoteReceivers(deps, { cacheTtlMs: 60_000, outbound: deps.outbound.untrusted })
+}
 
 test('A serves its own client identity: a wallet address document and JWKS from configuration', async () => {
   const doc = await request(`${a.openPaymentsUrl}/op-client`)

@@ -14,6 +14,7 @@ import { safeEqual } from '../lib/secrets.ts'
 import { observeHttp } from '../metrics/http.ts'
 import { outgoingPaymentAdminRoutes } from '../outgoing-payments/admin-routes.ts'
 import { peerAdminRoutes } from '../peers/admin-routes.ts'
+import { createCredentialGuard, tooManyRequests } from '../rate-limit/hooks.ts'
 import { rateAdminRoutes } from '../rates/admin-routes.ts'
 import { walletAddressAdminRoutes } from '../wallet-addresses/admin-routes.ts'
 import { collectOpenApi } from './openapi.ts'
@@ -27,15 +28,26 @@ const IDEMPOTENCY_SCOPE = 'admin'
  * idempotent under an Idempotency-Key.
  */
 export function createAdminApp(deps: Deps): FastifyInstance {
-  const app = createApp({ logger: deps.logger.child({ listener: 'admin' }) })
+  const { config } = deps
+  const app = createApp({
+    logger: deps.logger.child({ listener: 'admin' }),
+    trustProxy: config.trustProxy,
+  })
   observeHttp(app, deps.metrics, 'admin')
+  const guard = createCredentialGuard(
+    config.rateLimits.credentialFailures,
+    tooManyRequests('too_many_requests'),
+  )
 
   app.addHook('onRequest', async (req, reply) => {
     const security = req.routeOptions.schema?.security
     if (Array.isArray(security) && security.length === 0) return
+    guard.check(req)
     const header = req.headers.authorization ?? ''
     const given = header.startsWith('Bearer ') ? header.slice(7) : ''
-    if (!given || !safeEqual(given, deps.config.adminApiKey)) {
+    if (!given || !safeEqual(given, config.adminApiKey)) {
+      // A wrong key is a guess; a missing one is not.
+      if (given) await guard.failed(req)
       reply.header('www-authenticate', 'Bearer')
       throw new HttpError(401, 'unauthorized', 'missing or invalid API key')
     }

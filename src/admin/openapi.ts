@@ -73,7 +73,8 @@ function operation(method: string, schema: Json): Json {
   const declared = (schema.response as Record<string, Json> | undefined) ?? {}
   // What every route of its kind may answer, besides what it declares itself.
   const common: Record<string, Json> = {
-    ...(!isPublic && { 401: errorResponse }),
+    // An address that presented too many wrong keys is refused for a while (outbound-and-limits.md).
+    ...(!isPublic && { 401: errorResponse, 429: errorResponse }),
     ...((schema.params || schema.querystring || schema.body || mutation) && { 400: errorResponse }),
     // A path names a resource, which may not exist.
     ...(schema.params !== undefined && { 404: errorResponse }),

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { HttpError } from '../lib/errors.ts'
+import { requesterOf } from '../rate-limit/keys.ts'
 import type { ClientDirectory } from '../signatures/clients.ts'
 import { targetUri, verifySignature } from '../signatures/verify.ts'
 import type { GrantClient } from './grants.ts'
@@ -17,8 +18,9 @@ export function gnapToken(req: FastifyRequest): string | undefined {
 
 /**
  * Verifies the request's HTTP message signature with the client's key: from its wallet address's
- * JWKS, or its directed-identity JWK. Keys that cannot be found are 400 `invalid_client` (clients
- * read that as "key revoked"); a bad signature is 401 `invalid_client`.
+ * JWKS (a fetch is charged to the request's address), or its directed-identity JWK. Keys that
+ * cannot be found are 400 `invalid_client` (clients read that as "key revoked"); a bad signature is
+ * 401 `invalid_client`. A verified client is then counted against its rate limit.
  */
 export async function verifyClient(
   config: Config,
@@ -35,13 +37,16 @@ export async function verifyClient(
     },
     async (keyId) =>
       'walletAddress' in client
-        ? clients.key(client.walletAddress, keyId)
+        ? clients.key(client.walletAddress, keyId, requesterOf(req))
         : keyId === client.jwk.kid
           ? client.jwk
           : 'unknown_key',
     { maxAgeSeconds: config.signatureMaxAgeSeconds },
   )
-  if (result.ok) return
+  if (result.ok) {
+    req.limitClient('walletAddress' in client ? client.walletAddress : `jwk:${client.jwk.x}`)
+    return
+  }
   if (result.reason === 'unknown_key' || result.reason === 'keys_unavailable') {
     throw gnapError(400, 'invalid_client', `could not determine client: ${result.message}`)
   }

@@ -3,6 +3,7 @@ import type { Deps } from '../deps.ts'
 import { componentSchema, loadSpec, type Schema } from '../http/openapi-specs.ts'
 import type { HttpError } from '../lib/errors.ts'
 import { hashToken, safeEqual } from '../lib/secrets.ts'
+import { requesterOf } from '../rate-limit/keys.ts'
 import type { Jwk } from '../wallet-addresses/keys.ts'
 import { findActiveByUrl, type WalletAddress } from '../wallet-addresses/service.ts'
 import { type AccessItem, limitsError, needsInteraction, normaliseAccessItem } from './access.ts'
@@ -170,7 +171,7 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
           'an interactive grant must be for a single wallet address',
         )
       }
-      if (!(await clients.walletAddress(client.walletAddress))) {
+      if (!(await clients.walletAddress(client.walletAddress, requesterOf(req)))) {
         throw gnapError(
           400,
           'invalid_client',

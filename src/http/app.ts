@@ -16,6 +16,8 @@ export interface AppOptions {
   /** How an error's `code` is rendered: Open Payments clients expect the status as a string. */
   errorCode?: (err: HttpError) => string
   bodyLimit?: number
+  /** Fastify's `trustProxy`: whether `req.ip` comes from `X-Forwarded-For` (TRUST_PROXY). */
+  trustProxy?: boolean | string[]
 }
 
 export interface ErrorBody {
@@ -36,6 +38,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     requestTimeout: 30_000,
     keepAliveTimeout: 5_000,
     return503OnClosing: true,
+    trustProxy: opts.trustProxy ?? false,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
   }) as unknown as FastifyInstance
   const errorCode = opts.errorCode ?? ((e: HttpError) => e.code)

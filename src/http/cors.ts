@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 export function allowCors(app: FastifyInstance): void {
   app.addHook('onRequest', async (req, reply) => {
     reply.header('access-control-allow-origin', '*')
-    reply.header('access-control-expose-headers', 'x-request-id, www-authenticate')
+    reply.header('access-control-expose-headers', 'x-request-id, www-authenticate, retry-after')
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method']) {
       reply
         .header('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS')

@@ -41,3 +41,12 @@ export function requestBodySchema(spec: Schema, path: string, method: string): S
   if (!schema) throw new Error(`no request body schema for ${method.toUpperCase()} ${path}`)
   return schema
 }
+
+/** The JSON schema of an operation's response with `status`, as the spec declares it. */
+export function responseSchema(spec: Schema, path: string, method: string, status: string): Schema {
+  const op = (spec.paths as Record<string, Record<string, { responses?: Schema }>>)[path]?.[method]
+  const response = op?.responses?.[status] as { content?: Record<string, { schema: Schema }> }
+  const schema = response?.content?.['application/json']?.schema
+  if (!schema) throw new Error(`no ${status} response schema for ${method.toUpperCase()} ${path}`)
+  return schema
+}

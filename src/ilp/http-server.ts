@@ -1,10 +1,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { deserializeIlpPrepare, type IlpPrepare, serializeIlpReply } from 'ilp-packet'
+import {
+  deserializeIlpPrepare,
+  IlpError,
+  type IlpPrepare,
+  serializeIlpReject,
+  serializeIlpReply,
+} from 'ilp-packet'
 import type { Deps } from '../deps.ts'
 import { createApp } from '../http/app.ts'
 import { badRequest, HttpError } from '../lib/errors.ts'
+import { createRateBuckets } from '../lib/rate-buckets.ts'
 import { observeHttp } from '../metrics/http.ts'
 import { type Peer, peerByIncomingToken } from '../peers/service.ts'
+import { createCredentialGuard, tooManyRequests } from '../rate-limit/hooks.ts'
 import { createPipeline } from './pipeline.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
 
@@ -18,10 +26,24 @@ const OCTET_STREAM = 'application/octet-stream'
  * body; other statuses are HTTP-level failures in the usual error envelope.
  */
 export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstance {
-  const app = createApp({ logger: deps.logger.child({ listener: 'ilp' }), bodyLimit: BODY_LIMIT })
+  const { config } = deps
+  const app = createApp({
+    logger: deps.logger.child({ listener: 'ilp' }),
+    bodyLimit: BODY_LIMIT,
+    trustProxy: config.trustProxy,
+  })
   observeHttp(app, deps.metrics, 'ilp')
   const pipeline = createPipeline(deps, stream)
   const peers = new WeakMap<FastifyRequest, Peer>()
+  const guard = createCredentialGuard(
+    config.rateLimits.credentialFailures,
+    tooManyRequests('too_many_requests'),
+  )
+  const packetsPerSecond = config.rateLimits.ilpPacketsPerSecond
+  const packetBuckets =
+    packetsPerSecond === 0
+      ? undefined
+      : createRateBuckets({ capacity: packetsPerSecond, windowMs: 1000 })
 
   app.addContentTypeParser(OCTET_STREAM, { parseAs: 'buffer' }, (_req, body, done) =>
     done(null, body),
@@ -30,9 +52,12 @@ export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstanc
   // Before the body is read: a caller we do not know, or a body that cannot be a packet, costs
   // no more than its headers.
   const authenticate = async (req: FastifyRequest) => {
+    guard.check(req)
     const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
     const peer = token === undefined ? undefined : await peerByIncomingToken(deps.db, token)
     if (!peer) {
+      // A wrong token is a guess; a missing one is not.
+      if (token !== undefined) await guard.failed(req)
       throw new HttpError(401, 'unauthorized', 'unknown or missing bearer token', undefined, {
         'www-authenticate': 'Bearer',
       })
@@ -51,7 +76,19 @@ export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstanc
       } catch {
         throw badRequest('body is not an ILP Prepare')
       }
-      const result = await pipeline.handlePrepare(prepare, peers.get(req)!)
+      const peer = peers.get(req)!
+      // A peer over its packet rate gets T05, which senders answer by slowing down.
+      if (packetBuckets && packetBuckets.take(peer.id) > 0) {
+        return reply.type(OCTET_STREAM).send(
+          serializeIlpReject({
+            code: IlpError.T05_RATE_LIMITED,
+            triggeredBy: config.openPayments.ilpAddress,
+            message: 'rate limit exceeded',
+            data: Buffer.alloc(0),
+          }),
+        )
+      }
+      const result = await pipeline.handlePrepare(prepare, peer)
       return reply.type(OCTET_STREAM).send(serializeIlpReply(result))
     })
   }

@@ -1,9 +1,8 @@
-import {
-  type AuthenticatedClient,
-  createAuthenticatedClient,
-  OpenPaymentsClientError,
-} from '@interledger/open-payments'
+import { OpenPaymentsClientError } from '@interledger/open-payments'
 import type { Deps } from '../deps.ts'
+import type { FetchBudget } from '../outbound/budget.ts'
+import type { Outbound } from '../outbound/fetch.ts'
+import { createGuardedClient, type OpenPaymentsCalls } from './guarded-client.ts'
 
 /** What a quote needs to know about an incoming payment at another ASE. */
 export interface RemoteIncomingPayment {
@@ -18,35 +17,46 @@ export interface RemoteIncomingPayment {
 }
 
 export interface RemoteReceivers {
-  /** `fresh` reads past the cache (what a payment is about to rely on), and caches the result. */
-  get(url: string, opts?: { fresh?: boolean }): Promise<RemoteIncomingPayment | undefined>
+  /**
+   * `fresh` reads past the cache (what a payment is about to rely on), and caches the result;
+   * `requester` (e.g. `client:…`) is charged for a read that is not served from the cache.
+   */
+  get(
+    url: string,
+    opts?: { fresh?: boolean; requester?: string },
+  ): Promise<RemoteIncomingPayment | undefined>
 }
+
+/** Receiver URLs and the authorization servers they name come from clients: bound what we keep. */
+const MAX_CACHED = 10_000
 
 /**
  * Reads incoming payments at other ASEs as an Open Payments client, with the server's own identity:
  * the public view names the receiver's authorization server, a non-interactive `read-all` grant
  * there gives a token (cached until it expires, dropped and renewed once when refused), and the
  * authenticated read gives amounts and the `ilp` method. Results are cached for `cacheTtlMs` (the
- * quote's life), so a quote and its payment read the receiver once.
+ * quote's life), so a quote and its payment read the receiver once. Every request goes through the
+ * guarded fetcher (`outbound`): receivers and their authorization servers are named by clients.
  */
-export function createRemoteReceivers(deps: Deps, opts: { cacheTtlMs: number }): RemoteReceivers {
+export function createRemoteReceivers(
+  deps: Deps,
+  opts: { cacheTtlMs: number; outbound: Outbound; budget?: FetchBudget },
+): RemoteReceivers {
   const { identity, logger } = deps
-  let client: Promise<AuthenticatedClient> | undefined
+  let client: Promise<OpenPaymentsCalls> | undefined
   const tokens = new Map<string, { value: string; expiresAt: number }>()
   const cache = new Map<string, { at: number; value: Promise<RemoteIncomingPayment | undefined> }>()
 
   const opClient = () => {
-    client ??= createAuthenticatedClient({
-      walletAddressUrl: identity.walletAddressUrl,
-      privateKey: identity.privateKey,
-      keyId: identity.jwk.kid,
-      validateResponses: true,
-      logLevel: 'silent',
+    client ??= createGuardedClient({
+      identity,
+      outbound: opts.outbound,
+      timeoutMs: deps.config.outbound.timeoutMs,
     })
     return client
   }
 
-  const token = async (c: AuthenticatedClient, authServer: string): Promise<string | undefined> => {
+  const token = async (c: OpenPaymentsCalls, authServer: string): Promise<string | undefined> => {
     const cached = tokens.get(authServer)
     if (cached && cached.expiresAt > Date.now()) return cached.value
     const grant = await c.grant.request(
@@ -56,10 +66,12 @@ export function createRemoteReceivers(deps: Deps, opts: { cacheTtlMs: number }):
     if (!('access_token' in grant) || !grant.access_token) return undefined
     const lifetime = (grant.access_token.expires_in ?? 60) * 1000
     // Renew a little early so a token never expires between our check and their check.
+    tokens.delete(authServer)
     tokens.set(authServer, {
       value: grant.access_token.value,
       expiresAt: Date.now() + lifetime * 0.9,
     })
+    if (tokens.size > MAX_CACHED) tokens.delete(tokens.keys().next().value!)
     return grant.access_token.value
   }
 
@@ -97,16 +109,25 @@ export function createRemoteReceivers(deps: Deps, opts: { cacheTtlMs: number }):
   }
 
   return {
-    get(url, { fresh = false } = {}) {
+    get(url, { fresh = false, requester } = {}) {
       const hit = cache.get(url)
       if (hit && !fresh && Date.now() - hit.at < opts.cacheTtlMs) return hit.value
+      if (requester !== undefined && opts.budget && !opts.budget.spend(requester)) {
+        logger.info({ receiver: url, requester }, 'remote receiver not read: fetch budget spent')
+        return Promise.resolve(undefined)
+      }
       const value = load(url)
+      cache.delete(url)
       cache.set(url, { at: Date.now(), value })
       // A failed lookup is not remembered: the next quote tries again.
       void value.then(
         (v) => v === undefined && cache.get(url)?.value === value && cache.delete(url),
       )
-      for (const [k, v] of cache) if (Date.now() - v.at >= opts.cacheTtlMs) cache.delete(k)
+      // Oldest first: expired entries, then any beyond the bound.
+      for (const [k, v] of cache) {
+        if (Date.now() - v.at < opts.cacheTtlMs && cache.size <= MAX_CACHED) break
+        cache.delete(k)
+      }
       return value
     },
   }

@@ -20,12 +20,13 @@ const LOCAL =
 /**
  * Resolves a receiver URL to an incoming payment that can still be paid (unknown, completed or
  * expired → undefined): from the database for this ASE's incoming payments, otherwise read from the
- * other ASE as an Open Payments client (cached for a quote's life, unless `fresh`).
+ * other ASE as an Open Payments client (cached for a quote's life, unless `fresh`), charged to
+ * `requester`'s fetch budget when given.
  */
 export async function resolveReceiver(
   deps: Deps,
   url: string,
-  opts: { fresh?: boolean } = {},
+  opts: { fresh?: boolean; requester?: string } = {},
 ): Promise<Receiver | undefined> {
   if (!URL.canParse(url)) return undefined
   const u = new URL(url)

@@ -60,7 +60,8 @@ export interface QuoteRequest {
  */
 export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteRefusal> {
   const { db, config, rates } = deps
-  const receiver = await resolveReceiver(deps, req.receiver)
+  // A receiver at another ASE is read on the client's behalf, against its fetch budget.
+  const receiver = await resolveReceiver(deps, req.receiver, { requester: `client:${req.client}` })
   if (!receiver) return 'invalid_receiver'
   const remaining =
     receiver.incomingAmount === null ? undefined : receiver.incomingAmount - receiver.receivedAmount

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import type { Outbound } from '../outbound/fetch.ts'
 import { createRatesService, parseStaticTable } from './service.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-const noFetch: typeof fetch = async () => {
+const noFetch: Outbound = async () => {
   throw new Error('must not fetch')
 }
 

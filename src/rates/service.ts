@@ -1,4 +1,6 @@
-import { fetchJson, isObject } from '../lib/fetch-json.ts'
+import { isObject } from '../lib/is-object.ts'
+import { createOutbound, OPERATOR_POLICY, type Outbound } from '../outbound/fetch.ts'
+import { getJson } from '../outbound/json.ts'
 import { invert, parseRate, type Ratio, ratio } from './ratio.ts'
 
 /** Units of `quote` per one unit of `base`, in major units (ignore scales; convertAmount handles them). */
@@ -19,11 +21,12 @@ const MAX_BODY_BYTES = 1024 * 1024
 /** Asset codes can come from remote wallet addresses, so the cache must not grow without bound. */
 const MAX_CACHED_BASES = 1000
 
+/** The rates URL is the operator's: fetched under the operator policy. */
 export function createRatesService(
   source: RatesSource,
-  fetchFn: typeof fetch = fetch,
+  outbound: Outbound = createOutbound(OPERATOR_POLICY),
 ): RatesService {
-  const lookup = source.kind === 'static' ? staticRates(source.table) : httpRates(source, fetchFn)
+  const lookup = source.kind === 'static' ? staticRates(source.table) : httpRates(source, outbound)
   return {
     async rate(base, quote) {
       // No lookup at all, so a missing or failing feed never blocks a same-asset payment.
@@ -68,7 +71,7 @@ interface CacheEntry {
  * Only the base's own table is read: a pair missing from it is unknown, even if the feed would list
  * the reverse under the other base, which keeps one request per base and one source of truth per pair.
  */
-function httpRates(source: Extract<RatesSource, { kind: 'http' }>, fetchFn: typeof fetch): Lookup {
+function httpRates(source: Extract<RatesSource, { kind: 'http' }>, outbound: Outbound): Lookup {
   // Parsed once, so a bad URL fails at start-up.
   const url = new URL(source.url)
   const cache = new Map<string, CacheEntry>()
@@ -79,7 +82,7 @@ function httpRates(source: Extract<RatesSource, { kind: 'http' }>, fetchFn: type
     if (hit && Date.now() < hit.expiresAt) return hit.quotes
     // Never expires while in flight, so callers during a slow fetch wait for it instead of adding one.
     const entry: CacheEntry = {
-      quotes: fetchQuotes(fetchFn, url, base, source.timeoutMs),
+      quotes: fetchQuotes(outbound, url, base, source.timeoutMs),
       expiresAt: Number.POSITIVE_INFINITY,
     }
     void entry.quotes.then((quotes) => {
@@ -95,16 +98,16 @@ function httpRates(source: Extract<RatesSource, { kind: 'http' }>, fetchFn: type
   return async (base, quote) => (await quotesFor(base))?.get(quote)
 }
 
-/** Undefined on any failure (see fetchJson) or a body outside the contract. */
+/** Undefined on any failure (see getJson) or a body outside the contract. */
 async function fetchQuotes(
-  fetchFn: typeof fetch,
+  outbound: Outbound,
   url: URL,
   base: string,
   timeoutMs: number,
 ): Promise<Map<string, Ratio> | undefined> {
   const target = new URL(url)
   target.searchParams.set('base', base)
-  const body = await fetchJson(fetchFn, target, { timeoutMs, maxBytes: MAX_BODY_BYTES })
+  const body = await getJson(outbound, target, { timeoutMs, maxBytes: MAX_BODY_BYTES })
   return isObject(body) && body.base === base ? parseQuotes(body.rates) : undefined
 }
 

@@ -4,6 +4,7 @@ import type { GrantClient } from '../auth/grants.ts'
 import { introspect } from '../auth/introspection.ts'
 import type { Deps } from '../deps.ts'
 import { HttpError } from '../lib/errors.ts'
+import { requesterOf } from '../rate-limit/keys.ts'
 import { targetUri, verifySignature } from '../signatures/verify.ts'
 
 /** What a request may do, once its token and signature check out. */
@@ -59,7 +60,7 @@ export async function authorize(
     },
     (keyId) =>
       'walletAddress' in client
-        ? clients.key(client.walletAddress, keyId)
+        ? clients.key(client.walletAddress, keyId, requesterOf(req))
         : Promise.resolve(keyId === client.jwk.kid ? client.jwk : 'unknown_key'),
     { maxAgeSeconds: config.signatureMaxAgeSeconds },
   )
@@ -100,6 +101,8 @@ declare module 'fastify' {
 export function protectRoutes(app: import('fastify').FastifyInstance, deps: Deps): void {
   app.addHook('preHandler', async (req) => {
     const need = await req.routeOptions.config.access?.(req)
-    if (need) req.auth = await authorize(deps, req, need)
+    if (!need) return
+    req.auth = await authorize(deps, req, need)
+    req.limitClient(req.auth.clientId)
   })
 }

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test'
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
 import { createAsset } from '../assets/service.ts'
 import { type Config, loadConfig } from '../config.ts'
+import { createFetchBudget } from '../outbound/budget.ts'
 import { addKey, type Jwk, revokeKey, toJwk } from '../wallet-addresses/keys.ts'
 import { createWalletAddress, updateWalletAddress } from '../wallet-addresses/service.ts'
 import { type ClientDirectory, createClientDirectory } from './clients.ts'
@@ -40,7 +41,7 @@ describe('local wallet addresses', () => {
     createClientDirectory({
       config,
       db: database.db,
-      fetch: async (url) => {
+      outbound: async (url) => {
         fetches.push(String(url))
         throw new Error('local wallet addresses must not be fetched')
       },
@@ -316,14 +317,33 @@ describe('remote wallet addresses', () => {
     assert.equal(r.jwksHits(), 2)
   })
 
+  test('a requester can make us fetch only so many URLs a minute; cached ones are free', async () => {
+    const clients = createClientDirectory({
+      config,
+      db: undefined as never,
+      budget: createFetchBudget(2),
+    })
+    const [r1, r2, r3] = [remote([newJwk('k1')]), remote([newJwk('k1')]), remote([newJwk('k1')])]
+    assert.equal(typeof (await clients.key(r1.url, 'k1', 'ip:10.0.0.1')), 'object')
+    assert.equal(typeof (await clients.key(r2.url, 'k1', 'ip:10.0.0.1')), 'object')
+    // Cached: costs nothing.
+    assert.equal(typeof (await clients.key(r1.url, 'k1', 'ip:10.0.0.1')), 'object')
+    assert.equal(await clients.key(r3.url, 'k1', 'ip:10.0.0.1'), 'keys_unavailable')
+    assert.equal(await clients.walletAddress(r3.url, 'ip:10.0.0.1'), undefined)
+    assert.equal(r3.jwksHits() + r3.documentHits(), 0)
+    // Nothing was cached for the refused requester: another one gets the URL fetched.
+    assert.equal(typeof (await clients.key(r3.url, 'k1', 'ip:10.0.0.2')), 'object')
+    assert.equal(r3.jwksHits(), 1)
+  })
+
   test('only http and https URLs without query or fragment are fetched', async () => {
     const fetched: string[] = []
     const clients = createClientDirectory({
       config,
       db: undefined as never,
-      fetch: async (url) => {
+      outbound: async (url) => {
         fetched.push(String(url))
-        return new Response('{}', { status: 404 })
+        return { kind: 'response', status: 404, headers: {}, body: Buffer.from('{}') }
       },
     })
     for (const url of [

@@ -1,7 +1,10 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
-import { fetchJson, isObject } from '../lib/fetch-json.ts'
+import { isObject } from '../lib/is-object.ts'
 import type { ServerIdentity } from '../open-payments-client/identity.ts'
+import type { FetchBudget } from '../outbound/budget.ts'
+import { createOutbound, type Outbound } from '../outbound/fetch.ts'
+import { getJson } from '../outbound/json.ts'
 import { findActiveKey, isEd25519PublicKey, type Jwk, toJwk } from '../wallet-addresses/keys.ts'
 import { findActiveByUrl, walletAddressDocument } from '../wallet-addresses/service.ts'
 import { walletAddressPath } from '../wallet-addresses/urls.ts'
@@ -16,10 +19,21 @@ export interface ClientWalletAddress {
   resourceServer: string
 }
 
-/** Client identities (wallet address URLs): their signing keys and documents. */
+/**
+ * Client identities (wallet address URLs): their signing keys and documents. `requester` names who
+ * made us look (e.g. `ip:…`): a fetch on its behalf is charged to its fetch budget, and a requester
+ * whose budget is spent gets nothing fetched.
+ */
 export interface ClientDirectory {
-  key(walletAddressUrl: string, keyId: string): Promise<Jwk | 'unknown_key' | 'keys_unavailable'>
-  walletAddress(walletAddressUrl: string): Promise<ClientWalletAddress | undefined>
+  key(
+    walletAddressUrl: string,
+    keyId: string,
+    requester?: string,
+  ): Promise<Jwk | 'unknown_key' | 'keys_unavailable'>
+  walletAddress(
+    walletAddressUrl: string,
+    requester?: string,
+  ): Promise<ClientWalletAddress | undefined>
 }
 
 export interface ClientDirectoryDeps {
@@ -27,7 +41,10 @@ export interface ClientDirectoryDeps {
   db: Db
   /** This server's own identity, a wallet address served from configuration. */
   server?: ServerIdentity
-  fetch?: typeof fetch
+  /** How remote wallet addresses are fetched: by default under the configured policy. */
+  outbound?: Outbound
+  /** Caps the fetches each requester can cause. */
+  budget?: FetchBudget
   /** Per request to a remote wallet address server. */
   timeoutMs?: number
   /** How long a fetched key set or document is used. */
@@ -56,24 +73,31 @@ type Location = { kind: 'local'; path: string } | { kind: 'remote' }
  */
 export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirectory {
   const { config, db } = deps
-  const fetchFn = deps.fetch ?? fetch
-  const timeoutMs = deps.timeoutMs ?? 3000
-  const getJson = (url: string) => fetchJson(fetchFn, url, { timeoutMs, maxBytes: MAX_BODY_BYTES })
+  const outbound = deps.outbound ?? createOutbound(config.outbound.policy)
+  const timeoutMs = deps.timeoutMs ?? config.outbound.timeoutMs
+  const fetchJson = (url: string) => getJson(outbound, url, { timeoutMs, maxBytes: MAX_BODY_BYTES })
   const cacheTtlMs = deps.cacheTtlMs ?? 60_000
   const minRefreshIntervalMs = deps.minRefreshIntervalMs ?? 10_000
   const keySets = new Map<string, Entry<Jwk[]>>()
   const documents = new Map<string, Entry<ClientWalletAddress>>()
 
-  /** Concurrent callers share one request; the oldest fetch is evicted first. */
+  /**
+   * Concurrent callers share one request; the oldest fetch is evicted first. A requester over its
+   * budget gets nothing, and nothing is cached for it, so others still get the URL fetched.
+   */
   const cached = <T>(
     cache: Map<string, Entry<T>>,
     url: string,
     maxAgeMs: number,
     load: () => Promise<T | undefined>,
+    requester: string | undefined,
   ): Promise<T | undefined> => {
     const hit = cache.get(url)
     if (hit && Date.now() - hit.at < (hit.failed ? minRefreshIntervalMs : maxAgeMs)) {
       return hit.value
+    }
+    if (requester !== undefined && deps.budget && !deps.budget.spend(requester)) {
+      return Promise.resolve(undefined)
     }
     const entry: Entry<T> = { at: Date.now(), value: load(), failed: false }
     void entry.value.then((v) => {
@@ -97,11 +121,17 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
     return usable ? { kind: 'remote' } : undefined
   }
 
-  const remoteKeys = (url: string, maxAgeMs: number) =>
-    cached(keySets, url, maxAgeMs, async () => parseKeySet(await getJson(`${url}/jwks.json`)))
+  const remoteKeys = (url: string, maxAgeMs: number, requester: string | undefined) =>
+    cached(
+      keySets,
+      url,
+      maxAgeMs,
+      async () => parseKeySet(await fetchJson(`${url}/jwks.json`)),
+      requester,
+    )
 
   return {
-    async key(url, keyId) {
+    async key(url, keyId, requester) {
       const location = locate(url)
       if (!location) return 'unknown_key'
       if (location.kind === 'local') {
@@ -110,26 +140,30 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
         }
         return (await findActiveKey(db, location.path, keyId)) ?? 'unknown_key'
       }
-      let keys = await remoteKeys(url, cacheTtlMs)
+      let keys = await remoteKeys(url, cacheTtlMs, requester)
       let key = keys?.find((k) => k.kid === keyId)
       if (keys && !key) {
         // The client may have added a key since we fetched the set.
-        keys = await remoteKeys(url, minRefreshIntervalMs)
+        keys = await remoteKeys(url, minRefreshIntervalMs, requester)
         key = keys?.find((k) => k.kid === keyId)
       }
       if (!keys) return 'keys_unavailable'
       return key ?? 'unknown_key'
     },
 
-    async walletAddress(url) {
+    async walletAddress(url, requester) {
       const location = locate(url)
       if (!location) return undefined
       if (location.kind === 'local') {
         const wa = await findActiveByUrl(db, config, url)
         return wa && walletAddressDocument(config, wa)
       }
-      return cached(documents, url, cacheTtlMs, async () =>
-        parseWalletAddress(url, await getJson(url)),
+      return cached(
+        documents,
+        url,
+        cacheTtlMs,
+        async () => parseWalletAddress(url, await fetchJson(url)),
+        requester,
       )
     },
   }

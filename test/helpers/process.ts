@@ -19,14 +19,15 @@ export function killAll(): void {
 
 /**
  * Starts `src/main.ts` as `npm start` does, with exactly the given environment; or, with `build`,
- * the compiled `dist/main.js` as production does (`npm test` builds it first).
+ * the compiled `dist/main.js` as production does (`npm test` builds it first). `nodeArgs` go to
+ * Node itself (e.g. `--trace-gc`).
  */
 export function spawnServer(
   env: Record<string, string>,
-  opts: { build?: boolean } = {},
+  opts: { build?: boolean; nodeArgs?: string[] } = {},
 ): ServerProcess {
   const args = opts.build ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts']
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
