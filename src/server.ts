@@ -11,6 +11,7 @@ import { allowCors } from './http/cors.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createPaySender } from './ilp/pay-sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
+import { startIncomingPaymentExpiry } from './incoming-payments/expiry-worker.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
 import { createRemoteReceivers } from './open-payments-client/remote-receivers.ts'
@@ -19,6 +20,7 @@ import { createRatesService } from './rates/service.ts'
 import { resourceServerRoutes } from './resource-server/routes.ts'
 import { createClientDirectory } from './signatures/clients.ts'
 import { walletAddressRoutes } from './wallet-addresses/routes.ts'
+import { startWebhookWorker, type WebhookWorker } from './webhooks/worker.ts'
 
 export interface Listener {
   role: Role
@@ -78,6 +80,8 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   })
   let worker: PaymentWorker | undefined
   let expiry: { stop(): Promise<void> } | undefined
+  let webhooks: WebhookWorker | undefined
+  let incomingExpiry: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
@@ -121,12 +125,16 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       if (enabled.has('workers')) {
         worker = startPaymentWorker(deps)
         expiry = startLedgerExpiry(deps)
+        webhooks = startWebhookWorker(deps)
+        incomingExpiry = startIncomingPaymentExpiry(deps, { intervalMs: config.webhooks.pollMs })
       }
     },
     stop: async () => {
       await Promise.all(listeners.map((l) => l.app.close()))
       await worker?.stop()
       await expiry?.stop()
+      await incomingExpiry?.stop()
+      await webhooks?.stop()
     },
   }
 }

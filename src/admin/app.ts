@@ -10,6 +10,7 @@ import { HttpError } from '../lib/errors.ts'
 import { safeEqual } from '../lib/secrets.ts'
 import { peerAdminRoutes } from '../peers/admin-routes.ts'
 import { walletAddressAdminRoutes } from '../wallet-addresses/admin-routes.ts'
+import { webhookAdminRoutes } from '../webhooks/admin-routes.ts'
 import { collectOpenApi } from './openapi.ts'
 
 const PUBLIC_PATHS = new Set(['/healthz', '/readyz', '/openapi.json'])
@@ -46,5 +47,7 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   authAdminRoutes(app, deps)
   feeAdminRoutes(app, deps)
   peerAdminRoutes(app, deps)
+  // Its own context: its Idempotency-Key hooks apply to its routes only.
+  app.register((scoped) => webhookAdminRoutes(scoped, deps))
   return app
 }

@@ -21,6 +21,7 @@ import { createTransfer, findTransfer, type TransferInput } from '../ledger/tran
 import { isLedgerError } from '../ledger/types.ts'
 import type { Peer } from '../peers/service.ts'
 import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
+import { afterPeerDebit } from '../webhooks/thresholds.ts'
 import { convertPacketAmount } from './convert.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
 
@@ -154,6 +155,7 @@ async function book(db: Db, p: Packet): Promise<BookOutcome> {
         // A copy of this packet was booked first: undo this credit and fulfill as that one did.
         if (t.replayed) throw new Rollback('booked')
       }
+      await afterPeerDebit(trx, p.from, p.sent)
       return 'booked'
     })
   } catch (err) {
