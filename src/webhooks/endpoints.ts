@@ -110,17 +110,32 @@ export async function updateEndpoint(
 }
 
 /**
- * Deletes an endpoint: nothing more is sent to it, its delivery history stays readable. Deleting
- * it again is not an error. False when no such endpoint ever existed.
+ * Deletes an endpoint: nothing more is sent to it (its queued deliveries become dead letters), its
+ * delivery history stays readable. Deleting it again is not an error. False when no such endpoint
+ * ever existed.
  */
 export async function deleteEndpoint(db: Db, id: string): Promise<boolean> {
-  const row = await db
-    .updateTable('webhook_endpoints')
-    .set({ deleted_at: sql<Date>`coalesce(deleted_at, now())`, enabled: false })
-    .where('id', '=', id)
-    .returning('id')
-    .executeTakeFirst()
-  return row !== undefined
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .updateTable('webhook_endpoints')
+      .set({ deleted_at: sql<Date>`coalesce(deleted_at, now())`, enabled: false })
+      .where('id', '=', id)
+      .returning('id')
+      .executeTakeFirst()
+    // What was still queued for it will never be sent: it ends as a dead letter.
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({
+        status: 'dead',
+        next_attempt_at: null,
+        last_error: 'endpoint deleted',
+        updated_at: sql<Date>`now()`,
+      })
+      .where('endpoint_id', '=', id)
+      .where('status', '=', 'pending')
+      .execute()
+    return row !== undefined
+  })
 }
 
 /**
