@@ -176,6 +176,7 @@ const schema = z.object({
   WEBHOOK_LEASE_SECONDS: seconds(60),
   WEBHOOK_CONCURRENCY: positiveInt(8),
   WEBHOOK_POLL_MS: positiveInt(1000),
+  WEBHOOK_RETENTION_DAYS: positiveInt(30),
 })
 
 export type IdentityConfig =
@@ -224,6 +225,8 @@ export interface WebhooksConfig {
   concurrency: number
   /** How often the workers look for due deliveries and expired incoming payments. */
   pollMs: number
+  /** Finished events (all deliveries delivered or dead) older than this are deleted. */
+  retentionDays: number
 }
 
 export interface Config {
@@ -351,6 +354,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       leaseSeconds: e.WEBHOOK_LEASE_SECONDS,
       concurrency: e.WEBHOOK_CONCURRENCY,
       pollMs: e.WEBHOOK_POLL_MS,
+      retentionDays: e.WEBHOOK_RETENTION_DAYS,
     },
     adminApiKey: secrets.ADMIN_API_KEY!,
     generatedSecrets: generated,

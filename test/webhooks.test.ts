@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test'
 import { sql } from 'kysely'
 import { Webhook } from 'standardwebhooks'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { deleteOldEvents } from '../src/webhooks/queue.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -463,6 +464,49 @@ describe('delivery', () => {
         'webhook-signature': next.signature,
       }),
     )
+  })
+})
+
+describe('retention', () => {
+  test('finished events past the retention are deleted with their deliveries and attempts; pending ones stay', async () => {
+    const { receiver, id } = await endpoint(['incoming_payment.created'])
+    await incomingPayment()
+    await incomingPayment()
+    const items = await eventually(async () => {
+      const items = await deliveries(`endpointId=${id}`)
+      return items.length === 2 && items.every((d) => d.status === 'delivered') ? items : undefined
+    })
+    assert.equal(receiver.accepted.length, 2)
+    const [finished, waiting] = items.map((d) => d.eventId as string)
+    const db = server.database.db
+    // Endpoints of earlier tests get these events too: wait until every delivery has ended.
+    await eventually(async () => {
+      const pending = await db
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('event_id', 'in', [finished!, waiting!])
+        .where('status', '=', 'pending')
+        .execute()
+      return pending.length === 0 ? true : undefined
+    }, 10_000)
+    // One still waits for a retry (as if its receiver were down); both are 40 days old.
+    await sql`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() + interval '1 hour'
+               WHERE event_id = ${waiting}`.execute(db)
+    await sql`UPDATE webhook_events SET created_at = now() - interval '40 days'
+               WHERE id IN (${finished}, ${waiting})`.execute(db)
+    assert.equal(await deleteOldEvents(db, 30), 1)
+    assert.equal(await deleteOldEvents(db, 30), 0)
+    const left = async (
+      table: 'webhook_events' | 'webhook_deliveries',
+      column: 'id' | 'event_id',
+      eventId: string,
+    ) => (await db.selectFrom(table).select(column).where(column, '=', eventId).execute()).length
+    assert.equal(await left('webhook_events', 'id', finished!), 0)
+    assert.equal(await left('webhook_deliveries', 'event_id', finished!), 0)
+    assert.equal(await left('webhook_events', 'id', waiting!), 1)
+    assert.ok((await left('webhook_deliveries', 'event_id', waiting!)) > 0)
+    assert.equal((await server.admin('GET', `/webhook-events/${finished}`)).status, 404)
+    await server.admin('DELETE', `/webhook-endpoints/${id}`)
   })
 })
 

@@ -178,3 +178,42 @@ export async function queueDepth(db: Db): Promise<{ pending: number; dead: numbe
   const count = (s: string) => Number(rows.find((r) => r.status === s)?.n ?? 0)
   return { pending: count('pending'), dead: count('dead') }
 }
+
+/**
+ * Deletes up to `limit` events older than `days` whose deliveries are all finished (delivered or
+ * dead), with their deliveries and attempts; returns how many events. Concurrent callers skip each
+ * other's rows.
+ */
+export async function deleteOldEvents(db: Db, days: number, limit = 1000): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const old = await trx
+      .selectFrom('webhook_events as e')
+      .select('e.id')
+      .where('e.created_at', '<', sql<Date>`now() - make_interval(days => ${days})`)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('webhook_deliveries as d')
+              .select('d.id')
+              .whereRef('d.event_id', '=', 'e.id')
+              .where('d.status', '=', 'pending'),
+          ),
+        ),
+      )
+      .orderBy('e.created_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute()
+    if (old.length === 0) return 0
+    const ids = old.map((r) => r.id)
+    const deliveries = trx
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('event_id', 'in', ids)
+    await trx.deleteFrom('webhook_attempts').where('delivery_id', 'in', deliveries).execute()
+    await trx.deleteFrom('webhook_deliveries').where('event_id', 'in', ids).execute()
+    await trx.deleteFrom('webhook_events').where('id', 'in', ids).execute()
+    return ids.length
+  })
+}

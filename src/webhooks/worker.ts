@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Deps } from '../deps.ts'
 import { renderPayload } from './payload.ts'
-import { type AttemptOutcome, type ClaimedDelivery, claimDue, recordAttempt } from './queue.ts'
+import {
+  type AttemptOutcome,
+  type ClaimedDelivery,
+  claimDue,
+  deleteOldEvents,
+  recordAttempt,
+} from './queue.ts'
 import { type AttemptResult, postWebhook } from './sender.ts'
 import { signedHeaders } from './signing.ts'
 
@@ -30,6 +36,8 @@ export interface WebhookWorker {
 
 /** Retries wait at most this long between two attempts. */
 const MAX_DELAY_MS = 3_600_000
+/** How often a process deletes events past their retention. */
+const CLEANUP_EVERY_MS = 3_600_000
 
 /** Exponential backoff with jitter: base × 2^failures, between half and all of it, capped. */
 export function retryDelayMs(baseMs: number, failures: number): number {
@@ -50,6 +58,22 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
   const inFlight = new Map<Promise<void>, string>()
   let stopped = false
   let wake = new AbortController()
+  let cleanedAt = 0
+
+  const cleanUp = async () => {
+    cleanedAt = Date.now()
+    try {
+      let deleted = 0
+      for (;;) {
+        const n = await deleteOldEvents(db, settings.retentionDays)
+        deleted += n
+        if (n === 0 || stopped) break
+      }
+      if (deleted > 0) logger.info({ deleted }, 'deleted webhook events past their retention')
+    } catch (err) {
+      logger.error({ err }, 'deleting old webhook events failed; trying again later')
+    }
+  }
 
   const perEndpointCount = (endpointId: string) => {
     let n = 0
@@ -126,6 +150,7 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
         }
       }
       if (claimed > 0 && claimed === free) continue
+      if (Date.now() - cleanedAt > CLEANUP_EVERY_MS) await cleanUp()
       await sleep(settings.pollMs, undefined, { signal: wake.signal }).catch(() => {})
       wake = new AbortController()
     }

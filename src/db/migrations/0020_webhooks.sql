@@ -31,6 +31,7 @@ CREATE TABLE webhook_events (
   created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX webhook_events_resource ON webhook_events (resource, seq);
+CREATE INDEX webhook_events_created ON webhook_events (created_at);
 
 CREATE TABLE webhook_deliveries (
   id uuid PRIMARY KEY,
