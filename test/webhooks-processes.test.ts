@@ -173,3 +173,30 @@ test('a process killed with SIGKILL mid-delivery loses no event: another sends i
   )
   assert.equal(await stop(b), 0)
 })
+
+test('SIGTERM while a receiver hangs: the process stops at once, the attempt is recorded and retried later', async () => {
+  // A timeout far longer than the shutdown allows (SHUTDOWN_TIMEOUT_MS, 10 s by default).
+  const c = spawnServer({
+    ...envB,
+    WEBHOOK_TIMEOUT_MS: '30000',
+    WEBHOOK_LEASE_SECONDS: '60',
+  })
+  await waitReady(c)
+  const before = receiver.requests.length
+  receiver.answer = () => 'hang'
+  const id = await balanceLow(envB, '/term-1')
+  await eventually(async () => (receiver.requests.length > before ? true : undefined), 10_000)
+  const hung = receiver.requests.at(-1)!
+  assert.equal(hung.payload.data.walletAddressId, id)
+  const started = Date.now()
+  c.child.kill('SIGTERM')
+  assert.equal(await c.exited, 0)
+  assert.ok(Date.now() - started < 5000, `stopped in ${Date.now() - started} ms`)
+  const { rows } = await db.query(
+    `SELECT d.status, t.error FROM webhook_deliveries d JOIN webhook_attempts t ON t.delivery_id = d.id
+      WHERE d.event_id = $1`,
+    [hung.webhookId],
+  )
+  assert.deepEqual(rows, [{ status: 'pending', error: 'interrupted by shutdown' }])
+  receiver.answer = () => 200
+})

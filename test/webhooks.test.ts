@@ -652,6 +652,7 @@ describe('bad input', () => {
       { url: 'file:///etc/passwd', eventTypes: ['peer.liquidity_low'] },
       { url: 'not a url', eventTypes: ['peer.liquidity_low'] },
       { url: 'http://', eventTypes: ['peer.liquidity_low'] },
+      { url: 'https://user:pass@hooks.example/x', eventTypes: ['peer.liquidity_low'] },
       { url: '', eventTypes: ['peer.liquidity_low'] },
       { url: 'https://hooks.example', eventTypes: [] },
       { url: 'https://hooks.example', eventTypes: ['payment.sent'] },

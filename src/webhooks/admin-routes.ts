@@ -44,7 +44,7 @@ const url = {
   type: 'string',
   format: 'uri',
   maxLength: 2000,
-  description: 'An http or https URL; redirects are not followed.',
+  description: 'An http or https URL, without credentials; redirects are not followed.',
 } as const
 
 const endpointSchema = {
@@ -181,7 +181,9 @@ const deliveryJson = (d: Delivery) => ({
 
 const checkUrl = (value: string) => {
   if (!isHttpUrl(value))
-    throw badRequest('body.url must be an http or https URL', { field: 'body.url' })
+    throw badRequest('body.url must be an http or https URL without credentials', {
+      field: 'body.url',
+    })
 }
 
 type IdParams = { Params: { id: string } }

@@ -17,11 +17,19 @@ export interface Endpoint {
   updatedAt: Date
 }
 
-/** Webhook URLs are the operator's own systems: any http(s) URL with a host. */
+/**
+ * Webhook URLs are the operator's own systems: any http(s) URL with a host. Credentials in the URL
+ * are refused (fetch cannot send them, so every attempt would fail).
+ */
 export function isHttpUrl(value: string): boolean {
   if (!URL.canParse(value)) return false
   const u = new URL(value)
-  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== ''
+  return (
+    (u.protocol === 'http:' || u.protocol === 'https:') &&
+    u.hostname !== '' &&
+    u.username === '' &&
+    u.password === ''
+  )
 }
 
 export interface NewEndpoint {

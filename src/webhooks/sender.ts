@@ -22,10 +22,10 @@ export async function postWebhook(
   url: string,
   headers: Record<string, string>,
   body: string,
-  timeoutMs: number,
+  opts: { timeoutMs: number; interrupt: AbortSignal },
 ): Promise<AttemptResult> {
   const started = performance.now()
-  const signal = AbortSignal.timeout(timeoutMs)
+  const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), opts.interrupt])
   const done = (r: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({
     ...r,
     durationMs: Math.round(performance.now() - started),
@@ -44,7 +44,7 @@ export async function postWebhook(
       signal,
     })
   } catch (err) {
-    return done({ delivered: false, error: describe(err, signal) })
+    return done({ delivered: false, error: describe(err, signal, opts.interrupt) })
   }
   const delivered = res.status >= 200 && res.status < 300
   const excerpt = await readStart(res).catch(() => undefined)
@@ -79,7 +79,8 @@ async function readStart(res: Response): Promise<string | undefined> {
   return text.slice(0, MAX_EXCERPT_CHARS) || undefined
 }
 
-function describe(err: unknown, signal: AbortSignal): string {
+function describe(err: unknown, signal: AbortSignal, interrupt: AbortSignal): string {
+  if (interrupt.aborted) return 'interrupted by shutdown'
   if (signal.aborted) return 'timed out'
   const cause = (err as { cause?: { code?: string; message?: string } }).cause
   return cause?.code ?? cause?.message ?? (err as Error).message ?? 'request failed'

@@ -36,6 +36,8 @@ export interface WebhookWorker {
 
 /** Retries wait at most this long between two attempts. */
 const MAX_DELAY_MS = 3_600_000
+/** How long attempts in flight may still finish when the worker stops. */
+const STOP_GRACE_MS = 1000
 /** How often a process deletes events past their retention. */
 const CLEANUP_EVERY_MS = 3_600_000
 
@@ -58,6 +60,8 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
   const inFlight = new Map<Promise<void>, string>()
   let stopped = false
   let wake = new AbortController()
+  // Aborts attempts still in flight at shutdown; they are recorded as failed and retried.
+  const interrupt = new AbortController()
   let cleanedAt = 0
 
   const cleanUp = async () => {
@@ -91,7 +95,10 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
         timestamp: startedAt,
         body,
       })
-      result = await postWebhook(claim.url, headers, body, settings.timeoutMs)
+      result = await postWebhook(claim.url, headers, body, {
+        timeoutMs: settings.timeoutMs,
+        interrupt: interrupt.signal,
+      })
     } catch (err) {
       logger.error({ err, delivery: claim.id }, 'could not build a webhook')
       result = { delivered: false, error: 'could not build the request', durationMs: 0 }
@@ -154,7 +161,12 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
       await sleep(settings.pollMs, undefined, { signal: wake.signal }).catch(() => {})
       wake = new AbortController()
     }
-    await Promise.all(inFlight.keys())
+    // Attempts in flight get a moment to finish, then are cut short so that stopping stays quick
+    // (a hanging receiver would otherwise hold shutdown for the whole timeout).
+    const finished = Promise.all(inFlight.keys())
+    await Promise.race([finished, sleep(STOP_GRACE_MS, undefined, { ref: false })])
+    interrupt.abort()
+    await finished
   })()
 
   return {
