@@ -13,6 +13,7 @@ import pg from 'pg'
 import { consentOverHttp } from '../demo/consent.ts'
 import { streamPrepare } from '../test/helpers/ilp.ts'
 import { type LoadResult, runLoad } from './load.ts'
+import { measureSenderCpu } from './sender-cpu.ts'
 
 const root = join(import.meta.dirname, '..')
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -277,6 +278,8 @@ try {
         .count,
     )
 
+  // First, while the servers are idle: this process's own CPU is what is measured.
+  const senderCpu = await measureSenderCpu()
   const rows: { name: string; concurrency: number; r: LoadResult; drainSeconds?: number }[] = []
   for (const op of ops) {
     await runLoad({ concurrency: 4, seconds: 1, prepare: op.prepare }) // warm-up
@@ -322,6 +325,19 @@ try {
   const b1 = baselineAt(1)
   console.log(
     `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
+  )
+  console.log(
+    '\nCPU per STREAM packet sent, one process, a fixed delivery in packets of 10 to the server’s STREAM receiver in process (sender and receiver together; the receiver’s share alone beside it):\n',
+  )
+  console.log('| sender | packets | CPU ms per packet | of which receiver | wall s |')
+  console.log('|---|---:|---:|---:|---:|')
+  for (const c of senderCpu) {
+    console.log(
+      `| ${c.name} | ${c.packets} | ${fmt(c.cpuMsPerPacket, 3)} | ${fmt(c.receiverMsPerPacket, 3)} | ${fmt(c.wallMs / 1000, 2)} |`,
+    )
+  }
+  console.log(
+    `Our sender uses ${fmt(senderCpu[0]!.cpuMsPerPacket / senderCpu[1]!.cpuMsPerPacket, 1)}× less CPU per packet than pay.`,
   )
   console.log(`\nOutgoing payments not completed at the end: ${failed}`)
   if (failed > 0) process.exitCode = 1

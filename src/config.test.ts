@@ -79,6 +79,10 @@ test('production refuses to start without its secrets or with the development si
   assert.deepEqual(ok.auth.identity, { kind: 'redirect', url: idp.IDP_URL, secret: idp.IDP_SECRET })
 })
 
+test('GRANT_WAIT_SECONDS may be 0: clients continue at once', () => {
+  assert.equal(loadConfig({ DATA_DIR: dataDir(), GRANT_WAIT_SECONDS: '0' }).auth.waitSeconds, 0)
+})
+
 test('a bad value stops start-up with one line naming the variable', () => {
   const bad: [Record<string, string>, string][] = [
     [{ OPEN_PAYMENTS_PORT: 'abc' }, 'OPEN_PAYMENTS_PORT'],
@@ -91,7 +95,7 @@ test('a bad value stops start-up with one line naming the variable', () => {
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
     [{ DATABASE_SCHEMA: 'x; drop' }, 'DATABASE_SCHEMA'],
     [{ QUOTE_INTERACTION: 'yes' }, 'QUOTE_INTERACTION'],
-    [{ GRANT_WAIT_SECONDS: '0' }, 'GRANT_WAIT_SECONDS'],
+    [{ GRANT_WAIT_SECONDS: '-1' }, 'GRANT_WAIT_SECONDS'],
     [{ INTERACT_FINISH_HASH_ENCODING: 'hex' }, 'INTERACT_FINISH_HASH_ENCODING'],
     [{ IDP_URL: 'not a url' }, 'IDP_URL'],
     [{ ILP_ADDRESS: 'nope' }, 'ILP_ADDRESS'],

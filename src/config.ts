@@ -67,6 +67,13 @@ const bool = (fallback: boolean) =>
 
 const seconds = (fallback: number) => positiveInt(fallback)
 
+const nonNegativeInt = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(0, { error: 'must not be negative' })
+    .default(fallback)
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -95,16 +102,13 @@ const schema = z.object({
       error: `must be a comma-separated list of ${ROLES.join(', ')}`,
     })
     .transform((rs) => rs as Role[]),
-  WALLET_ADDRESS_CACHE_SECONDS: z.coerce
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be an integer' })
-    .min(0, { error: 'must not be negative' })
-    .default(60),
+  WALLET_ADDRESS_CACHE_SECONDS: nonNegativeInt(60),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
   SIGNATURE_MAX_AGE_SECONDS: seconds(300),
   ACCESS_TOKEN_EXPIRY_SECONDS: seconds(600),
   INTERACTION_EXPIRY_SECONDS: seconds(600),
-  GRANT_WAIT_SECONDS: seconds(5),
+  // 0: clients may continue at once (an ASE whose clients poll right after consent).
+  GRANT_WAIT_SECONDS: nonNegativeInt(5),
   INCOMING_PAYMENT_INTERACTION: bool(false),
   QUOTE_INTERACTION: bool(false),
   LIST_ALL_ACCESS_INTERACTION: bool(true),
@@ -150,6 +154,7 @@ const schema = z.object({
   RATES_TIMEOUT_MS: positiveInt(5000),
   IDEMPOTENCY_KEY_TTL_SECONDS: seconds(86_400),
   PAYMENT_SEND_LEASE_SECONDS: seconds(120),
+  ILP_PACKET_EXPIRY_SECONDS: seconds(20),
   SERVER_WALLET_ADDRESS_PATH: z
     .string()
     .regex(/^(\/[A-Za-z0-9][A-Za-z0-9._~-]*)+$/, { error: 'must be a path such as /op-client' })
@@ -195,6 +200,8 @@ export interface OpenPaymentsConfig {
   ilpSlippage: number
   /** How long one attempt may send a payment over Interledger before it counts as dead. */
   paymentSendLeaseSeconds: number
+  /** How long each packet our STREAM sender sends may stay unanswered. */
+  ilpPacketExpirySeconds: number
   idempotencyKeyTtlSeconds: number
   /** The server's own client identity, when it calls other ASEs' Open Payments APIs. */
   serverIdentity: { path: string; name: string; seed: Buffer }
@@ -324,6 +331,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : { kind: 'static', table: e.RATES ? parseStaticTable(e.RATES)! : {} },
       ilpSlippage: e.ILP_SLIPPAGE,
       paymentSendLeaseSeconds: e.PAYMENT_SEND_LEASE_SECONDS,
+      ilpPacketExpirySeconds: e.ILP_PACKET_EXPIRY_SECONDS,
       idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
       serverIdentity: {
         path: e.SERVER_WALLET_ADDRESS_PATH,

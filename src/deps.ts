@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { Db } from './db/database.ts'
-import type { IlpSender } from './ilp/pay-sender.ts'
+import type { IlpSender } from './ilp/sender.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
 import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts'
 import type { RatesService } from './rates/service.ts'

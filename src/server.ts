@@ -9,7 +9,7 @@ import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
 import { createIlpApp } from './ilp/http-server.ts'
-import { createPaySender } from './ilp/pay-sender.ts'
+import { createStreamSender } from './ilp/sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { startIncomingPaymentExpiry } from './incoming-payments/expiry-worker.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
@@ -42,7 +42,9 @@ export function createDeps(base: Pick<Deps, 'config' | 'db' | 'logger'>): Deps {
     identity,
     clients: createClientDirectory({ config: base.config, db: base.db, server: identity }),
     rates: createRatesService(base.config.openPayments.rates),
-    ilpSender: createPaySender(),
+    ilpSender: createStreamSender({
+      packetExpirySeconds: base.config.openPayments.ilpPacketExpirySeconds,
+    }),
     remoteReceivers: undefined as never,
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {

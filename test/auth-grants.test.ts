@@ -346,3 +346,31 @@ describe('token management and cancellation', () => {
     assert.deepEqual((await server.admin('POST', '/introspect', body)).body, { active: false })
   })
 })
+
+describe('GRANT_WAIT_SECONDS=0', () => {
+  test('a grant without finish may be polled at once, with wait 0', async () => {
+    const eager = await startTestServer({ GRANT_WAIT_SECONDS: '0' })
+    try {
+      const client = await createClientIdentity(eager, { path: '/eager-app' })
+      const bob = await createWalletAddress(eager, { path: '/bob' })
+      const pending = await client.client.grant.request(
+        { url: eager.authUrl },
+        {
+          access_token: { access: [{ ...outgoingAccess(), identifier: bob.url }] },
+          interact: { start: ['redirect'] },
+        },
+      )
+      assert.ok(isPendingGrant(pending))
+      assert.equal(pending.continue.wait, 0)
+      for (let i = 0; i < 3; i++) {
+        const still = await client.client.grant.continue({
+          url: pending.continue.uri,
+          accessToken: pending.continue.access_token.value,
+        })
+        assert.ok(!isFinalizedGrantWithAccessToken(still) && still.continue.wait === 0)
+      }
+    } finally {
+      await eager.close()
+    }
+  })
+})

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
+import { deserializeIlpPrepare, serializeIlpReject } from 'ilp-packet'
 import pg from 'pg'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { createClientIdentity, grantToken, outgoingPaymentToken } from './helpers/clients.ts'
@@ -25,25 +27,98 @@ import {
  * failed), both ledgers must balance, and what the sender was debited must equal what the
  * receiver was credited.
  */
-const schema = `crash_${randomBytes(6).toString('hex')}`
 let b: TestServer
-let env: Record<string, string>
-let aAdmin: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>
-const db = new pg.Pool({ connectionString: DATABASE_URL, options: `-c search_path=${schema}` })
+const schemas: string[] = []
+const pools: pg.Pool[] = []
+let proxy: Server | undefined
 
 before(async () => {
   b = await startTestServer({ ILP_ADDRESS: 'test.ase-b' })
+})
+after(async () => {
+  killAll()
+  await Promise.all(pools.map((p) => p.end()))
+  proxy?.close()
+  await b?.close()
+  for (const schema of schemas) await dropSchema(schema)
+})
+
+/**
+ * B's ILP endpoint as another implementation shows it: replies come back late (so that, at any
+ * moment, packets B has credited are still unanswered), and a packet repeated after its expiry gets
+ * R00 as every connector but ours answers, not the Fulfill of the first copy.
+ */
+async function otherImplementationProxy(): Promise<{ url: string; repeats: () => number }> {
+  let repeats = 0
+  proxy = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks)
+      const reply = (status: number, bytes: Buffer) => {
+        res.writeHead(status, { 'content-type': 'application/octet-stream' })
+        res.end(bytes)
+      }
+      if (deserializeIlpPrepare(body).expiresAt.getTime() <= Date.now()) {
+        repeats++
+        return reply(
+          200,
+          serializeIlpReject({
+            code: 'R00',
+            triggeredBy: 'test.other',
+            message: 'expired',
+            data: Buffer.alloc(0),
+          }),
+        )
+      }
+      const upstream = await fetch(b.ilpUrl, {
+        method: 'POST',
+        headers: {
+          authorization: req.headers.authorization ?? '',
+          'content-type': 'application/octet-stream',
+        },
+        body,
+      })
+      const bytes = Buffer.from(await upstream.arrayBuffer())
+      setTimeout(() => reply(upstream.status, bytes), 150)
+    })
+  })
+  const port = await freePort()
+  await new Promise<void>((resolve) => proxy!.listen(port, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${port}/ilp`, repeats: () => repeats }
+}
+
+const books = async (q: (sql: string) => Promise<any[]>) => {
+  const rows = await q(
+    'SELECT asset_id, sum(debits_posted) = sum(credits_posted) AND sum(debits_pending) = sum(credits_pending) AS ok FROM ledger_accounts GROUP BY asset_id',
+  )
+  return rows.every((r) => r.ok)
+}
+
+/**
+ * Starts A as a real process on its own schema, peers it with B (at `endpoint`), pays B in packets
+ * of 10, kills A with SIGKILL mid-payment, starts it again and checks how the payment ended.
+ */
+async function crashMidPayment(name: string, endpoint: (b: TestServer) => string) {
+  const schema = `crash_${randomBytes(6).toString('hex')}`
+  schemas.push(schema)
+  const db = new pg.Pool({
+    connectionString: DATABASE_URL,
+    options: `-c search_path=${schema}`,
+    max: 2,
+  })
+  pools.push(db)
   const ports = {
     op: await freePort(),
     auth: await freePort(),
     admin: await freePort(),
     ilp: await freePort(),
   }
-  env = {
+  const env: Record<string, string> = {
     DATABASE_URL,
     DATABASE_SCHEMA: schema,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'op-crash-')),
-    ILP_ADDRESS: 'test.ase-a',
+    ILP_ADDRESS: `test.${name}`,
     OPEN_PAYMENTS_PORT: String(ports.op),
     AUTH_PORT: String(ports.auth),
     ADMIN_PORT: String(ports.admin),
@@ -56,29 +131,15 @@ before(async () => {
     SERVER_PRIVATE_KEY: randomBytes(32).toString('base64'),
     DEV_SIGN_IN_PASSWORD: 'correct horse battery staple',
     PAYMENT_SEND_LEASE_SECONDS: '2',
+    // In-flight packets are checked only once expired: keep that wait short here.
+    ILP_PACKET_EXPIRY_SECONDS: '3',
   }
-  aAdmin = (method, path, body) =>
+  const aAdmin = (method: string, path: string, body?: unknown) =>
     request(`http://127.0.0.1:${ports.admin}${path}`, {
       method,
       headers: { authorization: `Bearer ${env.ADMIN_API_KEY}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     })
-})
-after(async () => {
-  killAll()
-  await db.end()
-  await b?.close()
-  await dropSchema(schema)
-})
-
-const books = async (q: (sql: string) => Promise<any[]>) => {
-  const rows = await q(
-    'SELECT asset_id, sum(debits_posted) = sum(credits_posted) AND sum(debits_pending) = sum(credits_pending) AS ok FROM ledger_accounts GROUP BY asset_id',
-  )
-  return rows.every((r) => r.ok)
-}
-
-test('kill -9 the sender mid-payment: after restart the payment ends and both sides agree', async () => {
   let a = spawnServer(env)
   await waitReady(a)
   const aServer = {
@@ -89,54 +150,35 @@ test('kill -9 the sender mid-payment: after restart the payment ends and both si
   assert.equal((await aAdmin('POST', '/assets', { code: 'USD', scale: 2 })).status, 201)
   const alice = await createWalletAddress(aServer, { path: '/alice' })
   await deposit(aServer, alice.id, 1_000_000n)
-  const bob = await createWalletAddress(b, { path: '/bob' })
+  const bob = await createWalletAddress(b, { path: `/bob-${name}` })
+  const tokens = { aToB: `${name}-to-b-secret-token`, bToA: `b-to-${name}-secret-token` }
   const peer = (
     from: { admin: typeof aAdmin },
-    name: string,
+    peerName: string,
     address: string,
-    endpoint: string,
+    url: string,
     out: string,
     inc: string,
+    maxPacketAmount?: string,
   ) =>
     from.admin('POST', '/peers', {
-      name,
+      name: peerName,
       assetCode: 'USD',
       assetScale: 2,
       ilpAddress: address,
-      httpEndpoint: endpoint,
+      httpEndpoint: url,
       outgoingToken: out,
       incomingTokens: [inc],
       creditLimit: '100000000',
-      ...(name === 'bank-a' && { maxPacketAmount: '10' }),
+      ...(maxPacketAmount && { maxPacketAmount }),
     })
-  assert.equal(
-    (
-      await peer(
-        aServer,
-        'bank-b',
-        'test.ase-b',
-        b.ilpUrl,
-        'a-to-b-secret-token',
-        'b-to-a-secret-token',
-      )
-    ).status,
-    201,
-  )
-  assert.equal(
-    (
-      await peer(
-        b,
-        'bank-a',
-        'test.ase-a',
-        `http://127.0.0.1:${env.ILP_PORT}/ilp`,
-        'b-to-a-secret-token',
-        'a-to-b-secret-token',
-      )
-    ).status,
-    201,
-  )
+  const toB = await peer(aServer, 'bank-b', 'test.ase-b', endpoint(b), tokens.aToB, tokens.bToA)
+  assert.equal(toB.status, 201)
+  const aIlp = `http://127.0.0.1:${env.ILP_PORT}/ilp`
+  const toA = await peer(b, name, `test.${name}`, aIlp, tokens.bToA, tokens.aToB, '10')
+  assert.equal(toA.status, 201)
 
-  const appB = await createClientIdentity(b, { path: '/app', publicName: 'App' })
+  const appB = await createClientIdentity(b, { path: `/app-${name}`, publicName: 'App' })
   const ipToken = await grantToken(b, appB, [
     { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
   ])
@@ -194,4 +236,15 @@ test('kill -9 the sender mid-payment: after restart the payment ends and both si
   assert.ok((await checkBooks(b.database.db)).balanced)
   a.child.kill('SIGTERM')
   await a.exited
+}
+
+test('kill -9 the sender mid-payment: after restart the payment ends and both sides agree', async () => {
+  await crashMidPayment('ase-a', (b) => b.ilpUrl)
+})
+
+test('the same towards a receiver that answers repeats with R00: its received amount decides', async () => {
+  const other = await otherImplementationProxy()
+  await crashMidPayment('ase-c', () => other.url)
+  // The in-flight packets were repeated and refused as another implementation would.
+  assert.ok(other.repeats() > 0)
 })

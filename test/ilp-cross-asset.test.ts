@@ -204,3 +204,102 @@ describe('a remote payment whose booking fails', () => {
     assert.ok((await checkBooks(db)).balanced)
   })
 })
+
+describe('exact amounts across a rate that rounds (EUR → USD at 1.1)', () => {
+  let c: TestServer
+  let d: TestServer
+  let atC: Ase
+  let atD: Ase
+  let erin: Wallet // at C, EUR
+  let hugo: Wallet // at D, USD
+  before(async () => {
+    const rounding = JSON.stringify({ EUR: { USD: '1.1' } })
+    c = await startTestServer({ ILP_ADDRESS: 'test.ase-c', RATES: rounding })
+    d = await startTestServer({ ILP_ADDRESS: 'test.ase-d', RATES: rounding })
+    erin = await createWalletAddress(c, { path: '/erin', assetCode: 'EUR' })
+    hugo = await createWalletAddress(d, { path: '/hugo', assetCode: 'USD' })
+    await peer(c, d, 'bank-d', { out: 'c-to-d-token-0123456789', in: 'd-to-c-token-0123456789' })
+    await peer(d, c, 'bank-c', { out: 'd-to-c-token-0123456789', in: 'c-to-d-token-0123456789' })
+    await deposit(c, erin.id, 1_000_000n)
+    atC = await walletApp(c)
+    atD = await walletApp(d)
+  })
+  after(async () => {
+    await c?.close()
+    await d?.close()
+  })
+
+  test('fixed receive of 1000 USD completes exactly: 909 EUR deliver 999, one more delivers 1', async () => {
+    const { ip, read } = await incomingPayment(atD, hugo.url, usd('1000'))
+    const before = await balanceOf(c, erin.id)
+    const { quote, payment } = await pay(atC, erin.url, ip.id, { receiveAmount: usd('1000') })
+    assert.deepEqual(quote.receiveAmount, usd('1000'))
+    assert.equal(payment.failed, false, JSON.stringify(payment))
+    const received = await read()
+    assert.deepEqual(received.receivedAmount, usd('1000'))
+    assert.equal(received.completed, true)
+    // 1000 / 1.1 = 909.09…: no single amount lands on 1000, 909 + 1 = 910 EUR does.
+    assert.deepEqual(payment.sentAmount, eur('910'))
+    assert.equal(before - (await balanceOf(c, erin.id)), 910n)
+    assert.ok(910n <= BigInt(quote.debitAmount.value))
+    assert.equal(await balanceOf(d, hugo.id), 1000n)
+    assert.equal(-(await peerPosition(d)), await peerPosition(c))
+  })
+
+  test('a fixed send debits the whole amount and sends all of it less the fee', async () => {
+    const eurAsset = (await c.admin('GET', '/assets')).body.items.find((x: any) => x.code === 'EUR')
+    await c.admin('PUT', `/assets/${eurAsset.id}/fees`, { fixed: '5', basisPoints: 100 })
+    try {
+      const { ip, read } = await incomingPayment(atD, hugo.url)
+      const before = await balanceOf(c, erin.id)
+      const { quote, payment } = await pay(atC, erin.url, ip.id, { debitAmount: eur('1000') })
+      assert.equal(payment.failed, false, JSON.stringify(payment))
+      // 5 + 1 % of the principal, rounded up: 985 + 15 = 1000.
+      assert.equal(before - (await balanceOf(c, erin.id)), 1000n)
+      assert.deepEqual(payment.sentAmount, eur('985'))
+      const received = BigInt((await read()).receivedAmount.value)
+      assert.equal(received, 1083n) // floor(985 × 1.1)
+      assert.ok(received >= BigInt(quote.receiveAmount.value))
+    } finally {
+      await c.admin('PUT', `/assets/${eurAsset.id}/fees`, { fixed: '0', basisPoints: 0 })
+    }
+  })
+
+  test('a fixed send into an incoming payment never delivers beyond its amount', async () => {
+    // 100 EUR would deliver 110 USD, but the receiver asks for 108 and the 1 % slippage quote
+    // promises only 108: the payment stops on 108 exactly, sending what that takes.
+    const { ip, read } = await incomingPayment(atD, hugo.url, usd('108'))
+    const { quote, payment } = await pay(atC, erin.url, ip.id, { debitAmount: eur('100') })
+    assert.deepEqual(quote.receiveAmount, usd('108'))
+    assert.equal(payment.failed, false, JSON.stringify(payment))
+    assert.deepEqual((await read()).receivedAmount, usd('108'))
+    assert.ok(BigInt(payment.sentAmount.value) < 100n)
+  })
+
+  test('a fixed send too small to deliver anything is refused with the least amount that would', async () => {
+    const eurAsset = (await c.admin('GET', '/assets')).body.items.find((x: any) => x.code === 'EUR')
+    await c.admin('PUT', `/assets/${eurAsset.id}/fees`, { fixed: '3', basisPoints: 0 })
+    try {
+      const { ip } = await incomingPayment(atD, hugo.url)
+      const quote = (debitAmount: Amount) =>
+        atC.app.client.quote.create(
+          { url: c.openPaymentsUrl, accessToken: atC.quoteToken },
+          { walletAddress: erin.url, receiver: ip.id, method: 'ilp', debitAmount },
+        )
+      let minSendAmount: string | undefined
+      await assert.rejects(quote(eur('3')), (err: any) => {
+        assert.equal(err.status, 400)
+        assert.equal(err.description, 'non-positive receive amount')
+        minSendAmount = err.details?.minSendAmount
+        return true
+      })
+      // 1 EUR cent delivers floor(1.1 × 0.99) = 1 US cent at the minimum rate; the fee is 3.
+      assert.equal(minSendAmount, '4')
+      const ok = await quote(eur(minSendAmount!))
+      assert.deepEqual(ok.debitAmount, eur('4'))
+      assert.deepEqual(ok.receiveAmount, usd('1'))
+    } finally {
+      await c.admin('PUT', `/assets/${eurAsset.id}/fees`, { fixed: '0', basisPoints: 0 })
+    }
+  })
+})

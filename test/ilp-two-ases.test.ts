@@ -100,6 +100,8 @@ describe('payments between two ASEs over Interledger', () => {
     const received = BigInt((await read()).receivedAmount.value)
     assert.ok(received >= BigInt(quote.receiveAmount.value))
     assert.equal(BigInt(payment.sentAmount.value), received) // one asset, rate 1
+    // All of it leaves, not just the 990 that 1 % slippage promises.
+    assert.deepEqual(payment.sentAmount, usd('1000'))
   })
 
   test('B → A: the other direction works the same', async () => {

@@ -170,6 +170,25 @@ describe('quotes that are refused', () => {
       await server.admin('PUT', `/assets/${usdAsset.id}/fees`, { fixed: '0', basisPoints: 0 })
     }
   })
+
+  test('a fixed send too small says the least debit that delivers, and that amount quotes', async () => {
+    const assets = (await server.admin('GET', '/assets')).body.items
+    const usdAsset = assets.find((a: any) => a.code === 'USD')
+    await server.admin('PUT', `/assets/${usdAsset.id}/fees`, { fixed: '50', basisPoints: 100 })
+    try {
+      const res = await postQuote({ receiver: openIp, debitAmount: usd('50') })
+      assert.equal(res.status, 400)
+      assert.equal(res.body.error.description, 'non-positive receive amount')
+      // One cent of principal delivers one cent; its fee is 50 + 1 % rounded up.
+      assert.deepEqual(res.body.error.details, { minSendAmount: '52' })
+      const ok = await postQuote({ receiver: openIp, debitAmount: usd('52') })
+      assert.equal(ok.status, 201, JSON.stringify(ok.body))
+      assert.deepEqual(ok.body.receiveAmount, usd('1'))
+      assert.equal((await postQuote({ receiver: openIp, debitAmount: usd('51') })).status, 400)
+    } finally {
+      await server.admin('PUT', `/assets/${usdAsset.id}/fees`, { fixed: '0', basisPoints: 0 })
+    }
+  })
 })
 
 describe('outgoing payments that are refused, and nothing is reserved', () => {

@@ -100,6 +100,34 @@ describe('npm start on PostgreSQL', () => {
   })
 })
 
+describe('the production build', () => {
+  const schema = `p_${randomBytes(6).toString('hex')}`
+  after(() => dropSchema(schema))
+
+  test('node dist/main.js migrates, serves, and stops cleanly', async () => {
+    const key = randomBytes(32).toString('base64url')
+    const env = {
+      DATABASE_URL,
+      DATABASE_SCHEMA: schema,
+      ADMIN_API_KEY: key,
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'op-dist-')),
+      LOG_LEVEL: 'info',
+      ...(await ports()),
+    }
+    const server = spawnServer(env, { build: true })
+    await waitReady(server)
+    assert.match(server.output(), /applied migrations/)
+    const alice = await createAlice(env, key)
+    assert.equal((await request(alice.url)).body.publicName, 'Alice')
+    assert.equal(await stop(server), 0)
+    // With the migrations applied, a restart applies none.
+    const again = spawnServer(env, { build: true })
+    await waitReady(again)
+    assert.doesNotMatch(again.output(), /applied migrations/)
+    assert.equal(await stop(again), 0)
+  })
+})
+
 test('a bad setting stops start-up with one clear line', async () => {
   const p = spawnServer({
     DATA_DIR: mkdtempSync(join(tmpdir(), 'op-bad-')),

@@ -171,6 +171,8 @@ export interface OutgoingPaymentsTable {
   next_attempt_at: Date | null
   sending_since: Date | null
   stream_outcome: 'delivered' | 'undelivered' | null
+  /** The remote incoming payment's `receivedAmount` when the sending attempt began. */
+  receiver_received_before: bigint | null
   metadata: ColumnType<unknown, string | null, string | null> | null
   created_at: CreatedAt
   updated_at: Generated<Date>
@@ -212,6 +214,10 @@ export interface OutgoingPacketsTable {
   amount: bigint
   /** In the peer's asset: what the peer's account is credited with on a Fulfill. */
   peer_amount: bigint
+  /** What the sender expected to arrive (receiver's asset); null on packets older than 0050. */
+  expected_delivery: bigint | null
+  /** What the receiver's STREAM reply said arrived, once fulfilled (receiver's asset). */
+  delivered: bigint | null
   fulfilled: Generated<boolean>
   created_at: CreatedAt
 }

@@ -27,10 +27,22 @@ const agents = {
   https: new HttpsAgent({ keepAlive: true, scheduling: 'lifo' }),
 }
 
+/** Rejects made here for packets that left but got no answer: the peer may have fulfilled them. */
+const unanswered = new WeakSet<IlpReply>()
+
+/**
+ * Whether a packet answered with this Reject may still have arrived: it was sent, and the answer
+ * never came back (a timeout, a connection lost mid-way, a server error or a garbled reply). The
+ * peer may have fulfilled it meanwhile (synchronous ILP-over-HTTP has no way to tell), so a sender
+ * must not count such a packet as failed until it has asked again.
+ */
+export const mayHaveArrived = (reply: IlpReply): boolean => unanswered.has(reply)
+
 /**
  * Posts a Prepare to a peer (ILP-over-HTTP, synchronous mode) and returns its reply. Never throws
  * and never outlives the packet: a peer that cannot be reached gives T01, an HTTP error or a body
- * that is no ILP reply T00, no answer before `prepare.expiresAt` R00, all triggered by us.
+ * that is no ILP reply T00, no answer before `prepare.expiresAt` R00, all triggered by us; those
+ * made after the packet left are marked (`mayHaveArrived`).
  */
 export function sendPrepare(
   peer: IlpHttpPeer,
@@ -40,12 +52,11 @@ export function sendPrepare(
   /** Sends these exact bytes instead (a repeat of an earlier packet, asking whether it arrived). */
   repeat?: Buffer,
 ): Promise<IlpReply> {
-  const reject = (code: IlpError, message: string): IlpReject => ({
-    code,
-    triggeredBy: ownAddress,
-    message,
-    data: Buffer.alloc(0),
-  })
+  const reject = (code: IlpError, message: string, left = false): IlpReject => {
+    const r = { code, triggeredBy: ownAddress, message, data: Buffer.alloc(0) }
+    if (left) unanswered.add(r)
+    return r
+  }
   const timeLeft = repeat ? REPEAT_TIMEOUT_MS : prepare.expiresAt.getTime() - Date.now()
   if (timeLeft <= 0) {
     return Promise.resolve(reject(IlpError.R00_TRANSFER_TIMED_OUT, 'packet expired'))
@@ -80,27 +91,50 @@ export function sendPrepare(
       (res) =>
         readReply(res).then((outcome) =>
           done(
-            typeof outcome === 'string' ? reject(IlpError.T00_INTERNAL_ERROR, outcome) : outcome,
+            'problem' in outcome
+              ? reject(IlpError.T00_INTERNAL_ERROR, outcome.problem, outcome.mayHaveArrived)
+              : outcome.reply,
           ),
         ),
     )
+    // Once the request is on the wire, a lost connection says nothing about the packet's fate.
+    let left = false
+    req.on('finish', () => {
+      left = true
+    })
     req.on('error', (err: NodeJS.ErrnoException) =>
-      done(reject(IlpError.T01_PEER_UNREACHABLE, `peer unreachable: ${err.code ?? err.message}`)),
+      done(
+        reject(IlpError.T01_PEER_UNREACHABLE, `peer unreachable: ${err.code ?? err.message}`, left),
+      ),
     )
     const timer = setTimeout(() => {
-      done(reject(IlpError.R00_TRANSFER_TIMED_OUT, 'peer did not answer before the packet expired'))
+      done(
+        reject(
+          IlpError.R00_TRANSFER_TIMED_OUT,
+          'peer did not answer before the packet expired',
+          true,
+        ),
+      )
       req.destroy()
     }, timeLeft)
     req.end(body)
   })
 }
 
-/** The peer's reply, or why it is not one. */
-function readReply(res: IncomingMessage): Promise<IlpReply | string> {
+type Outcome = { reply: IlpReply } | { problem: string; mayHaveArrived: boolean }
+
+/**
+ * The peer's reply, or why it is not one. Only a 4xx refusal (bad token, bad request) means the
+ * packet was not taken; a server error or a broken reply leaves its fate open.
+ */
+function readReply(res: IncomingMessage): Promise<Outcome> {
   return new Promise((resolve) => {
-    if (res.statusCode !== 200) {
+    const fail = (problem: string) => resolve({ problem, mayHaveArrived: true })
+    const status = res.statusCode ?? 0
+    if (status !== 200) {
       res.resume()
-      return resolve(`peer answered HTTP ${res.statusCode}`)
+      const refused = status >= 400 && status < 500
+      return resolve({ problem: `peer answered HTTP ${status}`, mayHaveArrived: !refused })
     }
     const chunks: Buffer[] = []
     let size = 0
@@ -109,17 +143,17 @@ function readReply(res: IncomingMessage): Promise<IlpReply | string> {
       if (size > MAX_REPLY_BYTES) {
         // Also closes the connection, which cannot be reused mid-body.
         res.destroy()
-        return resolve('peer reply too large')
+        return fail('peer reply too large')
       }
       chunks.push(chunk)
     })
     res.on('end', () => {
       try {
-        resolve(deserializeIlpReply(Buffer.concat(chunks)))
+        resolve({ reply: deserializeIlpReply(Buffer.concat(chunks)) })
       } catch {
-        resolve('peer reply is not an ILP Fulfill or Reject')
+        fail('peer reply is not an ILP Fulfill or Reject')
       }
     })
-    res.on('error', () => resolve('peer reply interrupted'))
+    res.on('error', () => fail('peer reply interrupted'))
   })
 }

@@ -64,10 +64,20 @@ export async function receiveLocally(
     return reply
   }
   const wallet = (await getWalletAddress(deps.db, { id: payment.walletAddressId }))!
-  const outcome = await book(deps.db, { bookingId: booking, from, payment, wallet, sent, received })
+  const outcome = await book(deps.db, {
+    bookingId: booking,
+    from,
+    payment,
+    wallet,
+    sent,
+    received,
+    expiresAt: prepare.expiresAt,
+  })
   switch (outcome) {
     case 'booked':
       return reply.accept()
+    case 'expired':
+      throw new Errors.TransferTimedOutError('packet expired while it was being credited')
     case 'exceeds_incoming_amount':
       return reply.finalDecline()
     case 'not_payable':
@@ -91,9 +101,10 @@ interface Packet {
   sent: bigint
   /** In the incoming payment's asset. */
   received: bigint
+  expiresAt: Date
 }
 
-type BookOutcome = 'booked' | CreditError | 'peer_out_of_credit'
+type BookOutcome = 'booked' | CreditError | 'peer_out_of_credit' | 'expired'
 
 /** Thrown inside the transaction to roll back the credit, carrying what to answer. */
 class Rollback extends Error {
@@ -155,6 +166,9 @@ async function book(db: Db, p: Packet): Promise<BookOutcome> {
         // A copy of this packet was booked first: undo this credit and fulfill as that one did.
         if (t.replayed) throw new Rollback('booked')
       }
+      // A new packet whose expiry passed while it waited here is refused, not credited: its
+      // sender has stopped waiting for it. (A repeat of one already booked was answered above.)
+      if (Date.now() >= p.expiresAt.getTime()) throw new Rollback('expired')
       await afterPeerDebit(trx, p.from, p.sent)
       return 'booked'
     })

@@ -18,7 +18,8 @@ export interface RemoteIncomingPayment {
 }
 
 export interface RemoteReceivers {
-  get(url: string): Promise<RemoteIncomingPayment | undefined>
+  /** `fresh` reads past the cache (what a payment is about to rely on), and caches the result. */
+  get(url: string, opts?: { fresh?: boolean }): Promise<RemoteIncomingPayment | undefined>
 }
 
 /**
@@ -96,9 +97,9 @@ export function createRemoteReceivers(deps: Deps, opts: { cacheTtlMs: number }):
   }
 
   return {
-    get(url) {
+    get(url, { fresh = false } = {}) {
       const hit = cache.get(url)
-      if (hit && Date.now() - hit.at < opts.cacheTtlMs) return hit.value
+      if (hit && !fresh && Date.now() - hit.at < opts.cacheTtlMs) return hit.value
       const value = load(url)
       cache.set(url, { at: Date.now(), value })
       // A failed lookup is not remembered: the next quote tries again.

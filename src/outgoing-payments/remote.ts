@@ -1,9 +1,10 @@
-import { deserializeIlpPrepare, isFulfill } from 'ilp-packet'
+import { deserializeIlpPrepare, Errors, isFulfill } from 'ilp-packet'
 import { sql } from 'kysely'
+import { sqlState } from '../db/errors.ts'
 import type { Deps } from '../deps.ts'
 import { sendPrepare } from '../ilp/http-client.ts'
 import { peerSendData, type SendTracker } from '../ilp/outgoing.ts'
-import type { IlpTerms } from '../ilp/pay-sender.ts'
+import type { IlpTerms } from '../ilp/sender.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
@@ -36,6 +37,7 @@ const TRANSIENT = new Set(['IdleTimeout', 'EstablishmentFailed', 'RateProbeFaile
 const MAX_ATTEMPTS = 5
 
 const fromJson = (t: Record<string, string | string[]>): IlpTerms => ({
+  ...(t.paymentType && { paymentType: t.paymentType as IlpTerms['paymentType'] }),
   maxSourceAmount: BigInt(t.maxSourceAmount as string),
   minDeliveryAmount: BigInt(t.minDeliveryAmount as string),
   maxPacketAmount: BigInt(t.maxPacketAmount as string),
@@ -68,30 +70,40 @@ export async function settleRemotely(
   p: Claimed,
 ): Promise<'completed' | 'failed' | 'retrying'> {
   const { db } = deps
-  if (p.outcome) return finish(deps, p, p.outcome)
-  if (p.interrupted) {
-    await reconcile(deps, p.id)
-    return finish(
+  if (p.outcome) return settle(deps, p, p.outcome)
+  if (p.interrupted)
+    return settle(
       deps,
       p,
       await record(db, p.id, { delivered: false, failure: 'interrupted while sending' }),
     )
-  }
   const quote = await db
     .selectFrom('quotes')
     .selectAll()
     .where('id', '=', p.quoteId)
     .executeTakeFirstOrThrow()
   const terms = fromJson(quote.ilp_terms as Record<string, string | string[]>)
-  const receiver = await resolveReceiver(deps, quote.receiver)
+  // Read afresh: what the receiver still accepts now caps the payment, and what it had received
+  // before is what a crash's in-flight packets are later told apart by.
+  const receiver = await resolveReceiver(deps, quote.receiver, { fresh: true })
   if (!receiver?.ilp)
-    return finish(deps, p, await record(db, p.id, { delivered: false, failure: 'receiver closed' }))
+    return settle(deps, p, await record(db, p.id, { delivered: false, failure: 'receiver closed' }))
+  await db
+    .updateTable('outgoing_payments')
+    .set({ receiver_received_before: receiver.receivedAmount })
+    .where('id', '=', p.id)
+    .execute()
   const sender = (await getWalletAddress(db, { id: p.walletAddressId }))!
   const sendData = peerSendData(deps, sender, packetTracker(deps, p.id))
   const result = await deps.ilpSender.pay({
     sendData,
     destination: { ...receiver.ilp, asset: receiver.asset },
     terms,
+    maxDelivery:
+      receiver.incomingAmount === null
+        ? undefined
+        : receiver.incomingAmount - receiver.receivedAmount,
+    deadline: receiver.expiresAt,
   })
   const delivered = !result.error && result.amountDelivered >= terms.minDeliveryAmount
   if (
@@ -119,7 +131,55 @@ export async function settleRemotely(
     return 'retrying'
   }
   const failure = result.error ?? (delivered ? undefined : 'delivered too little')
-  return finish(deps, p, await record(db, p.id, { delivered, failure }))
+  return settle(deps, p, await record(db, p.id, { delivered, failure }))
+}
+
+/**
+ * Ends a payment whose sending is over: packets that left without an answer (a crash, a lost
+ * reply) are first asked about once they have expired (`reconcile`), then it is booked. If they
+ * turn out to have arrived and the payment delivered what it had to after all, it completes.
+ */
+async function settle(
+  deps: Deps,
+  p: Claimed,
+  outcome: Outcome,
+): Promise<'completed' | 'failed' | 'retrying'> {
+  const { db } = deps
+  const notBefore = await reconcile(deps, p.id)
+  if (notBefore) {
+    // Packets still alive could yet be fulfilled: look again once every one has expired.
+    await db
+      .updateTable('outgoing_payments')
+      .set({ next_attempt_at: notBefore })
+      .where('id', '=', p.id)
+      .execute()
+    return 'retrying'
+  }
+  if (!outcome.delivered && (await deliveredInFull(db, p))) {
+    outcome = await record(db, p.id, { delivered: true })
+  }
+  return finish(deps, p, outcome)
+}
+
+/** Whether the fulfilled packets delivered at least the quote's minimum. */
+async function deliveredInFull(db: Deps['db'], p: Claimed): Promise<boolean> {
+  const row = await db
+    .selectFrom('outgoing_packets as k')
+    .select((eb) =>
+      eb.fn
+        .sum<bigint>(eb.fn.coalesce('k.delivered', 'k.expected_delivery', sql<bigint>`0`))
+        .as('delivered'),
+    )
+    .where('k.payment_id', '=', p.id)
+    .where('k.fulfilled', '=', true)
+    .executeTakeFirst()
+  const quote = await db
+    .selectFrom('quotes')
+    .select('ilp_terms')
+    .where('id', '=', p.quoteId)
+    .executeTakeFirstOrThrow()
+  const terms = fromJson(quote.ilp_terms as Record<string, string | string[]>)
+  return BigInt(row?.delivered ?? 0) >= terms.minDeliveryAmount
 }
 
 async function record(db: Deps['db'], paymentId: string, outcome: Outcome): Promise<Outcome> {
@@ -145,26 +205,34 @@ function packetTracker(deps: Deps, paymentId: string): SendTracker {
       .execute()
   return {
     sending: (packet) =>
-      db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('outgoing_packets')
-          .values({
-            id: packet.id,
-            payment_id: paymentId,
-            peer_id: packet.peerId,
-            prepare: packet.prepare,
-            amount: packet.amount,
-            peer_amount: packet.peerAmount,
-          })
-          .execute()
-        await adjust(trx, packet.amount)
-      }),
-    fulfilled: async (packet) => {
-      await db
-        .updateTable('outgoing_packets')
-        .set({ fulfilled: true })
-        .where('id', '=', packet.id)
-        .execute()
+      db
+        .transaction()
+        .execute(async (trx) => {
+          await trx
+            .insertInto('outgoing_packets')
+            .values({
+              id: packet.id,
+              payment_id: paymentId,
+              peer_id: packet.peerId,
+              prepare: packet.prepare,
+              amount: packet.amount,
+              peer_amount: packet.peerAmount,
+              expected_delivery: packet.expectedDelivery ?? null,
+            })
+            .execute()
+          await adjust(trx, packet.amount)
+        })
+        .catch((err) => {
+          // Packets whose fate is still open (sent, no answer) use up the payment's budget: the
+          // sender must stop, and the payment's end decides what they did.
+          if (sqlState(err) === '23514')
+            throw new Errors.InvalidAmountError(
+              'the rest of the payment is in packets of unknown fate',
+            )
+          throw err
+        }),
+    fulfilled: async (packet, delivered) => {
+      await markFulfilled(db, packet.id, delivered ?? null)
     },
     rejected: (packet) => forget(db, paymentId, packet.id, packet.amount),
   }
@@ -191,33 +259,101 @@ async function forget(
 }
 
 /**
- * After a crash, packets counted as sent may or may not have arrived. Each is sent again exactly
- * as it was: the receiving ASE books a packet once and answers a repeat with its Fulfill (even
- * expired), so a Fulfill means it arrived and anything else means it did not.
+ * After a crash, packets counted as sent may or may not have arrived. Once every one has expired
+ * (a live one repeated to a receiver that does not recognise repeats could be paid twice), each is
+ * sent again exactly as it was: a receiving ASE running this server books a packet once and answers
+ * a repeat of a booked packet with its Fulfill, even expired. Other implementations answer R00;
+ * for the packets still undecided, the receiving incoming payment's own `receivedAmount` decides
+ * (`decideByReceiver`). Returns when to look again if some packet has not expired yet.
  */
-async function reconcile(deps: Deps, paymentId: string): Promise<void> {
+async function reconcile(deps: Deps, paymentId: string): Promise<Date | undefined> {
   const { db } = deps
   const open = await db
     .selectFrom('outgoing_packets')
     .selectAll()
     .where('payment_id', '=', paymentId)
     .where('fulfilled', '=', false)
+    .orderBy('created_at')
     .execute()
+  const lastExpiry = Math.max(
+    0,
+    ...open.map((k) => deserializeIlpPrepare(k.prepare).expiresAt.getTime()),
+  )
+  if (lastExpiry >= Date.now()) return new Date(lastExpiry + 1000)
+  const undecided: typeof open = []
   for (const packet of open) {
     const peer = await getPeer(db, { id: packet.peer_id })
     const own = deps.config.openPayments.ilpAddress
     const reply =
       peer && (await sendPrepare(peer, deserializeIlpPrepare(packet.prepare), own, packet.prepare))
-    if (reply && isFulfill(reply)) {
-      await db
-        .updateTable('outgoing_packets')
-        .set({ fulfilled: true })
-        .where('id', '=', packet.id)
-        .execute()
-    } else {
-      await forget(db, paymentId, packet.id, packet.amount)
-    }
+    if (reply && isFulfill(reply)) await markFulfilled(db, packet.id, null)
+    else undecided.push(packet)
   }
+  if (undecided.length === 0) return undefined
+  const arrived = await decideByReceiver(deps, paymentId, undecided)
+  for (const packet of undecided) {
+    if (arrived.has(packet.id)) await markFulfilled(db, packet.id, null)
+    else await forget(db, paymentId, packet.id, packet.amount)
+  }
+  return undefined
+}
+
+const markFulfilled = (db: Deps['db'], packetId: string, delivered: bigint | null) =>
+  db
+    .updateTable('outgoing_packets')
+    .set({ fulfilled: true, delivered })
+    .where('id', '=', packetId)
+    .execute()
+
+/**
+ * Which undecided packets arrived, by the receiver's count: what its incoming payment received
+ * beyond what it had when the attempt began and what our fulfilled packets delivered came from
+ * the undecided ones. They are counted as arrived in the order they left while their expected
+ * delivery fits in that rest. Unreadable receivers, or records older than this rule, count none.
+ */
+async function decideByReceiver(
+  deps: Deps,
+  paymentId: string,
+  undecided: { id: string; expected_delivery: bigint | null }[],
+): Promise<Set<string>> {
+  const { db, logger } = deps
+  const arrived = new Set<string>()
+  const payment = await db
+    .selectFrom('outgoing_payments as o')
+    .innerJoin('quotes as q', 'q.id', 'o.quote_id')
+    .select(['o.receiver_received_before as before', 'q.receiver'])
+    .where('o.id', '=', paymentId)
+    .executeTakeFirstOrThrow()
+  const remote =
+    payment.before === null
+      ? undefined
+      : await deps.remoteReceivers.get(payment.receiver, { fresh: true })
+  if (!remote || payment.before === null) {
+    logger.warn(
+      { payment: paymentId, packets: undecided.length },
+      'in-flight packets of an interrupted payment counted as not arrived: the receiver could not be read',
+    )
+    return arrived
+  }
+  const fulfilled = await db
+    .selectFrom('outgoing_packets')
+    .select(['delivered', 'expected_delivery'])
+    .where('payment_id', '=', paymentId)
+    .where('fulfilled', '=', true)
+    .execute()
+  const known = fulfilled.reduce((sum, k) => sum + (k.delivered ?? k.expected_delivery ?? 0n), 0n)
+  let rest = remote.receivedAmount - payment.before - known
+  for (const packet of undecided) {
+    const expected = packet.expected_delivery
+    if (expected === null || expected <= 0n || expected > rest) continue
+    arrived.add(packet.id)
+    rest -= expected
+  }
+  logger.info(
+    { payment: paymentId, undecided: undecided.length, arrived: arrived.size },
+    'in-flight packets of an interrupted payment decided by the receiver’s received amount',
+  )
+  return arrived
 }
 
 /**

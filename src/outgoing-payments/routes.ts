@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
-import { badRequest, HttpError, notFound } from '../lib/errors.ts'
-import { QUOTE_ERRORS } from '../quotes/routes.ts'
+import { HttpError, notFound } from '../lib/errors.ts'
+import { quoteRefused } from '../quotes/routes.ts'
 import { createQuote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
@@ -82,7 +82,7 @@ export async function outgoingPaymentRoutes(
           receiver: body.incomingPayment!,
           debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
         })
-        if (typeof quote === 'string') throw badRequest(QUOTE_ERRORS[quote])
+        if (typeof quote === 'string' || 'error' in quote) throw quoteRefused(quote)
         quoteId = quote.id
       }
       const created = await createOutgoingPayment(deps, {

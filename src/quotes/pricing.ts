@@ -71,3 +71,27 @@ export function price(
   const debit = principal + fee
   return debit > UINT64_MAX ? 'too_large' : { debit, fee, receive: mode.receive }
 }
+
+/**
+ * The smallest debit that delivers at least one unit: the least principal that `unitsPerUnit`
+ * (receiver's smallest units per sender's smallest unit, rounded down) turns into one unit, plus
+ * its fee. Undefined when no amount delivers anything (a zero rate).
+ */
+export function minSendAmount(
+  unitsPerUnit: { num: bigint; den: bigint },
+  fees: FeeSchedule,
+): bigint | undefined {
+  if (unitsPerUnit.num <= 0n) return undefined
+  // floor(p × num / den) ≥ 1  ⟺  p ≥ den / num
+  const principal = (unitsPerUnit.den + unitsPerUnit.num - 1n) / unitsPerUnit.num
+  return principal + feeOn(principal, fees)
+}
+
+/** A conversion's rate in smallest units: receiver units per sender unit. */
+export const unitRate = (fx: Conversion) => {
+  const shift = fx.destScale - fx.sourceScale
+  return {
+    num: fx.rate.num * 10n ** BigInt(Math.max(shift, 0)),
+    den: fx.rate.den * 10n ** BigInt(Math.max(-shift, 0)),
+  }
+}

@@ -20,9 +20,13 @@ const LOCAL =
 /**
  * Resolves a receiver URL to an incoming payment that can still be paid (unknown, completed or
  * expired → undefined): from the database for this ASE's incoming payments, otherwise read from the
- * other ASE as an Open Payments client (cached for a quote's life).
+ * other ASE as an Open Payments client (cached for a quote's life, unless `fresh`).
  */
-export async function resolveReceiver(deps: Deps, url: string): Promise<Receiver | undefined> {
+export async function resolveReceiver(
+  deps: Deps,
+  url: string,
+  opts: { fresh?: boolean } = {},
+): Promise<Receiver | undefined> {
   if (!URL.canParse(url)) return undefined
   const u = new URL(url)
   if (u.origin === deps.config.openPaymentsUrl) {
@@ -40,7 +44,7 @@ export async function resolveReceiver(deps: Deps, url: string): Promise<Receiver
       expiresAt: ip.expiresAt,
     }
   }
-  const remote = await deps.remoteReceivers.get(url)
+  const remote = await deps.remoteReceivers.get(url, opts)
   if (!remote?.ilp || remote.completed || (remote.expiresAt && remote.expiresAt <= new Date())) {
     return undefined
   }

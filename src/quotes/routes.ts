@@ -11,7 +11,7 @@ import {
 } from '../resource-server/resources.ts'
 import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
-import { createQuote, getQuote, type Quote, type QuoteError } from './service.ts'
+import { createQuote, getQuote, type Quote, type QuoteError, type QuoteRefusal } from './service.ts'
 
 interface CreateBody {
   walletAddress: string
@@ -28,6 +28,13 @@ export const QUOTE_ERRORS: Record<QuoteError, string> = {
   no_amount: 'invalid amount: no amount was provided and none can be inferred from the receiver',
   non_positive: 'non-positive receive amount',
   no_rate: 'could not convert between assets',
+}
+
+/** A refusal as the client sees it; a fixed send too small says what would be enough. */
+export function quoteRefused(r: QuoteRefusal) {
+  return typeof r === 'string'
+    ? badRequest(QUOTE_ERRORS[r])
+    : badRequest(QUOTE_ERRORS[r.error], { minSendAmount: r.minSendAmount.toString() })
 }
 
 export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
@@ -58,7 +65,7 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
           value: BigInt(body.receiveAmount.value),
         },
       })
-      if (typeof quote === 'string') throw badRequest(QUOTE_ERRORS[quote])
+      if (typeof quote === 'string' || 'error' in quote) throw quoteRefused(quote)
       return reply.code(201).send(quoteJson(config, quote, wa))
     },
   )

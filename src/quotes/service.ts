@@ -5,10 +5,18 @@ import type { QuotesTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import { getFee } from '../fees/service.ts'
 import { peerSendData } from '../ilp/outgoing.ts'
-import type { IlpTerms } from '../ilp/pay-sender.ts'
+import { type IlpTerms, minimumRate } from '../ilp/sender.ts'
 import type { Ratio } from '../rates/ratio.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
-import { type FeeSchedule, feeOn, type Price, price, principalFor } from './pricing.ts'
+import {
+  type FeeSchedule,
+  feeOn,
+  minSendAmount,
+  type Price,
+  price,
+  principalFor,
+  unitRate,
+} from './pricing.ts'
 import { type Receiver, resolveReceiver } from './receiver.ts'
 
 export interface Quote {
@@ -32,6 +40,9 @@ export type QuoteError =
   | 'non_positive'
   | 'no_rate'
 
+/** A refusal; a fixed send too small to deliver anything says what would be enough. */
+export type QuoteRefusal = QuoteError | { error: 'non_positive'; minSendAmount: bigint }
+
 export interface QuoteRequest {
   walletAddress: WalletAddress
   client: string
@@ -47,7 +58,7 @@ export interface QuoteRequest {
  * with neither amount — what the receiver still expects (`incomingAmount` less what it received).
  * The quote binds until it expires, never later than the receiver does.
  */
-export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteError> {
+export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteRefusal> {
   const { db, config, rates } = deps
   const receiver = await resolveReceiver(deps, req.receiver)
   if (!receiver) return 'invalid_receiver'
@@ -71,21 +82,29 @@ export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote 
   const rate = await rates.rate(wa.assetCode, receiver.asset.code)
   if (!rate) return 'no_rate'
   const fees = await getFee(db, wa.assetId)
+  const fx = { rate, sourceScale: wa.assetScale, destScale: receiver.asset.scale }
   let priced: ReturnType<typeof price> | QuoteError
   let terms: IlpTerms | undefined
   if (receiver.ilp) {
     const remote = await priceRemote(deps, wa, { ...receiver, ilp: receiver.ilp }, mode, rate, fees)
-    if (typeof remote === 'string') return remote
-    priced = remote.price
-    terms = remote.terms
+    if (typeof remote === 'string' && remote !== 'non_positive') return remote
+    priced = typeof remote === 'string' ? remote : remote.price
+    terms = typeof remote === 'string' ? undefined : remote.terms
   } else {
-    priced = price(
-      mode,
-      { rate, sourceScale: wa.assetScale, destScale: receiver.asset.scale },
-      fees,
-    )
+    priced = price(mode, fx, fees)
   }
-  if (priced === 'non_positive') return 'non_positive'
+  if (priced === 'non_positive') {
+    // Over Interledger a payment is promised only what the minimum rate (slippage) delivers.
+    const least =
+      'debit' in mode &&
+      minSendAmount(
+        receiver.ilp
+          ? minimumRate(rate, config.openPayments.ilpSlippage, wa.assetScale, receiver.asset.scale)
+          : unitRate(fx),
+        fees,
+      )
+    return least ? { error: 'non_positive', minSendAmount: least } : 'non_positive'
+  }
   if (priced === 'too_large') return 'invalid_amount'
   // A fixed-send quote may buy more than the receiver still accepts.
   if (remaining !== undefined && priced.receive > remaining) return 'invalid_amount'
@@ -146,7 +165,7 @@ async function priceRemote(
   if ('error' in terms) {
     deps.logger.info({ error: terms.error, receiver: receiver.url }, 'rate probe failed')
     if (terms.error === 'InsufficientExchangeRate') return 'non_positive'
-    return terms.error === 'ExternalRateUnavailable' ? 'no_rate' : 'invalid_receiver'
+    return terms.error === 'AmountTooLarge' ? 'invalid_amount' : 'invalid_receiver'
   }
   if ('debit' in mode) {
     if (terms.minDeliveryAmount <= 0n) return 'non_positive'

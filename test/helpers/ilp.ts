@@ -1,5 +1,6 @@
 import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
 import type { IncomingPaymentWithPaymentMethods } from '@interledger/open-payments'
+import { deserializeIlpReply, type IlpReply, serializeIlpPrepare } from 'ilp-packet'
 import {
   Counter,
   closeConnection,
@@ -7,8 +8,7 @@ import {
   pay,
   type ResolvedPayment,
   startQuote,
-} from '@interledger/pay'
-import { deserializeIlpReply, type IlpReply, serializeIlpPrepare } from 'ilp-packet'
+} from 'interledger-pay-alpha.9'
 import { getAccount } from '../../src/ledger/accounts.ts'
 import { getPeer } from '../../src/peers/service.ts'
 import type { TestServer } from './server.ts'

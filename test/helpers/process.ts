@@ -17,9 +17,16 @@ export function killAll(): void {
   for (const child of running) child.kill('SIGKILL')
 }
 
-/** Starts `src/main.ts` as `npm start` does, with exactly the given environment. */
-export function spawnServer(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * Starts `src/main.ts` as `npm start` does, with exactly the given environment; or, with `build`,
+ * the compiled `dist/main.js` as production does (`npm test` builds it first).
+ */
+export function spawnServer(
+  env: Record<string, string>,
+  opts: { build?: boolean } = {},
+): ServerProcess {
+  const args = opts.build ? ['dist/main.js'] : ['--import', 'tsx', 'src/main.ts']
+  const child = spawn(process.execPath, args, {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -79,6 +79,8 @@ export async function pay(
   receiver: string,
   amount: { debitAmount?: Amount; receiveAmount?: Amount } = {},
   grant?: string,
+  /** How long the payment may take to end. */
+  waitMs = 20_000,
 ) {
   const quote = await from.app.client.quote.create(
     { url: from.server.openPaymentsUrl, accessToken: from.quoteToken },
@@ -98,6 +100,6 @@ export async function pay(
       .executeTakeFirstOrThrow()
     if (row.state === 'sending') return undefined
     return from.app.client.outgoingPayment.get({ url: created.id, accessToken: token })
-  }, 20_000)
+  }, waitMs)
   return { quote, payment: done }
 }
