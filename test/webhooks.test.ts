@@ -19,7 +19,7 @@ import {
   startTestServer,
   type TestServer,
 } from './helpers/server.ts'
-import { type Received, type Receiver, startReceiver } from './helpers/webhook-receiver.ts'
+import { type Receiver, startReceiver } from './helpers/webhook-receiver.ts'
 
 /**
  * Webhooks end to end on one server: state changes driven the real way (the official Open Payments
@@ -808,5 +808,3 @@ describe('bad input', () => {
       await server.admin('DELETE', `/webhook-endpoints/${e.id}`)
   })
 })
-
-export type { Received }
