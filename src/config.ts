@@ -211,6 +211,13 @@ const schema = z.object({
     })
     .optional(),
   DEV_SIGN_IN_PASSWORD: z.string().min(8, { error: 'must be at least 8 characters' }).optional(),
+  WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
+  WEBHOOK_RETRY_BASE_MS: positiveInt(5000),
+  WEBHOOK_RETRY_PERIOD_SECONDS: seconds(86_400),
+  WEBHOOK_LEASE_SECONDS: seconds(60),
+  WEBHOOK_CONCURRENCY: positiveInt(8),
+  WEBHOOK_POLL_MS: positiveInt(1000),
+  WEBHOOK_RETENTION_DAYS: positiveInt(30),
 })
 
 export type IdentityConfig =
@@ -270,6 +277,23 @@ export interface OutboundConfig {
   newUrlsPerMinute: number
 }
 
+export interface WebhooksConfig {
+  /** Bound on one delivery attempt: connecting, the response and reading its start. */
+  timeoutMs: number
+  /** The first retry's delay; each further one doubles (with jitter), up to an hour. */
+  retryBaseMs: number
+  /** How long a delivery is retried before it is dead-lettered. */
+  retryPeriodSeconds: number
+  /** How long a claimed delivery is another process's to send before it counts as dead. */
+  leaseSeconds: number
+  /** Deliveries one process sends at once. */
+  concurrency: number
+  /** How often the workers look for due deliveries and expired incoming payments. */
+  pollMs: number
+  /** Finished events (all deliveries delivered or dead) older than this are deleted. */
+  retentionDays: number
+}
+
 export interface Config {
   env: 'development' | 'test' | 'production'
   logLevel: string
@@ -292,6 +316,7 @@ export interface Config {
   signatureMaxAgeSeconds: number
   openPayments: OpenPaymentsConfig
   auth: AuthConfig
+  webhooks: WebhooksConfig
   adminApiKey: string
   /** Names of secrets generated for development; the server warns about each at start. */
   generatedSecrets: SecretName[]
@@ -320,6 +345,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (identityKind === 'redirect' && (!e.IDP_URL || !e.IDP_SECRET)) {
     throw new ConfigError(
       `Invalid configuration: ${e.IDP_URL ? 'IDP_SECRET' : 'IDP_URL'} is required when IDENTITY_PROVIDER=redirect`,
+    )
+  }
+  if (e.WEBHOOK_LEASE_SECONDS * 1000 <= e.WEBHOOK_TIMEOUT_MS) {
+    throw new ConfigError(
+      'Invalid configuration: WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_MS',
     )
   }
   const wanted = SECRET_NAMES.filter((n) => n !== 'DEV_SIGN_IN_PASSWORD' || identityKind === 'dev')
@@ -389,6 +419,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         identityKind === 'dev'
           ? { kind: 'dev', password: secrets.DEV_SIGN_IN_PASSWORD! }
           : { kind: 'redirect', url: e.IDP_URL!, secret: e.IDP_SECRET! },
+    },
+    webhooks: {
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryPeriodSeconds: e.WEBHOOK_RETRY_PERIOD_SECONDS,
+      leaseSeconds: e.WEBHOOK_LEASE_SECONDS,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+      pollMs: e.WEBHOOK_POLL_MS,
+      retentionDays: e.WEBHOOK_RETENTION_DAYS,
     },
     adminApiKey: secrets.ADMIN_API_KEY!,
     generatedSecrets: generated,

@@ -13,6 +13,7 @@ import { startIdempotencyCleanup } from './idempotency/cleanup.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createStreamSender } from './ilp/sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
+import { startIncomingPaymentExpiry } from './incoming-payments/expiry-worker.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
 import { observeHttp } from './metrics/http.ts'
 import { createMetrics, type PoolStats } from './metrics/metrics.ts'
@@ -26,6 +27,8 @@ import { createRatesService } from './rates/service.ts'
 import { resourceServerRoutes } from './resource-server/routes.ts'
 import { createClientDirectory } from './signatures/clients.ts'
 import { walletAddressRoutes } from './wallet-addresses/routes.ts'
+import { queueDepth } from './webhooks/queue.ts'
+import { startWebhookWorker, type WebhookWorker } from './webhooks/worker.ts'
 
 export interface Listener {
   role: Role
@@ -98,6 +101,8 @@ export interface Server {
 export async function createServer(deps: Deps, opts: ListenerOptions = {}): Promise<Server> {
   const { config } = deps
   const listeners: Listener[] = []
+  // The queue is shared by every process: any one with /metrics can report its depth.
+  deps.metrics.watchWebhookQueue(() => queueDepth(deps.db))
   const enabled = new Set(config.roles)
   // One STREAM server for the credentials the resource server hands out and the packets the ILP
   // listener receives for them.
@@ -108,6 +113,8 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   let worker: PaymentWorker | undefined
   let expiry: { stop(): Promise<void> } | undefined
   let keyCleanup: { stop(): Promise<void> } | undefined
+  let webhooks: WebhookWorker | undefined
+  let incomingExpiry: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
@@ -152,6 +159,10 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
         worker = startPaymentWorker(deps)
         expiry = startLedgerExpiry(deps)
         keyCleanup = startIdempotencyCleanup(deps)
+        webhooks = startWebhookWorker(deps, {
+          onOutcome: (o) => deps.metrics.webhookDeliveries.inc({ outcome: o.outcome }),
+        })
+        incomingExpiry = startIncomingPaymentExpiry(deps, { intervalMs: config.webhooks.pollMs })
       }
     },
     stop: async () => {
@@ -159,6 +170,8 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       await worker?.stop()
       await expiry?.stop()
       await keyCleanup?.stop()
+      await incomingExpiry?.stop()
+      await webhooks?.stop()
     },
   }
 }

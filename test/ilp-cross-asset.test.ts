@@ -178,7 +178,12 @@ describe('a remote payment whose booking fails', () => {
       const attempts = (await row()).attempts
       await eventually(async () => ((await row()).attempts > attempts ? true : undefined), 5000)
     }
-    const stuck = await row()
+    // Each attempt counts twice, when claimed and when its failed booking is put off: wait for an
+    // even count, so that no attempt is in flight (and none can put the retry below off).
+    const stuck = await eventually(async () => {
+      const r = await row()
+      return r.attempts % 2 === 0 ? r : undefined
+    })
     assert.equal(stuck.state, 'sending')
     assert.ok(stuck.attempts >= 10)
     assert.equal(stuck.stream_outcome, 'delivered')

@@ -17,6 +17,7 @@ import { peerAdminRoutes } from '../peers/admin-routes.ts'
 import { createCredentialGuard, tooManyRequests } from '../rate-limit/hooks.ts'
 import { rateAdminRoutes } from '../rates/admin-routes.ts'
 import { walletAddressAdminRoutes } from '../wallet-addresses/admin-routes.ts'
+import { webhookAdminRoutes } from '../webhooks/admin-routes.ts'
 import { collectOpenApi } from './openapi.ts'
 
 /** Keys sent to the admin API share one scope: there is one caller, holding ADMIN_API_KEY. */
@@ -135,5 +136,6 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   incomingPaymentAdminRoutes(app, deps)
   outgoingPaymentAdminRoutes(app, deps)
   rateAdminRoutes(app, deps)
+  webhookAdminRoutes(app, deps)
   return app
 }

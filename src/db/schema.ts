@@ -113,6 +113,7 @@ export interface IncomingPaymentsTable {
   metadata: ColumnType<unknown, string | null, string | null> | null
   created_at: CreatedAt
   updated_at: Generated<Date>
+  expiry_recorded_at: Date | null
 }
 
 export interface IdempotencyKeysTable {
@@ -225,6 +226,72 @@ export interface OutgoingPacketsTable {
   created_at: CreatedAt
 }
 
+export interface WebhookEndpointsTable {
+  id: string
+  url: string
+  description: string | null
+  event_types: string[]
+  secret: string
+  previous_secret: string | null
+  previous_secret_expires_at: Date | null
+  enabled: Generated<boolean>
+  created_at: CreatedAt
+  updated_at: Generated<Date>
+  deleted_at: Date | null
+}
+
+export interface WebhookEventsTable {
+  id: string
+  seq: ColumnType<bigint, never, never>
+  type: string
+  resource: string
+  data: ColumnType<unknown, string, never>
+  created_at: ColumnType<Date, never, never>
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'dead'
+
+export interface WebhookDeliveriesTable {
+  id: string
+  event_id: string
+  endpoint_id: string
+  event_type: string
+  resource: string
+  event_seq: bigint
+  status: Generated<WebhookDeliveryStatus>
+  attempts: Generated<number>
+  failures: Generated<number>
+  next_attempt_at: Date | null
+  retry_from: Generated<Date>
+  last_attempt_at: Date | null
+  last_status_code: number | null
+  last_error: string | null
+  delivered_at: Date | null
+  created_at: CreatedAt
+  updated_at: Generated<Date>
+}
+
+export interface WebhookAttemptsTable {
+  id: string
+  delivery_id: string
+  attempt: number
+  started_at: Date
+  duration_ms: number
+  status_code: number | null
+  error: string | null
+  response_excerpt: string | null
+  delivered: boolean
+}
+
+export interface LowBalanceThresholdsTable {
+  id: string
+  wallet_address_id: string | null
+  asset_id: string | null
+  peer_id: string | null
+  threshold: bigint
+  updated_at: Generated<Date>
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -249,5 +316,10 @@ export interface DB {
   peer_incoming_tokens: PeerIncomingTokensTable
   peer_routes: PeerRoutesTable
   outgoing_packets: OutgoingPacketsTable
+  webhook_endpoints: WebhookEndpointsTable
+  webhook_events: WebhookEventsTable
+  webhook_deliveries: WebhookDeliveriesTable
+  webhook_attempts: WebhookAttemptsTable
+  low_balance_thresholds: LowBalanceThresholdsTable
   schema_migrations: SchemaMigrationsTable
 }

@@ -5,6 +5,7 @@ import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { type Peer, peerForDestination } from '../peers/service.ts'
+import { afterPeerDebit } from '../webhooks/thresholds.ts'
 import { convertPacketAmount } from './convert.ts'
 import { sendPrepare } from './http-client.ts'
 
@@ -23,7 +24,7 @@ const MAX_HOLD_MS = 30_000
 export async function forward(deps: Deps, prepare: IlpPrepare, from: Peer): Promise<IlpReply> {
   const r = await route(deps, prepare, from)
   const legs = await forwardingLegs(deps, prepare, from, r)
-  if (legs.length > 0) await reserve(deps, legs, prepare.expiresAt)
+  if (legs.length > 0) await reserve(deps, from, legs, prepare.expiresAt)
   let reply: IlpReply | undefined
   try {
     reply = await send(deps, r, prepare)
@@ -76,7 +77,7 @@ async function forwardingLegs(
   ]
 }
 
-async function reserve(deps: Deps, legs: Leg[], expiresAt: Date): Promise<void> {
+async function reserve(deps: Deps, from: Peer, legs: Leg[], expiresAt: Date): Promise<void> {
   // Released by the ledger's expiry if this process dies before resolving them.
   const pendingUntil = new Date(expiresAt.getTime() + 60_000)
   await deps.db.transaction().execute(async (trx) => {
@@ -89,6 +90,7 @@ async function reserve(deps: Deps, legs: Leg[], expiresAt: Date): Promise<void> 
       }
       if (t.replayed) throw new Errors.ConnectorBusyError('packet is already being forwarded')
     }
+    await afterPeerDebit(trx, from, legs[0]!.amount)
   })
 }
 

@@ -21,6 +21,7 @@ import { createTransfer, findTransfer, type TransferInput } from '../ledger/tran
 import { isLedgerError } from '../ledger/types.ts'
 import type { Peer } from '../peers/service.ts'
 import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
+import { afterPeerDebit } from '../webhooks/thresholds.ts'
 import { convertPacketAmount } from './convert.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
 
@@ -172,6 +173,7 @@ async function book(db: Db, p: Packet): Promise<BookOutcome> {
       // A new packet whose expiry passed while it waited here is refused, not credited: its
       // sender has stopped waiting for it. (A repeat of one already booked was answered above.)
       if (Date.now() >= p.expiresAt.getTime()) throw new Rollback('expired')
+      await afterPeerDebit(trx, p.from, p.sent)
       return credited.completedAt !== null ? 'completed' : 'booked'
     })
   } catch (err) {

@@ -3,7 +3,7 @@ import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import type { StreamReceiver } from '../ilp/stream-receiver.ts'
 import { badRequest, HttpError, notFound } from '../lib/errors.ts'
-import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
+import { type Amount, amountIn } from '../resource-server/amounts.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
 import {
   isUuid,
@@ -13,6 +13,7 @@ import {
   requireWalletAddress,
 } from '../resource-server/resources.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
+import { incomingPaymentJson } from './serialize.ts'
 import {
   completeIncomingPayment,
   createIncomingPayment,
@@ -38,19 +39,7 @@ export async function incomingPaymentRoutes(
   const settings = config.openPayments
   const spec = await loadSpec('resource-server')
 
-  const json = (ip: IncomingPayment) => {
-    const asset = { code: ip.assetCode, scale: ip.assetScale }
-    return {
-      id: `${config.openPaymentsUrl}/incoming-payments/${ip.id}`,
-      walletAddress: walletAddressUrl(config, ip.walletAddressPath),
-      completed: ip.completedAt !== null,
-      ...(ip.incomingAmount !== null && { incomingAmount: toAmount(ip.incomingAmount, asset) }),
-      receivedAmount: toAmount(ip.receivedAmount, asset),
-      expiresAt: ip.expiresAt.toISOString(),
-      ...(ip.metadata !== null && { metadata: ip.metadata }),
-      createdAt: ip.createdAt.toISOString(),
-    }
-  }
+  const json = (ip: IncomingPayment) => incomingPaymentJson(config, ip)
   // Credentials are handed out only while the payment can still receive money.
   const withMethods = (ip: IncomingPayment) => ({
     ...json(ip),

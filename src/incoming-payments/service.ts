@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/database.ts'
+import { inTransaction } from '../db/transaction.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
+import { recordEvent } from '../webhooks/outbox.ts'
 
 export interface IncomingPayment {
   id: string
@@ -47,19 +49,28 @@ export async function createIncomingPayment(
   },
 ): Promise<IncomingPayment> {
   const wa = input.walletAddress
-  const row = await db
-    .insertInto('incoming_payments')
-    .values({
-      id: randomUUID(),
-      wallet_address_id: wa.id,
-      client: input.client,
-      incoming_amount: input.incomingAmount ?? null,
-      expires_at: input.expiresAt,
-      metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
+  return inTransaction(db, async (trx) => {
+    const row = await trx
+      .insertInto('incoming_payments')
+      .values({
+        id: randomUUID(),
+        wallet_address_id: wa.id,
+        client: input.client,
+        incoming_amount: input.incomingAmount ?? null,
+        expires_at: input.expiresAt,
+        metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    const ip = toIncomingPayment({
+      ...row,
+      path: wa.path,
+      code: wa.assetCode,
+      scale: wa.assetScale,
     })
-    .returningAll()
-    .executeTakeFirstOrThrow()
-  return toIncomingPayment({ ...row, path: wa.path, code: wa.assetCode, scale: wa.assetScale })
+    await recordEvent(trx, { type: 'incoming_payment.created', incomingPayment: ip })
+    return ip
+  })
 }
 
 export async function getIncomingPayment(
@@ -119,15 +130,19 @@ export async function completeIncomingPayment(
   db: Db,
   id: string,
 ): Promise<IncomingPayment | CompleteError> {
-  const done = await db
-    .updateTable('incoming_payments')
-    .set({ completed_at: sql`now()`, updated_at: sql`now()` })
-    .where('id', '=', id)
-    .where('completed_at', 'is', null)
-    .where('expires_at', '>', sql<Date>`now()`)
-    .executeTakeFirst()
-  if (done.numUpdatedRows === 0n) return 'wrong_state'
-  return (await getIncomingPayment(db, id))!
+  return inTransaction(db, async (trx) => {
+    const done = await trx
+      .updateTable('incoming_payments')
+      .set({ completed_at: sql`now()`, updated_at: sql`now()` })
+      .where('id', '=', id)
+      .where('completed_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
+      .executeTakeFirst()
+    if (done.numUpdatedRows === 0n) return 'wrong_state' as const
+    const ip = (await getIncomingPayment(trx, id))!
+    await recordEvent(trx, { type: 'incoming_payment.completed', incomingPayment: ip })
+    return ip
+  })
 }
 
 export type CancelError = 'not_found' | 'wrong_state'
@@ -189,9 +204,48 @@ export async function creditIncomingPayment(
       ]),
     )
     .executeTakeFirst()
-  if (updated.numUpdatedRows === 1n) return (await getIncomingPayment(trx, id))!
+  if (updated.numUpdatedRows === 1n) {
+    const ip = (await getIncomingPayment(trx, id))!
+    // Completed by this credit: the update only touches payments that were open.
+    if (ip.completedAt !== null)
+      await recordEvent(trx, { type: 'incoming_payment.completed', incomingPayment: ip })
+    return ip
+  }
   const current = await getIncomingPayment(trx, id)
   return current && isOpen(current) ? 'exceeds_incoming_amount' : 'not_payable'
+}
+
+/**
+ * Records the expiry of up to `limit` payments that expired unpaid, once each: the payments are
+ * claimed with `FOR UPDATE SKIP LOCKED` (so several processes share the work) and marked in the
+ * transaction that writes their `incoming_payment.expired` event. Returns how many.
+ */
+export async function recordExpiries(db: Db, limit = 100): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const due = await trx
+      .selectFrom('incoming_payments')
+      .select('id')
+      .where('completed_at', 'is', null)
+      .where('expiry_recorded_at', 'is', null)
+      .where('expires_at', '<=', sql<Date>`now()`)
+      .orderBy('expires_at')
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .execute()
+    if (due.length === 0) return 0
+    const ids = due.map((r) => r.id)
+    await trx
+      .updateTable('incoming_payments')
+      .set({ expiry_recorded_at: sql`now()` })
+      .where('id', 'in', ids)
+      .execute()
+    for (const id of ids) {
+      const ip = (await getIncomingPayment(trx, id))!
+      await recordEvent(trx, { type: 'incoming_payment.expired', incomingPayment: ip })
+    }
+    return ids.length
+  })
 }
 
 function selectIncoming(db: Db) {

@@ -11,6 +11,7 @@ import { isLedgerError } from '../ledger/types.ts'
 import { getPeer } from '../peers/service.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { recordPaymentEvent } from './events.ts'
 import { reservationId } from './service.ts'
 
 interface Claimed {
@@ -112,15 +113,21 @@ export async function settleRemotely(
     p.attempts < MAX_ATTEMPTS
   ) {
     // Nothing moved: try again later, with backoff, before the quote's terms go stale.
-    await db
-      .updateTable('outgoing_payments')
-      .set({
-        sending_since: null,
-        next_attempt_at: new Date(Date.now() + 2 ** p.attempts * 1000),
-        failure: result.error ?? null,
+    const nextAttemptAt = new Date(Date.now() + 2 ** p.attempts * 1000)
+    await db.transaction().execute(async (trx) => {
+      const row = await trx
+        .updateTable('outgoing_payments')
+        .set({ sending_since: null, next_attempt_at: nextAttemptAt, failure: result.error ?? null })
+        .where('id', '=', p.id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+      await recordPaymentEvent(trx, row, {
+        type: 'outgoing_payment.attempt_failed',
+        attempt: p.attempts,
+        error: result.error ?? 'unknown',
+        nextAttemptAt,
       })
-      .where('id', '=', p.id)
-      .execute()
+    })
     return 'retrying'
   }
   const failure = result.error ?? (delivered ? undefined : 'delivered too little')
@@ -414,7 +421,7 @@ async function finish(deps: Deps, p: Claimed, outcome: Outcome): Promise<'comple
       )
     // Its packets' fate is settled in the ledger now.
     await trx.deleteFrom('outgoing_packets').where('payment_id', '=', p.id).execute()
-    await trx
+    const ended = await trx
       .updateTable('outgoing_payments')
       .set({
         state: delivered ? 'completed' : 'failed',
@@ -424,7 +431,11 @@ async function finish(deps: Deps, p: Claimed, outcome: Outcome): Promise<'comple
         updated_at: sql`now()`,
       })
       .where('id', '=', p.id)
-      .execute()
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    await recordPaymentEvent(trx, ended, {
+      type: delivered ? 'outgoing_payment.completed' : 'outgoing_payment.failed',
+    })
     return delivered ? 'completed' : 'failed'
   })
 }

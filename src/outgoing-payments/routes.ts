@@ -16,6 +16,7 @@ import {
 import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { spentUnderGrant } from './limits.ts'
+import { outgoingPaymentJson } from './serialize.ts'
 import {
   type CreateError,
   createOutgoingPayment,
@@ -50,19 +51,7 @@ export async function outgoingPaymentRoutes(
   const spec = await loadSpec('resource-server')
   const payments = loadedResource<{ payment: OutgoingPayment; sender: WalletAddress }>()
 
-  const json = (p: OutgoingPayment, sender: WalletAddress) => ({
-    id: `${config.openPaymentsUrl}/outgoing-payments/${p.id}`,
-    walletAddress: walletAddressUrl(config, sender.path),
-    quoteId: `${config.openPaymentsUrl}/quotes/${p.quoteId}`,
-    // A cancelled payment did not pay either; the spec has no other way to say so.
-    failed: p.state === 'failed' || p.state === 'cancelled',
-    receiver: p.receiver,
-    receiveAmount: toAmount(p.receiveAmount, p.receiveAsset),
-    debitAmount: toAmount(p.debitAmount, { code: sender.assetCode, scale: sender.assetScale }),
-    sentAmount: toAmount(p.sentAmount, { code: sender.assetCode, scale: sender.assetScale }),
-    ...(p.metadata !== null && { metadata: p.metadata }),
-    createdAt: p.createdAt.toISOString(),
-  })
+  const json = (p: OutgoingPayment, sender: WalletAddress) => outgoingPaymentJson(config, p, sender)
   const senderOf = async (p: OutgoingPayment) =>
     (await getWalletAddress(db, { id: p.walletAddressId }))!
 

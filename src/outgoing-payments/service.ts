@@ -10,6 +10,8 @@ import { isLedgerError } from '../ledger/types.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
+import { afterWalletDebit } from '../webhooks/thresholds.ts'
+import { recordPaymentEvent } from './events.ts'
 import { checkLimits, type Spent } from './limits.ts'
 
 export interface OutgoingPayment {
@@ -131,6 +133,8 @@ export async function createOutgoingPayment(
       })
       .returningAll()
       .executeTakeFirstOrThrow()
+    await recordPaymentEvent(trx, row, { type: 'outgoing_payment.created' })
+    await afterWalletDebit(trx, wa, quote.debit_amount)
     return { payment: toOutgoingPayment(row), spent }
   })
 }

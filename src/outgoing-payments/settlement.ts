@@ -5,6 +5,7 @@ import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { recordPaymentEvent } from './events.ts'
 import { reservationId } from './service.ts'
 
 interface Due {
@@ -91,7 +92,7 @@ export async function settleLocally(
       p.receiveAmount,
     )
   }
-  await trx
+  const row = await trx
     .updateTable('outgoing_payments')
     .set({
       state: 'completed',
@@ -100,7 +101,9 @@ export async function settleLocally(
       updated_at: sql`now()`,
     })
     .where('id', '=', p.id)
-    .execute()
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  await recordPaymentEvent(trx, row, { type: 'outgoing_payment.completed' })
   return 'completed'
 }
 
@@ -113,10 +116,12 @@ export async function fail(trx: Db, paymentId: string, reason: string): Promise<
   if (isLedgerError(voided) && voided.code !== 'already_resolved') {
     throw new Error(`could not release reservation: ${voided.message}`)
   }
-  await trx
+  const row = await trx
     .updateTable('outgoing_payments')
     .set({ state: 'failed', failure: reason, next_attempt_at: null, updated_at: sql`now()` })
     .where('id', '=', paymentId)
-    .execute()
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  await recordPaymentEvent(trx, row, { type: 'outgoing_payment.failed' })
   return 'failed'
 }

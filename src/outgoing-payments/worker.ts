@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Deps } from '../deps.ts'
 import { failureClass } from '../metrics/metrics.ts'
+import { recordPaymentEvent } from './events.ts'
 import { settleRemotely } from './remote.ts'
 import { fail, ReservationLost, settleLocally } from './settlement.ts'
 
@@ -158,11 +159,19 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
     if (!left && row.attempts >= MAX_ATTEMPTS)
       return fail(trx, id, `settlement failed ${row.attempts} times`)
     const delaySeconds = Math.min(2 ** row.attempts, 300)
-    await trx
+    const nextAttemptAt = new Date(Date.now() + delaySeconds * 1000)
+    const retrying = await trx
       .updateTable('outgoing_payments')
-      .set({ next_attempt_at: new Date(Date.now() + delaySeconds * 1000) })
+      .set({ next_attempt_at: nextAttemptAt })
       .where('id', '=', id)
-      .execute()
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    await recordPaymentEvent(trx, retrying, {
+      type: 'outgoing_payment.attempt_failed',
+      attempt: row.attempts,
+      error: left ? 'booking failed' : 'settlement failed',
+      nextAttemptAt,
+    })
   }
 
   const loop = (async () => {

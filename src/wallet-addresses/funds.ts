@@ -2,6 +2,7 @@ import type { Db } from '../db/database.ts'
 import { available, getAccount, getSettlementAccount } from '../ledger/accounts.ts'
 import { type CreatedTransfer, createTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
+import { afterWalletDebit } from '../webhooks/thresholds.ts'
 import type { WalletAddress } from './service.ts'
 
 export interface Balance {
@@ -61,6 +62,8 @@ export async function moveFunds(
       if (result.code === 'exists_with_different_fields') return 'id_reused_with_different_amount'
       throw new Error(`unexpected ledger error: ${result.message}`)
     }
+    if (input.kind === 'withdrawal' && !result.replayed)
+      await afterWalletDebit(trx, wa, input.amount)
     return toMovement(input.kind, input.id, result)
   })
 }

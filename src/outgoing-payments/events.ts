@@ -1,0 +1,25 @@
+import type { Selectable } from 'kysely'
+import type { Db } from '../db/database.ts'
+import type { OutgoingPaymentsTable } from '../db/schema.ts'
+import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { recordEvent } from '../webhooks/outbox.ts'
+import { toOutgoingPayment } from './service.ts'
+
+type Ended = 'outgoing_payment.created' | 'outgoing_payment.completed' | 'outgoing_payment.failed'
+
+/** Records a payment's state change as a webhook event, in the transaction that made it. */
+export async function recordPaymentEvent(
+  trx: Db,
+  row: Selectable<OutgoingPaymentsTable>,
+  event:
+    | { type: Ended }
+    | {
+        type: 'outgoing_payment.attempt_failed'
+        attempt: number
+        error: string
+        nextAttemptAt: Date
+      },
+): Promise<void> {
+  const sender = (await getWalletAddress(trx, { id: row.wallet_address_id }))!
+  await recordEvent(trx, { ...event, outgoingPayment: toOutgoingPayment(row), sender })
+}

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto'
+import type { Db } from '../db/database.ts'
+import { available, getAccount } from '../ledger/accounts.ts'
+import type { Peer } from '../peers/service.ts'
+import type { WalletAddress } from '../wallet-addresses/service.ts'
+import { recordEvent } from './outbox.ts'
+
+/** What a low-balance threshold watches: a wallet address, every wallet address of an asset, or a peer. */
+export type ThresholdTarget = { walletAddressId: string } | { assetId: string } | { peerId: string }
+
+type Column = 'wallet_address_id' | 'asset_id' | 'peer_id'
+
+const columnOf = (t: ThresholdTarget): [Column, string] =>
+  'walletAddressId' in t
+    ? ['wallet_address_id', t.walletAddressId]
+    : 'assetId' in t
+      ? ['asset_id', t.assetId]
+      : ['peer_id', t.peerId]
+
+/**
+ * Thresholds are read on every debit they may concern, packets included, so each process keeps
+ * them (and their absence) for a few seconds; a change made through another process is seen
+ * within that time.
+ */
+const CACHE_MS = 5000
+const cache = new Map<string, { threshold: bigint | null; until: number }>()
+
+async function cachedThreshold(db: Db, column: Column, id: string): Promise<bigint | null> {
+  const key = `${column}:${id}`
+  const hit = cache.get(key)
+  if (hit && hit.until > Date.now()) return hit.threshold
+  const row = await db
+    .selectFrom('low_balance_thresholds')
+    .select('threshold')
+    .where(column, '=', id)
+    .executeTakeFirst()
+  const threshold = row?.threshold ?? null
+  cache.set(key, { threshold, until: Date.now() + CACHE_MS })
+  return threshold
+}
+
+export async function getThreshold(db: Db, target: ThresholdTarget): Promise<bigint | undefined> {
+  const [column, id] = columnOf(target)
+  const row = await db
+    .selectFrom('low_balance_thresholds')
+    .select('threshold')
+    .where(column, '=', id)
+    .executeTakeFirst()
+  return row?.threshold
+}
+
+/** Sets (or replaces) a threshold; setting the same value again changes nothing. */
+export async function setThreshold(db: Db, target: ThresholdTarget, threshold: bigint) {
+  const [column, id] = columnOf(target)
+  await db
+    .insertInto('low_balance_thresholds')
+    .values({ id: randomUUID(), [column]: id, threshold })
+    .onConflict((oc) => oc.column(column).doUpdateSet({ threshold, updated_at: new Date() }))
+    .execute()
+  cache.delete(`${column}:${id}`)
+}
+
+export async function deleteThreshold(db: Db, target: ThresholdTarget): Promise<boolean> {
+  const [column, id] = columnOf(target)
+  const done = await db
+    .deleteFrom('low_balance_thresholds')
+    .where(column, '=', id)
+    .executeTakeFirst()
+  cache.delete(`${column}:${id}`)
+  return done.numDeletedRows > 0n
+}
+
+/**
+ * After `amount` was debited from a wallet address (a withdrawal, or an outgoing payment's
+ * reservation), inside that transaction: records `wallet_address.balance_low` when this debit took
+ * the available balance from at or above the threshold (the wallet address's own, else its
+ * asset's) to below it. Debits while already below record nothing. The debit locked the account
+ * row, so concurrent debits see each other's balances.
+ */
+export async function afterWalletDebit(trx: Db, wa: WalletAddress, amount: bigint): Promise<void> {
+  const own = await cachedThreshold(trx, 'wallet_address_id', wa.id)
+  const threshold = own ?? (await cachedThreshold(trx, 'asset_id', wa.assetId))
+  if (threshold === null) return
+  const account = (await getAccount(trx, wa.ledgerAccountId))!
+  const after = available(account)
+  if (after + amount < threshold || after >= threshold) return
+  await recordEvent(trx, {
+    type: 'wallet_address.balance_low',
+    walletAddress: wa,
+    balance: {
+      balance: account.creditsPosted - account.debitsPosted,
+      reserved: account.debitsPending,
+      available: after,
+    },
+    threshold,
+    thresholdOf: own === null ? 'asset' : 'wallet_address',
+  })
+}
+
+/**
+ * After a peer's account was debited by `amount` (money it sent us, received or forwarded), inside
+ * that transaction: records `peer.liquidity_low` when this debit took the peer's remaining credit
+ * line from at or above its threshold to below it.
+ */
+export async function afterPeerDebit(trx: Db, peer: Peer, amount: bigint): Promise<void> {
+  const threshold = await cachedThreshold(trx, 'peer_id', peer.id)
+  if (threshold === null) return
+  const account = (await getAccount(trx, peer.ledgerAccountId))!
+  if (account.debitLimit === null) return
+  const owed = account.debitsPosted + account.debitsPending - account.creditsPosted
+  const remaining = account.debitLimit - owed
+  if (remaining + amount < threshold || remaining >= threshold) return
+  await recordEvent(trx, {
+    type: 'peer.liquidity_low',
+    peer: { id: peer.id, name: peer.name, assetCode: peer.assetCode, assetScale: peer.assetScale },
+    creditLimit: account.debitLimit,
+    owed,
+    remaining,
+    threshold,
+  })
+}
