@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
 import { type Network, parseNetwork } from './outbound/addresses.ts'
 import type { OutboundPolicy } from './outbound/fetch.ts'
@@ -467,24 +475,41 @@ function resolveSecrets(
       `Invalid configuration: ${missing[0]} is required when NODE_ENV=production`,
     )
   }
-  const file = join(dataDir, 'secrets.json')
-  const stored: Partial<Record<SecretName, string>> = existsSync(file)
-    ? JSON.parse(readFileSync(file, 'utf8'))
-    : {}
-  const generated: SecretName[] = []
-  for (const name of missing) {
-    if (!stored[name]) {
-      stored[name] = randomBytes(32).toString('base64url')
-    }
-    generated.push(name)
-  }
-  if (missing.length > 0) {
-    mkdirSync(dataDir, { recursive: true })
-    writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 })
-  }
+  const stored = missing.length > 0 ? storedSecrets(join(dataDir, 'secrets.json'), missing) : {}
+  const generated = [...missing]
   const secrets = Object.fromEntries(SECRET_NAMES.map((n) => [n, env[n] ?? stored[n]!])) as Record<
     SecretName,
     string
   >
   return { secrets, generated }
+}
+
+type StoredSecrets = Partial<Record<SecretName, string>>
+
+/**
+ * The development secrets in `file`, generating those `needed` that it lacks. Several processes
+ * may start on one data directory at once: the file is only ever replaced whole (written aside,
+ * then linked or renamed into place), and a process that loses the race to create it uses the
+ * winner's values, so all of them agree.
+ */
+function storedSecrets(file: string, needed: SecretName[]): StoredSecrets {
+  mkdirSync(dirname(file), { recursive: true })
+  for (;;) {
+    const existed = existsSync(file)
+    const stored: StoredSecrets = existed ? JSON.parse(readFileSync(file, 'utf8')) : {}
+    const lacking = needed.filter((n) => !stored[n])
+    if (lacking.length === 0) return stored
+    for (const name of lacking) stored[name] = randomBytes(32).toString('base64url')
+    const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`
+    writeFileSync(aside, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600 })
+    try {
+      if (existed) renameSync(aside, file)
+      else linkSync(aside, file) // fails if another process created it meanwhile
+      return stored
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    } finally {
+      rmSync(aside, { force: true })
+    }
+  }
 }
