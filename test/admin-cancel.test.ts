@@ -154,6 +154,19 @@ describe('before sending (no payment worker runs in this process)', () => {
     }
     // One of them cancelled; the others found it cancelled and got that payment back.
     assert.equal(new Set(results.map((r) => r.body.failure)).size, 1)
+    // …and that one cancellation is one webhook event, with the reason that won.
+    const events = await s.server.database.db
+      .selectFrom('webhook_events')
+      .select(['id', 'data'])
+      .where('type', '=', 'outgoing_payment.cancelled')
+      .where('resource', '=', `outgoing_payment:${p.id}`)
+      .execute()
+    assert.equal(events.length, 1)
+    assert.equal((events[0]!.data as any).outgoingPayment.failure, results[0]!.body.failure)
+    const rendered = (await s.api.call('GET', `/webhook-events/${events[0]!.id}`)).body.payload
+    assert.equal(rendered.type, 'outgoing_payment.cancelled')
+    assert.equal(rendered.data.failed, true)
+    assert.equal(rendered.data.cancelReason, results[0]!.body.failure)
     const after = await walletTotals(s, s.alice.id)
     assert.equal(after.debitsPending, 0n)
     assert.equal(after.debitsPosted, before.debitsPosted)

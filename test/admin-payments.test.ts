@@ -155,6 +155,18 @@ describe('incoming payments', () => {
     })
     assert.equal(again.status, 200)
     assert.equal(again.body.cancelReason, 'customer closed the invoice')
+    // One webhook event for the one cancellation, with its reason.
+    const events = await server.database.db
+      .selectFrom('webhook_events')
+      .select('data')
+      .where('type', '=', 'incoming_payment.cancelled')
+      .where('resource', '=', `incoming_payment:${idOf(ip.id)}`)
+      .execute()
+    assert.equal(events.length, 1)
+    assert.equal(
+      (events[0]!.data as any).incomingPayment.cancelReason,
+      'customer closed the invoice',
+    )
 
     // Clients see it closed, with nowhere to pay.
     const seen = await readIp(ip.id)

@@ -157,22 +157,27 @@ export async function cancelIncomingPayment(
   id: string,
   reason: string,
 ): Promise<{ payment: IncomingPayment; replayed: boolean } | CancelError> {
-  const done = await db
-    .updateTable('incoming_payments')
-    .set({
-      completed_at: sql`now()`,
-      cancelled_at: sql`now()`,
-      cancel_reason: reason,
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', id)
-    .where('completed_at', 'is', null)
-    .where('expires_at', '>', sql<Date>`now()`)
-    .executeTakeFirst()
-  const payment = await getIncomingPayment(db, id)
-  if (!payment) return 'not_found'
-  if (done.numUpdatedRows === 1n) return { payment, replayed: false }
-  return payment.cancelledAt !== null ? { payment, replayed: true } : 'wrong_state'
+  return db.transaction().execute(async (trx) => {
+    const done = await trx
+      .updateTable('incoming_payments')
+      .set({
+        completed_at: sql`now()`,
+        cancelled_at: sql`now()`,
+        cancel_reason: reason,
+        updated_at: sql`now()`,
+      })
+      .where('id', '=', id)
+      .where('completed_at', 'is', null)
+      .where('expires_at', '>', sql<Date>`now()`)
+      .executeTakeFirst()
+    const payment = await getIncomingPayment(trx, id)
+    if (!payment) return 'not_found' as const
+    if (done.numUpdatedRows === 1n) {
+      await recordEvent(trx, { type: 'incoming_payment.cancelled', incomingPayment: payment })
+      return { payment, replayed: false }
+    }
+    return payment.cancelledAt !== null ? { payment, replayed: true } : ('wrong_state' as const)
+  })
 }
 
 export type CreditError = 'not_payable' | 'exceeds_incoming_amount'

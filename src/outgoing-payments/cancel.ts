@@ -2,6 +2,7 @@ import { sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import { findTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
+import { recordPaymentEvent } from './events.ts'
 import { type OutgoingPayment, reservationId, toOutgoingPayment } from './service.ts'
 
 export type CancelError = 'not_found' | 'already_sending' | 'wrong_state'
@@ -45,6 +46,7 @@ export async function cancelOutgoingPayment(
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirstOrThrow()
+    await recordPaymentEvent(trx, cancelled, { type: 'outgoing_payment.cancelled' })
     return { payment: toOutgoingPayment(cancelled), replayed: false }
   })
 }

@@ -5,7 +5,11 @@ import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { recordEvent } from '../webhooks/outbox.ts'
 import { toOutgoingPayment } from './service.ts'
 
-type Ended = 'outgoing_payment.created' | 'outgoing_payment.completed' | 'outgoing_payment.failed'
+type Ended =
+  | 'outgoing_payment.created'
+  | 'outgoing_payment.completed'
+  | 'outgoing_payment.failed'
+  | 'outgoing_payment.cancelled'
 
 /** Records a payment's state change as a webhook event, in the transaction that made it. */
 export async function recordPaymentEvent(

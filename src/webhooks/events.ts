@@ -7,9 +7,11 @@ export const EVENT_TYPES = [
   'incoming_payment.created',
   'incoming_payment.completed',
   'incoming_payment.expired',
+  'incoming_payment.cancelled',
   'outgoing_payment.created',
   'outgoing_payment.completed',
   'outgoing_payment.failed',
+  'outgoing_payment.cancelled',
   'outgoing_payment.attempt_failed',
   'wallet_address.balance_low',
   'peer.liquidity_low',
@@ -23,7 +25,11 @@ export type IncomingPaymentEventType = Extract<EventType, `incoming_payment.${st
 export type NewEvent =
   | { type: IncomingPaymentEventType; incomingPayment: IncomingPayment }
   | {
-      type: 'outgoing_payment.created' | 'outgoing_payment.completed' | 'outgoing_payment.failed'
+      type:
+        | 'outgoing_payment.created'
+        | 'outgoing_payment.completed'
+        | 'outgoing_payment.failed'
+        | 'outgoing_payment.cancelled'
       outgoingPayment: OutgoingPayment
       sender: Sender
     }
@@ -62,10 +68,12 @@ export function resourceOf(e: NewEvent): string {
     case 'incoming_payment.created':
     case 'incoming_payment.completed':
     case 'incoming_payment.expired':
+    case 'incoming_payment.cancelled':
       return `incoming_payment:${e.incomingPayment.id}`
     case 'outgoing_payment.created':
     case 'outgoing_payment.completed':
     case 'outgoing_payment.failed':
+    case 'outgoing_payment.cancelled':
     case 'outgoing_payment.attempt_failed':
       return `outgoing_payment:${e.outgoingPayment.id}`
     case 'wallet_address.balance_low':

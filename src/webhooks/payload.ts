@@ -45,13 +45,19 @@ function renderData(config: Config, type: EventType, f: Facts): Record<string, u
   switch (type) {
     case 'incoming_payment.created':
     case 'incoming_payment.completed':
-    case 'incoming_payment.expired': {
+    case 'incoming_payment.expired':
+    case 'incoming_payment.cancelled': {
       const ip = incomingPayment(f.incomingPayment)
-      return { ...incomingPaymentJson(config, ip), walletAddressId: ip.walletAddressId }
+      return {
+        ...incomingPaymentJson(config, ip),
+        walletAddressId: ip.walletAddressId,
+        ...(ip.cancelReason && { cancelReason: ip.cancelReason }),
+      }
     }
     case 'outgoing_payment.created':
     case 'outgoing_payment.completed':
     case 'outgoing_payment.failed':
+    case 'outgoing_payment.cancelled':
     case 'outgoing_payment.attempt_failed': {
       const p = outgoingPayment(f.outgoingPayment)
       const sender = f.sender as Sender
@@ -62,6 +68,7 @@ function renderData(config: Config, type: EventType, f: Facts): Record<string, u
         state: p.state,
         feeAmount: toAmount(p.feeAmount, debitAsset),
         ...(type === 'outgoing_payment.failed' && { failureReason: p.failure ?? 'unknown' }),
+        ...(type === 'outgoing_payment.cancelled' && { cancelReason: p.failure ?? '' }),
         ...(type === 'outgoing_payment.attempt_failed' && {
           attempt: f.attempt as number,
           error: f.error as string,
