@@ -73,6 +73,7 @@ test('every registered admin route is documented, and every documented route is 
     'GET /ledger/accounts/{id}/transfers',
     'GET /grants',
     'GET /rates/{base}/{quote}',
+    'GET /payment-stats',
   ]) {
     assert.ok(documented.has(route), route)
   }

@@ -19,6 +19,7 @@ import { rateAdminRoutes } from '../rates/admin-routes.ts'
 import { walletAddressAdminRoutes } from '../wallet-addresses/admin-routes.ts'
 import { webhookAdminRoutes } from '../webhooks/admin-routes.ts'
 import { collectOpenApi } from './openapi.ts'
+import { paymentStatsRoutes } from './payment-stats-routes.ts'
 
 /** Keys sent to the admin API share one scope: there is one caller, holding ADMIN_API_KEY. */
 const IDEMPOTENCY_SCOPE = 'admin'
@@ -137,5 +138,6 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   outgoingPaymentAdminRoutes(app, deps)
   rateAdminRoutes(app, deps)
   webhookAdminRoutes(app, deps)
+  paymentStatsRoutes(app, deps)
   return app
 }
