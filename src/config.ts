@@ -10,6 +10,13 @@ import {
 } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { z } from 'zod'
+import {
+  type Brand,
+  DEFAULT_ACCENT_COLOR,
+  DEFAULT_PRIMARY_COLOR,
+  parseColor,
+  parseLogoUrl,
+} from './branding/brand.ts'
 import { type Network, parseNetwork } from './outbound/addresses.ts'
 import type { OutboundPolicy } from './outbound/fetch.ts'
 import { parseStaticTable, type RatesSource } from './rates/service.ts'
@@ -106,6 +113,13 @@ const trustProxy = z
   .refine((v) => !Array.isArray(v) || v.every((n) => parseNetwork(n) !== undefined), {
     error: 'must be true, false, or a comma-separated list of proxy addresses/networks',
   })
+
+const color = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => parseColor(v) !== undefined, { error: 'must be a hex colour such as #1a56db' })
+    .transform((v) => parseColor(v)!)
 
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -226,6 +240,18 @@ const schema = z.object({
   WEBHOOK_CONCURRENCY: positiveInt(8),
   WEBHOOK_POLL_MS: positiveInt(1000),
   WEBHOOK_RETENTION_DAYS: positiveInt(30),
+  BRAND_NAME: z
+    .string()
+    .trim()
+    .min(1, { error: 'must not be empty' })
+    .max(100, { error: 'must be at most 100 characters' })
+    .optional(),
+  BRAND_LOGO_URL: z.string().optional(),
+  BRAND_PRIMARY_COLOR: color(DEFAULT_PRIMARY_COLOR),
+  BRAND_ACCENT_COLOR: color(DEFAULT_ACCENT_COLOR),
+  CONSOLE_ENABLED: bool(true),
+  CONSOLE_SESSION_SECONDS: seconds(8 * 3600),
+  CONSOLE_IDLE_SECONDS: seconds(30 * 60),
 })
 
 export type IdentityConfig =
@@ -302,6 +328,15 @@ export interface WebhooksConfig {
   retentionDays: number
 }
 
+export interface ConsoleConfig {
+  /** Whether the admin listener serves the operator console at /console. */
+  enabled: boolean
+  /** A console session ends this long after sign-in, however active. */
+  sessionSeconds: number
+  /** …or after this long without a request. */
+  idleSeconds: number
+}
+
 export interface Config {
   env: 'development' | 'test' | 'production'
   logLevel: string
@@ -325,6 +360,9 @@ export interface Config {
   openPayments: OpenPaymentsConfig
   auth: AuthConfig
   webhooks: WebhooksConfig
+  /** Name, logo and colours of the consent pages and the operator console. */
+  brand: Brand
+  console: ConsoleConfig
   adminApiKey: string
   /** Names of secrets generated for development; the server warns about each at start. */
   generatedSecrets: SecretName[]
@@ -359,6 +397,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       'Invalid configuration: WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_MS',
     )
+  }
+  let logoUrl: string | undefined
+  if (e.BRAND_LOGO_URL) {
+    const logo = parseLogoUrl(e.BRAND_LOGO_URL, { allowHttp: !production })
+    if (!logo.ok) throw new ConfigError(`Invalid configuration: BRAND_LOGO_URL ${logo.reason}`)
+    logoUrl = logo.value
   }
   const wanted = SECRET_NAMES.filter((n) => n !== 'DEV_SIGN_IN_PASSWORD' || identityKind === 'dev')
   const { secrets, generated } = resolveSecrets(e, wanted, dataDir, production)
@@ -436,6 +480,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: e.WEBHOOK_CONCURRENCY,
       pollMs: e.WEBHOOK_POLL_MS,
       retentionDays: e.WEBHOOK_RETENTION_DAYS,
+    },
+    brand: {
+      name: e.BRAND_NAME ?? e.SERVER_NAME,
+      logoUrl,
+      primaryColor: e.BRAND_PRIMARY_COLOR,
+      accentColor: e.BRAND_ACCENT_COLOR,
+    },
+    console: {
+      enabled: e.CONSOLE_ENABLED,
+      sessionSeconds: e.CONSOLE_SESSION_SECONDS,
+      idleSeconds: e.CONSOLE_IDLE_SECONDS,
     },
     adminApiKey: secrets.ADMIN_API_KEY!,
     generatedSecrets: generated,

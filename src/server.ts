@@ -3,12 +3,13 @@ import { createAdminApp } from './admin/app.ts'
 import { DEV_SIGN_IN_PATH, devSignInRoutes } from './auth/dev-sign-in.ts'
 import { type IdentityProvider, signedRedirectIdentity } from './auth/identity.ts'
 import { interactionRoutes } from './auth/interaction-routes.ts'
-import { messagePage } from './auth/pages.ts'
+import { authPages } from './auth/pages.ts'
 import { gnapRoutes } from './auth/routes.ts'
 import type { Config, Role } from './config.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
+import { securePages } from './http/page-security.ts'
 import { startIdempotencyCleanup } from './idempotency/cleanup.ts'
 import { createIlpApp } from './ilp/http-server.ts'
 import { createStreamSender } from './ilp/sender.ts'
@@ -210,6 +211,8 @@ async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<Fa
     trustProxy: config.trustProxy,
   })
   observeHttp(app, deps.metrics, 'auth')
+  const pages = authPages(config.brand)
+  securePages(app, pages.headers)
   // Consent and sign-in forms post url-encoded bodies.
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',
@@ -222,7 +225,7 @@ async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<Fa
   limitByIp(app, config.rateLimits.ipPerMinute, tooMany)
   limitByIp(app, config.rateLimits.pagesPerMinute, tooMany, {
     only: (path) => path.startsWith('/interact/') || path === DEV_SIGN_IN_PATH,
-    html: (seconds) => messagePage('Too many requests', `Try again in ${seconds} seconds.`),
+    html: (seconds) => pages.message('Too many requests', `Try again in ${seconds} seconds.`),
   })
   limitByClient(app, config.rateLimits.clientPerMinute, tooMany)
   await gnapRoutes(app, deps)

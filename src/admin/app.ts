@@ -18,7 +18,9 @@ import { createCredentialGuard, tooManyRequests } from '../rate-limit/hooks.ts'
 import { rateAdminRoutes } from '../rates/admin-routes.ts'
 import { walletAddressAdminRoutes } from '../wallet-addresses/admin-routes.ts'
 import { webhookAdminRoutes } from '../webhooks/admin-routes.ts'
+import { consoleRoutes } from './console/routes.ts'
 import { collectOpenApi } from './openapi.ts'
+import { paymentStatsRoutes } from './payment-stats-routes.ts'
 
 /** Keys sent to the admin API share one scope: there is one caller, holding ADMIN_API_KEY. */
 const IDEMPOTENCY_SCOPE = 'admin'
@@ -41,6 +43,8 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   )
 
   app.addHook('onRequest', async (req, reply) => {
+    // The console's pages sign in with their own session (admin/console/session.ts).
+    if (req.routeOptions.config.console) return
     const security = req.routeOptions.schema?.security
     if (Array.isArray(security) && security.length === 0) return
     guard.check(req)
@@ -137,5 +141,7 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   outgoingPaymentAdminRoutes(app, deps)
   rateAdminRoutes(app, deps)
   webhookAdminRoutes(app, deps)
+  paymentStatsRoutes(app, deps)
+  consoleRoutes(app, deps, guard)
   return app
 }

@@ -29,7 +29,8 @@ const idempotencyKey = {
 /**
  * Builds the admin API's OpenAPI 3.1 document from the route schemas themselves, so the document
  * cannot drift from what the routes validate. Every route must carry a `summary`: registering one
- * without is refused, so the document lists every route there is. Call before registering routes.
+ * without is refused, so the document lists every route there is. The operator console's HTML
+ * pages (`config.console`) are not API and are left out. Call before registering routes.
  */
 export function collectOpenApi(
   app: FastifyInstance,
@@ -40,7 +41,8 @@ export function collectOpenApi(
     const methods = (Array.isArray(route.method) ? route.method : [route.method]).filter(
       (m) => m !== 'HEAD',
     )
-    if (methods.length === 0) return
+    // The console's HTML pages are not part of the API (docs/console.md).
+    if (methods.length === 0 || route.config?.console) return
     const schema = route.schema
     if (!schema?.summary) {
       throw new Error(`admin route ${methods.join(',')} ${route.url} has no OpenAPI summary`)

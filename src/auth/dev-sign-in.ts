@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { safeEqual } from '../lib/secrets.ts'
 import { fresh, identitySignature, startSignature } from './identity.ts'
-import { messagePage, signInPage } from './pages.ts'
+import { authPages } from './pages.ts'
 
 export const DEV_SIGN_IN_PATH = '/dev-sign-in'
 
@@ -17,6 +17,7 @@ export function devSignInRoutes(app: FastifyInstance, config: Config): void {
   const identity = config.auth.identity
   if (identity.kind !== 'dev') return
   const secret = config.auth.secret
+  const pages = authPages(config.brand)
 
   const startValid = (q: Query) =>
     q.interaction !== undefined &&
@@ -39,7 +40,7 @@ export function devSignInRoutes(app: FastifyInstance, config: Config): void {
     const action = new URL(`${config.authServerUrl}${DEV_SIGN_IN_PATH}`)
     for (const k of ['interaction', 'return_to', 'wallet_address', 'ts', 'sig'])
       action.searchParams.set(k, q[k]!)
-    return signInPage({
+    return pages.signIn({
       action: action.pathname + action.search,
       walletAddress: q.wallet_address!,
       error,
@@ -51,7 +52,7 @@ export function devSignInRoutes(app: FastifyInstance, config: Config): void {
       return reply
         .code(400)
         .type('text/html')
-        .send(messagePage('Link expired', 'Start again from the application.'))
+        .send(pages.message('Link expired', 'Start again from the application.'))
     return reply.type('text/html').send(form(req.query))
   })
 
@@ -61,7 +62,7 @@ export function devSignInRoutes(app: FastifyInstance, config: Config): void {
       return reply
         .code(400)
         .type('text/html')
-        .send(messagePage('Link expired', 'Start again from the application.'))
+        .send(pages.message('Link expired', 'Start again from the application.'))
     const walletAddress = req.body?.walletAddress?.trim() ?? ''
     if (!safeEqual(req.body?.password ?? '', identity.password) || walletAddress === '') {
       return reply.code(401).type('text/html').send(form(q, 'Wrong wallet address or password.'))

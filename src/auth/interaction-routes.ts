@@ -8,7 +8,7 @@ import { needsInteraction } from './access.ts'
 import { describeAccess, describeSubject } from './describe.ts'
 import { findGrant, type Grant, updateGrant } from './grants.ts'
 import type { IdentityProvider } from './identity.ts'
-import { consentPage, messagePage } from './pages.ts'
+import { authPages } from './pages.ts'
 
 const COOKIE = 'op_interaction'
 
@@ -27,6 +27,7 @@ export function interactionRoutes(
   identity: IdentityProvider,
 ): void {
   const { config, db, clients } = deps
+  const pages = authPages(config.brand)
   const secure = config.authServerUrl.startsWith('https:')
   const base = (g: Grant) => `/interact/${g.interaction!.id}/${g.interaction!.nonce}`
 
@@ -41,7 +42,7 @@ export function interactionRoutes(
   const load = async (req: Req, reply: FastifyReply): Promise<Grant | undefined> => {
     const grant = await findGrant(db, { interactId: req.params.id })
     if (!grant?.interaction || !safeEqual(grant.interaction.nonce, req.params.nonce)) {
-      html(reply, 404, messagePage('Unknown request', 'This link is not valid.'))
+      html(reply, 404, pages.message('Unknown request', 'This link is not valid.'))
       return undefined
     }
     if (grant.state !== 'pending' || grant.interaction.expiresAt <= new Date()) {
@@ -75,7 +76,7 @@ export function interactionRoutes(
       html(
         reply,
         403,
-        messagePage(
+        pages.message(
           'Start again',
           'Open the link from the application in this browser to continue.',
         ),
@@ -96,7 +97,7 @@ export function interactionRoutes(
       return html(
         reply,
         200,
-        messagePage('Done', `${text} You can close this window and return to the application.`),
+        pages.message('Done', `${text} You can close this window and return to the application.`),
       )
     const target = new URL(f.uri)
     for (const [k, v] of Object.entries(params)) target.searchParams.set(k, v)
@@ -153,14 +154,14 @@ export function interactionRoutes(
       const s = await session(req, reply)
       if (!s) return
       const result = identity.complete(s.grant.interaction!.id, req.query)
-      if ('error' in result) return html(reply, 400, messagePage('Sign-in failed', result.error))
+      if ('error' in result) return html(reply, 400, pages.message('Sign-in failed', result.error))
       if ('denied' in result) return decide(reply, s.grant, 'deny')
       const isOwner = result.subject === (await ownerUrl(s.grant))
       if (!isOwner && !othersMayAnswer(s.grant)) {
         return html(
           reply,
           403,
-          messagePage(
+          pages.message(
             'Wrong account',
             `You signed in as ${result.subject}, but the request is for another wallet address.`,
           ),
@@ -184,7 +185,7 @@ export function interactionRoutes(
       return html(
         reply,
         403,
-        messagePage('Sign in first', 'Open the link from the application again.'),
+        pages.message('Sign in first', 'Open the link from the application again.'),
       )
     }
     const client = await clientName(s.grant)
@@ -192,7 +193,7 @@ export function interactionRoutes(
     return html(
       reply,
       200,
-      consentPage({
+      pages.consent({
         clientName: client.name,
         clientUrl: client.url,
         subjectOnly: s.grant.access.length === 0,
@@ -221,10 +222,10 @@ export function interactionRoutes(
       if (!s) return
       const { decision, csrf } = req.body ?? {}
       if (!s.grant.interaction!.signedInAs || !csrf || !safeEqual(csrf, csrfToken(s.value))) {
-        return html(reply, 403, messagePage('Start again', 'This form is no longer valid.'))
+        return html(reply, 403, pages.message('Start again', 'This form is no longer valid.'))
       }
       if (decision !== 'accept' && decision !== 'deny') {
-        return html(reply, 400, messagePage('Choose', 'Accept or deny the request.'))
+        return html(reply, 400, pages.message('Choose', 'Accept or deny the request.'))
       }
       return decide(reply, s.grant, decision)
     },

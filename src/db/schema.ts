@@ -292,6 +292,14 @@ export interface LowBalanceThresholdsTable {
   updated_at: Generated<Date>
 }
 
+export interface ConsoleSessionsTable {
+  token_hash: string
+  key_fingerprint: string
+  created_at: CreatedAt
+  last_seen_at: Generated<Date>
+  expires_at: Date
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -321,5 +329,6 @@ export interface DB {
   webhook_deliveries: WebhookDeliveriesTable
   webhook_attempts: WebhookAttemptsTable
   low_balance_thresholds: LowBalanceThresholdsTable
+  console_sessions: ConsoleSessionsTable
   schema_migrations: SchemaMigrationsTable
 }

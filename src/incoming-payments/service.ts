@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import { inTransaction } from '../db/transaction.ts'
+import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 import { recordEvent } from '../webhooks/outbox.ts'
 
@@ -121,6 +122,33 @@ function inState(state: IncomingPaymentState) {
     case 'open':
       return sql<boolean>`p.completed_at IS NULL AND p.expires_at > now()`
   }
+}
+
+const STATES: readonly IncomingPaymentState[] = ['open', 'completed', 'expired', 'cancelled']
+
+/**
+ * Incoming payments created since `since`: how many are in each state now, and per UTC day and
+ * asset how many were created and what they have received.
+ */
+export async function incomingPaymentStats(
+  db: Db,
+  since: Date,
+): Promise<PaymentStats<IncomingPaymentState>> {
+  // The CASE is `stateOf` (and `inState`) in SQL.
+  const { rows } = await sql<StatsRow>`
+    SELECT to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS date,
+           a.code AS asset_code, a.scale AS asset_scale,
+           CASE WHEN p.cancelled_at IS NOT NULL THEN 'cancelled'
+                WHEN p.completed_at IS NOT NULL THEN 'completed'
+                WHEN p.expires_at > now() THEN 'open'
+                ELSE 'expired' END AS state,
+           count(*) AS count, sum(p.received_amount) AS amount
+      FROM incoming_payments p
+      JOIN wallet_addresses w ON w.id = p.wallet_address_id
+      JOIN assets a ON a.id = w.asset_id
+     WHERE p.created_at >= ${since}
+     GROUP BY 1, 2, 3, 4`.execute(db)
+  return foldStats(STATES, rows)
 }
 
 export type CompleteError = 'wrong_state'

@@ -7,6 +7,7 @@ import type { Deps } from '../deps.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
+import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
@@ -168,6 +169,28 @@ export function outgoingPaymentPages(
       .execute()
     return rows.map(toOutgoingPayment)
   }
+}
+
+const STATES: readonly OutgoingPaymentState[] = ['sending', 'completed', 'failed', 'cancelled']
+
+/**
+ * Outgoing payments created since `since`: how many are in each state now, and per UTC day and
+ * sender asset how many were created and what they sent (`sent_amount`, fees excluded).
+ */
+export async function outgoingPaymentStats(
+  db: Db,
+  since: Date,
+): Promise<PaymentStats<OutgoingPaymentState>> {
+  const { rows } = await sql<StatsRow>`
+    SELECT to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS date,
+           a.code AS asset_code, a.scale AS asset_scale, p.state,
+           count(*) AS count, sum(p.sent_amount) AS amount
+      FROM outgoing_payments p
+      JOIN wallet_addresses w ON w.id = p.wallet_address_id
+      JOIN assets a ON a.id = w.asset_id
+     WHERE p.created_at >= ${since}
+     GROUP BY 1, 2, 3, 4`.execute(db)
+  return foldStats(STATES, rows)
 }
 
 export function toOutgoingPayment(r: Selectable<OutgoingPaymentsTable>): OutgoingPayment {
