@@ -35,6 +35,13 @@ export interface Metrics {
   ilpRejected: Counter<'direction' | 'code'>
   settlementBookingFailures: Counter
   webhookDeliveries: Counter<'outcome'>
+  /**
+   * Core-banking callouts by kind (`outgoing`, `incoming`, `post`, `release`) and outcome
+   * (`approved`, `declined`, `unavailable` for decisions; `delivered`, `retrying` for posts and
+   * releases), and how long each took.
+   */
+  coreBankingCallouts: Counter<'kind' | 'outcome'>
+  coreBankingDuration: Histogram<'kind'>
   /** Where the webhook queue gauge reads from; set by whoever runs the webhook outbox. */
   watchWebhookQueue(depth: () => Promise<WebhookQueueDepth>): void
 }
@@ -150,6 +157,19 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
       name: 'op_webhook_deliveries_total',
       help: 'Webhook delivery attempts, by outcome: delivered, retrying (failed, will retry), dead (failed, dead-lettered).',
       labelNames: ['outcome'],
+      registers,
+    }),
+    coreBankingCallouts: new Counter({
+      name: 'op_core_banking_callouts_total',
+      help: 'Core-banking callouts by kind (outgoing, incoming, post, release) and outcome (approved, declined, unavailable; delivered, retrying).',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    }),
+    coreBankingDuration: new Histogram({
+      name: 'op_core_banking_callout_seconds',
+      help: 'Duration of core-banking callouts by kind, until answered or given up.',
+      labelNames: ['kind'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
     watchWebhookQueue: (depth) => {
