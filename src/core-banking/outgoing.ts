@@ -23,6 +23,7 @@ export interface PaymentToApprove {
   feeAmount: bigint
   receiveAmount: bigint
   receiveAsset: { code: string; scale: number }
+  metadata?: Record<string, unknown>
 }
 
 /**
@@ -50,6 +51,7 @@ export async function approveOutgoing(
         debitAmount: amount(p.debitAmount, wa.assetCode, wa.assetScale),
         feeAmount: amount(p.feeAmount, wa.assetCode, wa.assetScale),
         receiveAmount: amount(p.receiveAmount, p.receiveAsset.code, p.receiveAsset.scale),
+        ...(p.metadata !== undefined && { metadata: p.metadata }),
       },
     },
   })

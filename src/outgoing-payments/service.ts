@@ -92,6 +92,7 @@ export async function createOutgoingPayment(
     feeAmount: quote.fee_amount,
     receiveAmount: quote.receive_amount,
     receiveAsset: { code: quote.receive_asset_code, scale: quote.receive_asset_scale },
+    ...(input.metadata !== undefined && { metadata: input.metadata }),
   })
   if (decision?.kind === 'declined') return 'insufficient_balance'
   if (decision?.kind === 'unavailable') return 'core_banking_unavailable'

@@ -1,0 +1,399 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, test } from 'node:test'
+import { checkBooks } from '../src/ledger/invariants.ts'
+import {
+  type ClientIdentity,
+  createClientIdentity,
+  grantToken,
+  outgoingPaymentToken,
+} from './helpers/clients.ts'
+import {
+  createWalletAddress,
+  deposit,
+  eventually,
+  startTestServer,
+  type TestServer,
+} from './helpers/server.ts'
+import {
+  type Answer,
+  type Received,
+  type Receiver,
+  startReceiver,
+} from './helpers/webhook-receiver.ts'
+
+/**
+ * Core-banking hooks on one server: a real receiver on loopback stands in for the ASE's core
+ * banking, verifying every callout's signature with the `standardwebhooks` library and answering
+ * by the payment's metadata; payments are made with the official Open Payments client.
+ */
+let server: TestServer
+let core: Receiver
+let app: ClientIdentity
+let rs: string
+let alice: { id: string; url: string }
+let bob: { id: string; url: string }
+let quoteToken: string
+let opToken: string
+let ipToken: string
+/** Post and release callouts fail this many times before being accepted. */
+let failFirst = 0
+
+const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
+const json = (body: unknown): Answer => ({
+  status: 200,
+  body: JSON.stringify(body),
+  headers: { 'content-type': 'application/json' },
+})
+const secret = () => `whsec_${randomBytes(32).toString('base64')}`
+const lastSegment = (url: string) => url.split('/').at(-1)!
+
+/** Core banking's behaviour, chosen per payment by its metadata. */
+function answer(r: Received): Answer {
+  const msg = r.payload
+  if (!msg) return 401
+  switch (msg.type) {
+    case 'outgoing_payment.approve':
+      switch (msg.data.outgoingPayment.metadata?.core) {
+        case 'decline':
+          return json({ decision: 'decline', reason: 'over the daily limit' })
+        case 'hang':
+          return 'hang'
+        case 'garbage':
+          return { status: 200, body: '{"decision": "appro' }
+        case 'error':
+          return 500
+        case 'no-decision':
+          return json({ ok: true })
+        default:
+          return json({ decision: 'approve' })
+      }
+    case 'incoming_payment.approve':
+      return msg.data.incomingPayment.metadata?.compliance === 'refuse'
+        ? json({ decision: 'decline', reason: 'sanctions screening' })
+        : json({ decision: 'approve' })
+    default:
+      return r.attempt <= failFirst ? 503 : 204
+  }
+}
+
+before(async () => {
+  core = await startReceiver(answer)
+  core.secrets = [secret()]
+  server = await startTestServer({
+    CORE_BANKING_URL: core.url,
+    CORE_BANKING_SECRET: core.secrets[0]!,
+    CORE_BANKING_TIMEOUT_MS: '1000',
+    CORE_BANKING_LEASE_SECONDS: '5',
+    CORE_BANKING_POLL_MS: '50',
+    CORE_BANKING_RETRY_BASE_MS: '100',
+  })
+  rs = server.openPaymentsUrl
+  app = await createClientIdentity(server, { path: '/app', publicName: 'App' })
+  alice = await createWalletAddress(server, { path: '/alice', publicName: 'Alice' })
+  bob = await createWalletAddress(server, { path: '/bob', publicName: 'Bob' })
+  await deposit(server, alice.id, 100_000n)
+  quoteToken = await grantToken(server, app, [{ type: 'quote', actions: ['create'] }])
+  opToken = await outgoingPaymentToken(server, app, alice.url)
+  ipToken = await grantToken(server, app, [
+    { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
+  ])
+})
+after(async () => {
+  await server?.close()
+  await core?.close()
+})
+
+const incomingPayment = (extra: Record<string, unknown> = {}) =>
+  app.client.incomingPayment.create(
+    { url: rs, accessToken: ipToken },
+    { walletAddress: bob.url, incomingAmount: usd('1000'), ...extra },
+  )
+
+async function createPayment(
+  receiver: string,
+  metadata?: Record<string, unknown>,
+  amount: Record<string, unknown> = {},
+) {
+  const quote = await app.client.quote.create({ url: rs, accessToken: quoteToken }, {
+    walletAddress: alice.url,
+    receiver,
+    method: 'ilp',
+    ...amount,
+  } as never)
+  return app.client.outgoingPayment.create(
+    { url: rs, accessToken: opToken },
+    { walletAddress: alice.url, quoteId: quote.id, ...(metadata && { metadata }) },
+  )
+}
+
+async function balance(id: string) {
+  return (await server.admin('GET', `/wallet-addresses/${id}/balance`)).body as {
+    balance: string
+    reserved: string
+  }
+}
+
+const count = async (
+  table: 'outgoing_payments' | 'core_banking_approvals' | 'core_banking_callouts',
+) =>
+  Number(
+    (
+      await server.database.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  )
+
+/** Everything a refused create must leave as it was. */
+async function snapshot() {
+  return {
+    alice: await balance(alice.id),
+    payments: await count('outgoing_payments'),
+    approvals: await count('core_banking_approvals'),
+    callouts: await count('core_banking_callouts'),
+  }
+}
+
+/** Callouts core banking received of one type, for one payment id. */
+const callouts = (type: string, paymentId: string) =>
+  core.requests.filter(
+    (r) =>
+      r.payload?.type === type &&
+      (r.payload.data.paymentId ??
+        r.payload.data.outgoingPayment?.paymentId ??
+        r.payload.data.incomingPayment?.paymentId) === paymentId,
+  )
+
+async function stateOf(paymentUrl: string) {
+  return eventually(async () => {
+    const row = await server.database.db
+      .selectFrom('outgoing_payments')
+      .select(['state', 'failure'])
+      .where('id', '=', lastSegment(paymentUrl))
+      .executeTakeFirstOrThrow()
+    return row.state === 'sending' ? undefined : row
+  }, 10_000)
+}
+
+describe('outgoing payments', () => {
+  test('decline: the client sees 400 insufficient balance, nothing is reserved or written', async () => {
+    const ip = await incomingPayment()
+    const before = await snapshot()
+    await assert.rejects(createPayment(ip.id, { core: 'decline' }), (err: any) => {
+      assert.equal(err.status, 400)
+      assert.equal(err.description, 'insufficient balance')
+      return true
+    })
+    assert.deepEqual(await snapshot(), before)
+    const asked = core.requests.filter(
+      (r) =>
+        r.payload?.type === 'outgoing_payment.approve' &&
+        r.payload.data.outgoingPayment.metadata?.core === 'decline',
+    )
+    assert.equal(asked.length, 1)
+    // Signed (verified by the receiver), with the idempotency id as the webhook id.
+    const request = asked[0]!
+    assert.equal(request.idempotencyKey, request.webhookId)
+    assert.equal(request.payload.data.outgoingPayment.walletAddress, alice.url)
+    assert.deepEqual(request.payload.data.outgoingPayment.debitAmount, usd('1000'))
+    assert.equal(request.payload.data.outgoingPayment.receiver, ip.id)
+    assert.ok((await checkBooks(server.database.db)).balanced)
+    const metrics = (await server.admin('GET', '/metrics')).body as string
+    assert.match(metrics, /op_core_banking_callouts_total\{kind="outgoing",outcome="declined"\} 1/)
+  })
+
+  test('approve: the payment completes and the post callout arrives exactly once', async () => {
+    const ip = await incomingPayment()
+    const before = await balance(alice.id)
+    // Core banking fails the post twice: the retries carry the same ids, it accepts it once.
+    failFirst = 2
+    const payment = await createPayment(ip.id)
+    const id = lastSegment(payment.id)
+    assert.equal(callouts('outgoing_payment.approve', id).length, 1)
+    assert.equal((await stateOf(payment.id)).state, 'completed')
+    await eventually(async () =>
+      core.accepted.some(
+        (r) => r.payload?.type === 'outgoing_payment.post' && r.payload.data.paymentId === id,
+      )
+        ? true
+        : undefined,
+    )
+    // Nothing more comes afterwards.
+    await new Promise((r) => setTimeout(r, 500))
+    const posts = callouts('outgoing_payment.post', id)
+    assert.equal(posts.length, 3)
+    assert.equal(new Set(posts.map((p) => p.webhookId)).size, 1)
+    assert.ok(posts.every((p) => p.idempotencyKey === p.webhookId))
+    assert.equal(core.accepted.filter((r) => r.webhookId === posts[0]!.webhookId).length, 1)
+    assert.equal(callouts('outgoing_payment.release', id).length, 0)
+    const post = posts[0]!.payload
+    assert.deepEqual(
+      [post.data.state, post.data.approvedAmount, post.data.postAmount, post.data.releaseAmount],
+      ['completed', '1000', '1000', '0'],
+    )
+    // The receiver was approved once too; the money moved in this server's ledger.
+    assert.equal(callouts('incoming_payment.approve', lastSegment(ip.id)).length, 1)
+    assert.equal(BigInt(before.balance) - BigInt((await balance(alice.id)).balance), 1000n)
+    const row = await server.database.db
+      .selectFrom('core_banking_callouts')
+      .select(['status', 'attempts', 'kind'])
+      .where('payment_id', '=', id)
+      .executeTakeFirstOrThrow()
+    assert.deepEqual(row, { status: 'delivered', attempts: 3, kind: 'post' })
+    failFirst = 0
+    assert.ok((await checkBooks(server.database.db)).balanced)
+  })
+
+  for (const [mode, what] of [
+    ['hang', 'a callout that times out'],
+    ['garbage', 'malformed JSON'],
+    ['error', 'an HTTP 500'],
+    ['no-decision', 'JSON without a decision'],
+  ] as const) {
+    test(`${what}: the create fails cleanly with 503, nothing reserved, books balanced`, async () => {
+      const ip = await incomingPayment()
+      const before = await snapshot()
+      const started = Date.now()
+      await assert.rejects(createPayment(ip.id, { core: mode }), (err: any) => {
+        assert.equal(err.status, 503)
+        return true
+      })
+      // Bounded by the callout timeout (1 s), not by the receiver.
+      assert.ok(Date.now() - started < 5000)
+      assert.deepEqual(await snapshot(), before)
+      assert.equal((await balance(alice.id)).reserved, '0')
+      assert.ok((await checkBooks(server.database.db)).balanced)
+    })
+  }
+})
+
+describe('incoming credit', () => {
+  test('declined: the local payment fails, nothing credited, the release callout arrives once', async () => {
+    const ip = await incomingPayment({ metadata: { compliance: 'refuse' } })
+    const before = await balance(alice.id)
+    const bobBefore = await balance(bob.id)
+    const first = await createPayment(ip.id)
+    const failed = await stateOf(first.id)
+    assert.equal(failed.state, 'failed')
+    assert.match(failed.failure!, /receiver declined: sanctions screening/)
+    // A second payment to the same incoming payment is refused by the stored decision.
+    const second = await createPayment(ip.id)
+    assert.equal((await stateOf(second.id)).state, 'failed')
+    assert.equal(callouts('incoming_payment.approve', lastSegment(ip.id)).length, 1)
+    for (const p of [first, second]) {
+      const id = lastSegment(p.id)
+      await eventually(async () =>
+        callouts('outgoing_payment.release', id).length > 0 ? true : undefined,
+      )
+    }
+    await new Promise((r) => setTimeout(r, 300))
+    for (const p of [first, second]) {
+      const releases = callouts('outgoing_payment.release', lastSegment(p.id))
+      assert.equal(releases.length, 1)
+      assert.deepEqual(
+        [releases[0]!.payload.data.postAmount, releases[0]!.payload.data.releaseAmount],
+        ['0', '1000'],
+      )
+      assert.equal(callouts('outgoing_payment.post', lastSegment(p.id)).length, 0)
+    }
+    assert.deepEqual(await balance(alice.id), before)
+    assert.deepEqual(await balance(bob.id), bobBefore)
+    const read = await app.client.incomingPayment.get({ url: ip.id, accessToken: ipToken })
+    assert.deepEqual(read.receivedAmount, usd('0'))
+    assert.ok((await checkBooks(server.database.db)).balanced)
+  })
+
+  test('asked once per incoming payment, however many payments credit it', async () => {
+    const ip = await app.client.incomingPayment.create(
+      { url: rs, accessToken: ipToken },
+      { walletAddress: bob.url },
+    )
+    const payments = await Promise.all(
+      [1, 2, 3].map(() => createPayment(ip.id, undefined, { debitAmount: usd('1000') })),
+    )
+    for (const p of payments) assert.equal((await stateOf(p.id)).state, 'completed')
+    assert.equal(callouts('incoming_payment.approve', lastSegment(ip.id)).length, 1)
+    const row = await server.database.db
+      .selectFrom('incoming_payments')
+      .select(['core_banking_decision', 'received_amount'])
+      .where('id', '=', lastSegment(ip.id))
+      .executeTakeFirstOrThrow()
+    assert.deepEqual(row, { core_banking_decision: 'approved', received_amount: 3000n })
+  })
+})
+
+describe('per-asset hooks on the admin API', () => {
+  test('an asset’s own hook overrides the global one; set, read, removed; bad input refused', async () => {
+    const own = await startReceiver(() => json({ decision: 'decline', reason: 'EUR desk closed' }))
+    try {
+      const carol = await createWalletAddress(server, { path: '/carol', assetCode: 'EUR' })
+      const eur = (await server.admin('GET', '/assets')).body.items.find(
+        (a: any) => a.code === 'EUR',
+      )
+      const path = `/assets/${eur.id}/core-banking-hook`
+      assert.equal((await server.admin('GET', path)).status, 404)
+      const set = await server.admin('PUT', path, { url: own.url })
+      assert.equal(set.status, 200, JSON.stringify(set.body))
+      assert.match(set.body.secret, /^whsec_/)
+      own.secrets = [set.body.secret]
+      // Set again without a secret: the hook keeps its own, and it is not shown again.
+      const again = await server.admin('PUT', path, { url: own.url })
+      assert.equal(again.status, 200)
+      assert.equal(again.body.secret, undefined)
+      assert.deepEqual(
+        [(await server.admin('GET', path)).body.url, (await server.admin('GET', path)).body.secret],
+        [own.url, undefined],
+      )
+      for (const [body, field] of [
+        [{ url: 'ftp://example.com/x' }, 'body.url'],
+        [{ url: own.url, secret: 'not-a-secret' }, 'body.secret'],
+      ] as const) {
+        const res = await server.admin('PUT', path, body)
+        assert.equal(res.status, 400)
+        assert.equal(res.body.error.details.field, field)
+      }
+      assert.equal(
+        (
+          await server.admin('PUT', `/assets/${crypto.randomUUID()}/core-banking-hook`, {
+            url: own.url,
+          })
+        ).status,
+        404,
+      )
+
+      await deposit(server, carol.id, 10_000n)
+      const token = await outgoingPaymentToken(server, app, carol.url)
+      const carolIps = await grantToken(server, app, [
+        { type: 'incoming-payment', actions: ['create'], identifier: carol.url },
+      ])
+      const ip = await app.client.incomingPayment.create(
+        { url: rs, accessToken: carolIps },
+        { walletAddress: carol.url },
+      )
+      const q = await app.client.quote.create({ url: rs, accessToken: quoteToken }, {
+        walletAddress: carol.url,
+        receiver: ip.id,
+        method: 'ilp',
+        debitAmount: { value: '100', assetCode: 'EUR', assetScale: 2 },
+      } as never)
+      const globalBefore = core.requests.length
+      await assert.rejects(
+        app.client.outgoingPayment.create(
+          { url: rs, accessToken: token },
+          { walletAddress: carol.url, quoteId: q.id },
+        ),
+        (err: any) => err.status === 400,
+      )
+      assert.equal(own.requests.length, 1)
+      assert.ok(own.requests[0]!.payload, 'signed with the asset hook’s secret')
+      assert.equal(core.requests.length, globalBefore)
+
+      assert.equal((await server.admin('DELETE', path)).status, 204)
+      assert.equal((await server.admin('GET', path)).status, 404)
+    } finally {
+      await own.close()
+    }
+  })
+})
