@@ -11,6 +11,18 @@
 import { createServer } from 'node:http'
 import { Webhook } from 'standardwebhooks'
 
+/** The callouts' bodies (docs/core-banking.md), as far as this sample reads them. */
+type Callout =
+  | {
+      type: 'outgoing_payment.approve'
+      data: { outgoingPayment: { paymentId: string; debitAmount: { value: string } } }
+    }
+  | { type: 'incoming_payment.approve'; data: { incomingPayment: { paymentId: string } } }
+  | {
+      type: 'outgoing_payment.post' | 'outgoing_payment.release'
+      data: { paymentId: string; postAmount: string; releaseAmount: string }
+    }
+
 /** The most one outgoing payment may debit, in the asset's smallest unit. */
 const LIMIT = 1_000_000n
 
@@ -23,14 +35,14 @@ export function coreBankingReceiver(secret: string) {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks).toString('utf8')
-    let msg: any
+    let msg: Callout
     try {
       // Checks the signature and that the timestamp is recent (5 minutes either way).
       msg = webhook.verify(body, {
         'webhook-id': String(req.headers['webhook-id']),
         'webhook-timestamp': String(req.headers['webhook-timestamp']),
         'webhook-signature': String(req.headers['webhook-signature']),
-      })
+      }) as Callout
     } catch {
       res.writeHead(401).end()
       return
@@ -42,7 +54,7 @@ export function coreBankingReceiver(secret: string) {
   })
 }
 
-function decide(msg: any): { status: number; body: string } {
+function decide(msg: Callout): { status: number; body: string } {
   const json = (o: unknown) => ({ status: 200, body: JSON.stringify(o) })
   switch (msg.type) {
     case 'outgoing_payment.approve': {
@@ -61,7 +73,7 @@ function decide(msg: any): { status: number; body: string } {
       console.log(msg.type, msg.data.paymentId, msg.data.postAmount, msg.data.releaseAmount)
       return { status: 204, body: '' }
     default:
-      return { status: 400, body: JSON.stringify({ error: `unknown type ${msg.type}` }) }
+      return { status: 400, body: JSON.stringify({ error: 'unknown callout type' }) }
   }
 }
 
