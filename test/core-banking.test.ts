@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { after, before, describe, test } from 'node:test'
+import type { AddressInfo } from 'node:net'
+import { after, before, describe, mock, test } from 'node:test'
+import { coreBankingReceiver } from '../examples/core-banking-receiver.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import {
   type ClientIdentity,
@@ -394,6 +396,70 @@ describe('per-asset hooks on the admin API', () => {
       assert.equal((await server.admin('GET', path)).status, 404)
     } finally {
       await own.close()
+    }
+  })
+})
+
+describe('the sample receiver (examples/core-banking-receiver.ts)', () => {
+  test('verifies signatures, approves within its limit, declines above it, accepts the post', async () => {
+    const sampleSecret = secret()
+    const sample = coreBankingReceiver(sampleSecret)
+    await new Promise<void>((resolve) => sample.listen(0, '127.0.0.1', resolve))
+    const logged = mock.method(console, 'log', () => {})
+    try {
+      const dan = await createWalletAddress(server, { path: '/dan', assetCode: 'GBP' })
+      const gbp = (await server.admin('GET', '/assets')).body.items.find(
+        (a: any) => a.code === 'GBP',
+      )
+      const url = `http://127.0.0.1:${(sample.address() as AddressInfo).port}/`
+      const set = await server.admin('PUT', `/assets/${gbp.id}/core-banking-hook`, {
+        url,
+        secret: sampleSecret,
+      })
+      assert.equal(set.status, 200, JSON.stringify(set.body))
+      assert.equal(set.body.secret, undefined)
+      await deposit(server, dan.id, 3_000_000n)
+      const ips = await grantToken(server, app, [
+        { type: 'incoming-payment', actions: ['create'], identifier: dan.url },
+      ])
+      const token = await outgoingPaymentToken(server, app, dan.url)
+      const pay = async (value: string) => {
+        const ip = await app.client.incomingPayment.create(
+          { url: rs, accessToken: ips },
+          { walletAddress: dan.url },
+        )
+        const quote = await app.client.quote.create({ url: rs, accessToken: quoteToken }, {
+          walletAddress: dan.url,
+          receiver: ip.id,
+          method: 'ilp',
+          debitAmount: { value, assetCode: 'GBP', assetScale: 2 },
+        } as never)
+        return app.client.outgoingPayment.create(
+          { url: rs, accessToken: token },
+          { walletAddress: dan.url, quoteId: quote.id },
+        )
+      }
+      const approved = await pay('1000')
+      assert.equal((await stateOf(approved.id)).state, 'completed')
+      await eventually(async () => {
+        const row = await server.database.db
+          .selectFrom('core_banking_callouts')
+          .select(['status', 'kind'])
+          .where('payment_id', '=', lastSegment(approved.id))
+          .executeTakeFirst()
+        return row?.status === 'delivered' ? row : undefined
+      })
+      assert.deepEqual(logged.mock.calls.at(-1)?.arguments, [
+        'outgoing_payment.post',
+        lastSegment(approved.id),
+        '1000',
+        '0',
+      ])
+      await assert.rejects(pay('1500000'), (err: any) => err.status === 400)
+    } finally {
+      logged.mock.restore()
+      sample.closeAllConnections()
+      await new Promise((resolve) => sample.close(resolve))
     }
   })
 })
