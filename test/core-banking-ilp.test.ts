@@ -7,11 +7,17 @@ import {
   balanceOf,
   createWalletAddress,
   deposit,
+  eventually,
   startTestServer,
   type TestServer,
 } from './helpers/server.ts'
 import { type Ase, pay, peer, peerPosition, walletApp } from './helpers/two-ases.ts'
-import { type Answer, type Receiver, startReceiver } from './helpers/webhook-receiver.ts'
+import {
+  type Answer,
+  type Received,
+  type Receiver,
+  startReceiver,
+} from './helpers/webhook-receiver.ts'
 
 /**
  * Core banking at the receiving ASE of an Interledger payment: B asks its core banking once per
@@ -21,6 +27,8 @@ import { type Answer, type Receiver, startReceiver } from './helpers/webhook-rec
 let a: TestServer
 let b: TestServer
 let core: Receiver
+/** A's core banking: approves every outgoing payment, accepts posts and releases. */
+let coreA: Receiver
 let atA: Ase
 let atB: Ase
 let alice: { id: string; url: string } // at A
@@ -43,7 +51,16 @@ before(async () => {
       : json({ decision: 'approve' })
   })
   core.secrets = [`whsec_${randomBytes(32).toString('base64')}`]
-  a = await startTestServer({ ILP_ADDRESS: 'test.ase-a' })
+  coreA = await startReceiver((r) =>
+    r.payload?.type === 'outgoing_payment.approve' ? json({ decision: 'approve' }) : 204,
+  )
+  coreA.secrets = [`whsec_${randomBytes(32).toString('base64')}`]
+  a = await startTestServer({
+    ILP_ADDRESS: 'test.ase-a',
+    CORE_BANKING_URL: coreA.url,
+    CORE_BANKING_SECRET: coreA.secrets[0]!,
+    CORE_BANKING_POLL_MS: '50',
+  })
   b = await startTestServer({
     ILP_ADDRESS: 'test.ase-b',
     CORE_BANKING_URL: core.url,
@@ -62,7 +79,20 @@ after(async () => {
   await a?.close()
   await b?.close()
   await core?.close()
+  await coreA?.close()
 })
+
+/** The post or release A's core banking accepted for a payment of A's, once it arrived. */
+async function endOf(paymentUrl: string) {
+  const id = lastSegment(paymentUrl)
+  const of = (r: Received) =>
+    r.payload?.data?.paymentId === id && r.payload.type !== 'outgoing_payment.approve'
+  await eventually(async () => (coreA.accepted.some(of) ? true : undefined))
+  await new Promise((r) => setTimeout(r, 200))
+  const ends = coreA.requests.filter(of)
+  assert.equal(ends.length, 1)
+  return ends[0]!.payload
+}
 
 async function incomingPayment(metadata?: Record<string, unknown>) {
   const token = await grantToken(b, atB.app, [
@@ -101,12 +131,21 @@ describe('incoming money over Interledger', () => {
     try {
       const { ip, read } = await incomingPayment()
       const booked = await packetsBooked()
-      const { payment } = await pay(atA, alice.url, ip.id)
+      const { quote, payment } = await pay(atA, alice.url, ip.id)
       assert.equal(payment.failed, false)
       assert.deepEqual((await read()).receivedAmount, usd('1000'))
       const packets = (await packetsBooked()) - booked
       assert.ok(packets >= 20, `${packets} packets`)
       assert.equal(asked(ip.id), 1)
+      // A's core banking approved the quote's debit amount (with its slippage margin) and is told
+      // to post what was sent and release the rest.
+      const post = await endOf(payment.id)
+      const approved = BigInt(quote.debitAmount.value)
+      assert.deepEqual(
+        [post.type, post.data.state, post.data.approvedAmount, post.data.postAmount],
+        ['outgoing_payment.post', 'completed', String(approved), payment.sentAmount.value],
+      )
+      assert.equal(BigInt(post.data.releaseAmount), approved - BigInt(payment.sentAmount.value))
       const metrics = (await b.admin('GET', '/metrics')).body as string
       assert.match(
         metrics,
@@ -135,6 +174,11 @@ describe('incoming money over Interledger', () => {
     assert.equal(await balanceOf(b, bob.id), bobBefore)
     assert.equal(await peerPosition(a), positionA)
     assert.equal(await peerPosition(b), positionB)
+    const release = await endOf(payment.id)
+    assert.deepEqual(
+      [release.type, release.data.state, release.data.postAmount],
+      ['outgoing_payment.release', 'failed', '0'],
+    )
     // A second try is refused by the stored decision, without asking again.
     const again = await pay(atA, alice.url, ip.id)
     assert.equal(again.payment.failed, true)
