@@ -302,6 +302,8 @@ describe('incoming credit', () => {
     }
     assert.deepEqual(await balance(alice.id), before)
     assert.deepEqual(await balance(bob.id), bobBefore)
+    const metrics = (await server.admin('GET', '/metrics')).body as string
+    assert.match(metrics, /op_outgoing_payments_failed_total\{reason="receiver_declined"\} 2/)
     const read = await app.client.incomingPayment.get({ url: ip.id, accessToken: ipToken })
     assert.deepEqual(read.receivedAmount, usd('0'))
     assert.ok((await checkBooks(server.database.db)).balanced)

@@ -187,6 +187,9 @@ export function failureClass(failure: string | null): string {
   if (failure === 'interrupted while sending') return 'interrupted'
   if (failure === 'delivered too little') return 'delivered_too_little'
   if (failure.startsWith('settlement failed')) return 'settlement_error'
+  // A local receiver's core banking declined the credit, or did not answer.
+  if (failure.startsWith('receiver declined') || failure.startsWith('receiver not approved'))
+    return 'receiver_declined'
   // Whatever the STREAM sender reported (its error names are its own).
   return 'ilp'
 }
