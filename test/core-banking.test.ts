@@ -249,6 +249,42 @@ describe('outgoing payments', () => {
     assert.ok((await checkBooks(server.database.db)).balanced)
   })
 
+  test('approved, then refused by the balance: 400, nothing reserved, the approval released', async () => {
+    const poor = await createWalletAddress(server, { path: '/poor' })
+    await deposit(server, poor.id, 50n)
+    const token = await outgoingPaymentToken(server, app, poor.url)
+    const ip = await incomingPayment()
+    const quote = await app.client.quote.create({ url: rs, accessToken: quoteToken }, {
+      walletAddress: poor.url,
+      receiver: ip.id,
+      method: 'ilp',
+    } as never)
+    await assert.rejects(
+      app.client.outgoingPayment.create(
+        { url: rs, accessToken: token },
+        { walletAddress: poor.url, quoteId: quote.id },
+      ),
+      (err: any) => err.status === 400 && err.description === 'insufficient balance',
+    )
+    const approval = core.requests.find(
+      (r) =>
+        r.payload?.type === 'outgoing_payment.approve' &&
+        r.payload.data.outgoingPayment.walletAddress === poor.url,
+    )!
+    const id = approval.payload.data.outgoingPayment.paymentId
+    await eventually(async () =>
+      callouts('outgoing_payment.release', id).length ? true : undefined,
+    )
+    const release = callouts('outgoing_payment.release', id)[0]!.payload.data
+    assert.deepEqual(
+      [release.state, release.failure, release.postAmount, release.releaseAmount],
+      ['not_created', 'insufficient_balance', '0', '1000'],
+    )
+    const wallet = await balance(poor.id)
+    assert.deepEqual([wallet.balance, wallet.reserved], ['50', '0'])
+    assert.ok((await checkBooks(server.database.db)).balanced)
+  })
+
   for (const [mode, what] of [
     ['hang', 'a callout that times out'],
     ['garbage', 'malformed JSON'],
