@@ -20,6 +20,7 @@ import {
 import { type Network, parseNetwork } from './outbound/addresses.ts'
 import type { OutboundPolicy } from './outbound/fetch.ts'
 import { parseStaticTable, type RatesSource } from './rates/service.ts'
+import { isWebhookSecret } from './webhooks/signing.ts'
 
 export const ROLES = ['open-payments', 'auth', 'admin', 'ilp', 'workers'] as const
 export type Role = (typeof ROLES)[number]
@@ -240,6 +241,21 @@ const schema = z.object({
   WEBHOOK_CONCURRENCY: positiveInt(8),
   WEBHOOK_POLL_MS: positiveInt(1000),
   WEBHOOK_RETENTION_DAYS: positiveInt(30),
+  CORE_BANKING_URL: z
+    .string()
+    .refine(
+      (v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+      'must be an http(s) URL',
+    )
+    .optional(),
+  CORE_BANKING_SECRET: z
+    .string()
+    .refine(isWebhookSecret, { error: 'must be whsec_ followed by at least 24 bytes in base64' })
+    .optional(),
+  CORE_BANKING_TIMEOUT_MS: positiveInt(5000),
+  CORE_BANKING_RETRY_BASE_MS: positiveInt(5000),
+  CORE_BANKING_LEASE_SECONDS: seconds(60),
+  CORE_BANKING_POLL_MS: positiveInt(1000),
   BRAND_NAME: z
     .string()
     .trim()
@@ -337,6 +353,19 @@ export interface ConsoleConfig {
   idleSeconds: number
 }
 
+export interface CoreBankingConfig {
+  /** The hook of every asset that has none of its own; absent: only per-asset hooks. */
+  global: { url: string; secret: string } | undefined
+  /** Bound on one callout: connecting, the answer and reading it. */
+  timeoutMs: number
+  /** The first retry's delay of a post or release; each further one doubles, up to an hour. */
+  retryBaseMs: number
+  /** How long a claimed post or release is another process's to send. */
+  leaseSeconds: number
+  /** How often the workers look for due posts and releases. */
+  pollMs: number
+}
+
 export interface Config {
   env: 'development' | 'test' | 'production'
   logLevel: string
@@ -360,6 +389,7 @@ export interface Config {
   openPayments: OpenPaymentsConfig
   auth: AuthConfig
   webhooks: WebhooksConfig
+  coreBanking: CoreBankingConfig
   /** Name, logo and colours of the consent pages and the operator console. */
   brand: Brand
   console: ConsoleConfig
@@ -396,6 +426,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.WEBHOOK_LEASE_SECONDS * 1000 <= e.WEBHOOK_TIMEOUT_MS) {
     throw new ConfigError(
       'Invalid configuration: WEBHOOK_LEASE_SECONDS must be longer than WEBHOOK_TIMEOUT_MS',
+    )
+  }
+  if (e.CORE_BANKING_URL !== undefined && e.CORE_BANKING_SECRET === undefined) {
+    throw new ConfigError(
+      'Invalid configuration: CORE_BANKING_SECRET is required when CORE_BANKING_URL is set',
+    )
+  }
+  if (e.CORE_BANKING_LEASE_SECONDS * 1000 <= e.CORE_BANKING_TIMEOUT_MS) {
+    throw new ConfigError(
+      'Invalid configuration: CORE_BANKING_LEASE_SECONDS must be longer than CORE_BANKING_TIMEOUT_MS',
     )
   }
   let logoUrl: string | undefined
@@ -480,6 +520,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: e.WEBHOOK_CONCURRENCY,
       pollMs: e.WEBHOOK_POLL_MS,
       retentionDays: e.WEBHOOK_RETENTION_DAYS,
+    },
+    coreBanking: {
+      global: e.CORE_BANKING_URL
+        ? { url: e.CORE_BANKING_URL, secret: e.CORE_BANKING_SECRET! }
+        : undefined,
+      timeoutMs: e.CORE_BANKING_TIMEOUT_MS,
+      retryBaseMs: e.CORE_BANKING_RETRY_BASE_MS,
+      leaseSeconds: e.CORE_BANKING_LEASE_SECONDS,
+      pollMs: e.CORE_BANKING_POLL_MS,
     },
     brand: {
       name: e.BRAND_NAME ?? e.SERVER_NAME,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
+import type { CoreBanking } from './core-banking/index.ts'
 import type { Db } from './db/database.ts'
 import type { IlpSender } from './ilp/sender.ts'
 import type { Metrics } from './metrics/metrics.ts'
@@ -24,6 +25,8 @@ export interface Deps {
   remoteReceivers: RemoteReceivers
   /** STREAM sending (quotes by rate probe, payments) to other ASEs. */
   ilpSender: IlpSender
+  /** Core-banking hooks and the incoming decisions this process knows. */
+  coreBanking: CoreBanking
   /** This process's Prometheus metrics (`GET /metrics` on the admin listener). */
   metrics: Metrics
   /**

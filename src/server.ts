@@ -6,6 +6,8 @@ import { interactionRoutes } from './auth/interaction-routes.ts'
 import { authPages } from './auth/pages.ts'
 import { gnapRoutes } from './auth/routes.ts'
 import type { Config, Role } from './config.ts'
+import { createCoreBanking } from './core-banking/index.ts'
+import { startCoreBankingWorker } from './core-banking/worker.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
@@ -73,6 +75,7 @@ export function createDeps(
     }),
     remoteReceivers: undefined as never,
     outbound,
+    coreBanking: createCoreBanking(base.db, config),
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {
     cacheTtlMs: config.openPayments.quoteLifespanSeconds * 1000,
@@ -116,6 +119,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   let keyCleanup: { stop(): Promise<void> } | undefined
   let webhooks: WebhookWorker | undefined
   let incomingExpiry: { stop(): Promise<void> } | undefined
+  let coreBanking: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
   const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
   if (enabled.has('open-payments')) {
@@ -164,6 +168,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
           onOutcome: (o) => deps.metrics.webhookDeliveries.inc({ outcome: o.outcome }),
         })
         incomingExpiry = startIncomingPaymentExpiry(deps, { intervalMs: config.webhooks.pollMs })
+        coreBanking = startCoreBankingWorker(deps)
       }
     },
     stop: async () => {
@@ -173,6 +178,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       await keyCleanup?.stop()
       await incomingExpiry?.stop()
       await webhooks?.stop()
+      await coreBanking?.stop()
     },
   }
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { assetAdminRoutes } from '../assets/admin-routes.ts'
 import { authAdminRoutes } from '../auth/admin-routes.ts'
+import { coreBankingAdminRoutes } from '../core-banking/admin-routes.ts'
 import { ping } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
 import { feeAdminRoutes } from '../fees/admin-routes.ts'
@@ -141,6 +142,7 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   outgoingPaymentAdminRoutes(app, deps)
   rateAdminRoutes(app, deps)
   webhookAdminRoutes(app, deps)
+  coreBankingAdminRoutes(app, deps)
   paymentStatsRoutes(app, deps)
   consoleRoutes(app, deps, guard)
   return app

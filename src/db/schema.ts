@@ -114,6 +114,8 @@ export interface IncomingPaymentsTable {
   created_at: CreatedAt
   updated_at: Generated<Date>
   expiry_recorded_at: Date | null
+  core_banking_decision: 'approved' | 'declined' | null
+  core_banking_reason: string | null
 }
 
 export interface IdempotencyKeysTable {
@@ -300,6 +302,35 @@ export interface ConsoleSessionsTable {
   expires_at: Date
 }
 
+export interface CoreBankingHooksTable {
+  asset_id: string
+  url: string
+  secret: string
+  created_at: CreatedAt
+  updated_at: Generated<Date>
+}
+
+export interface CoreBankingApprovalsTable {
+  payment_id: string
+  asset_id: string
+  approved_at: CreatedAt
+}
+
+export interface CoreBankingCalloutsTable {
+  id: string
+  payment_id: string
+  asset_id: string
+  kind: 'post' | 'release'
+  data: ColumnType<unknown, string, never>
+  status: Generated<'pending' | 'delivered'>
+  attempts: Generated<number>
+  next_attempt_at: Date | null
+  last_status_code: number | null
+  last_error: string | null
+  delivered_at: Date | null
+  created_at: CreatedAt
+}
+
 export interface SchemaMigrationsTable {
   version: number
   name: string
@@ -330,5 +361,8 @@ export interface DB {
   webhook_attempts: WebhookAttemptsTable
   low_balance_thresholds: LowBalanceThresholdsTable
   console_sessions: ConsoleSessionsTable
+  core_banking_hooks: CoreBankingHooksTable
+  core_banking_approvals: CoreBankingApprovalsTable
+  core_banking_callouts: CoreBankingCalloutsTable
   schema_migrations: SchemaMigrationsTable
 }

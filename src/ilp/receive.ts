@@ -7,6 +7,7 @@ import {
   isIlpReply,
   serializeIlpPrepare,
 } from 'ilp-packet'
+import { incomingDecision } from '../core-banking/incoming.ts'
 import type { Db } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
 import {
@@ -64,6 +65,11 @@ export async function receiveLocally(
     return reply
   }
   const wallet = (await getWalletAddress(deps.db, { id: payment.walletAddressId }))!
+  if (sent > 0n) {
+    // Core banking may refuse the money (compliance): a final reject, so the sender stops.
+    const decision = await incomingDecision(deps, payment, wallet.assetId)
+    if (!decision.credit) throw new Errors.FinalApplicationError(decision.reason, Buffer.alloc(0))
+  }
   const outcome = await book(deps.db, {
     bookingId: booking,
     from,

@@ -51,6 +51,11 @@ test('failure reasons fall into a bounded set of classes', () => {
   assert.equal(failureClass('interrupted while sending'), 'interrupted')
   assert.equal(failureClass('delivered too little'), 'delivered_too_little')
   assert.equal(failureClass('settlement failed 8 times'), 'settlement_error')
+  assert.equal(failureClass('receiver declined: sanctions screening'), 'receiver_declined')
+  assert.equal(
+    failureClass('receiver not approved: core banking did not answer'),
+    'receiver_declined',
+  )
   assert.equal(failureClass('ConnectorError'), 'ilp')
   assert.equal(failureClass(null), 'unknown')
 })

@@ -35,6 +35,13 @@ export interface Metrics {
   ilpRejected: Counter<'direction' | 'code'>
   settlementBookingFailures: Counter
   webhookDeliveries: Counter<'outcome'>
+  /**
+   * Core-banking callouts by kind (`outgoing`, `incoming`, `post`, `release`) and outcome
+   * (`approved`, `declined`, `unavailable` for decisions; `delivered`, `retrying` for posts and
+   * releases), and how long each took.
+   */
+  coreBankingCallouts: Counter<'kind' | 'outcome'>
+  coreBankingDuration: Histogram<'kind'>
   /** Where the webhook queue gauge reads from; set by whoever runs the webhook outbox. */
   watchWebhookQueue(depth: () => Promise<WebhookQueueDepth>): void
 }
@@ -152,6 +159,19 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
       labelNames: ['outcome'],
       registers,
     }),
+    coreBankingCallouts: new Counter({
+      name: 'op_core_banking_callouts_total',
+      help: 'Core-banking callouts by kind (outgoing, incoming, post, release) and outcome (approved, declined, unavailable; delivered, retrying).',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    }),
+    coreBankingDuration: new Histogram({
+      name: 'op_core_banking_callout_seconds',
+      help: 'Duration of core-banking callouts by kind, until answered or given up.',
+      labelNames: ['kind'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
     watchWebhookQueue: (depth) => {
       webhookQueue = depth
     },
@@ -167,6 +187,9 @@ export function failureClass(failure: string | null): string {
   if (failure === 'interrupted while sending') return 'interrupted'
   if (failure === 'delivered too little') return 'delivered_too_little'
   if (failure.startsWith('settlement failed')) return 'settlement_error'
+  // A local receiver's core banking declined the credit, or did not answer.
+  if (failure.startsWith('receiver declined') || failure.startsWith('receiver not approved'))
+    return 'receiver_declined'
   // Whatever the STREAM sender reported (its error names are its own).
   return 'ilp'
 }

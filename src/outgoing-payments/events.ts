@@ -1,9 +1,10 @@
 import type { Selectable } from 'kysely'
+import { queueEndCallout } from '../core-banking/outgoing.ts'
 import type { Db } from '../db/database.ts'
 import type { OutgoingPaymentsTable } from '../db/schema.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { recordEvent } from '../webhooks/outbox.ts'
-import { toOutgoingPayment } from './service.ts'
+import { reservationId, toOutgoingPayment } from './service.ts'
 
 type Ended =
   | 'outgoing_payment.created'
@@ -11,7 +12,10 @@ type Ended =
   | 'outgoing_payment.failed'
   | 'outgoing_payment.cancelled'
 
-/** Records a payment's state change as a webhook event, in the transaction that made it. */
+/**
+ * Records a payment's state change as a webhook event, in the transaction that made it; its end
+ * (completed, failed, cancelled) also queues core banking's post or release, if it approved it.
+ */
 export async function recordPaymentEvent(
   trx: Db,
   row: Selectable<OutgoingPaymentsTable>,
@@ -26,4 +30,6 @@ export async function recordPaymentEvent(
 ): Promise<void> {
   const sender = (await getWalletAddress(trx, { id: row.wallet_address_id }))!
   await recordEvent(trx, { ...event, outgoingPayment: toOutgoingPayment(row), sender })
+  if (event.type !== 'outgoing_payment.created' && event.type !== 'outgoing_payment.attempt_failed')
+    await queueEndCallout(trx, row, reservationId(row.id))
 }

@@ -40,6 +40,14 @@ const CREATE_ERRORS: Record<CreateError, HttpError> = {
   // Clients match this exact word for "grant limit reached" (contract section 10).
   unauthorized: new HttpError(403, 'forbidden', 'unauthorized'),
   insufficient_balance: new HttpError(400, 'invalid_request', 'insufficient balance'),
+  // Nothing was reserved; the client may try again (docs/core-banking.md).
+  core_banking_unavailable: new HttpError(
+    503,
+    'service_unavailable',
+    'payment could not be approved now, try again later',
+    undefined,
+    { 'retry-after': '5' },
+  ),
 }
 
 export async function outgoingPaymentRoutes(

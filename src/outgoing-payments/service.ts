@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { type Selectable, sql } from 'kysely'
 import type { OutgoingLimits } from '../auth/access.ts'
+import { approveOutgoing, queueUnusedApproval, recordApproval } from '../core-banking/outgoing.ts'
 import type { Db } from '../db/database.ts'
 import type { OutgoingPaymentState, OutgoingPaymentsTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
@@ -43,6 +44,8 @@ export type CreateError =
   | 'invalid_quote'
   | 'unauthorized'
   | 'insufficient_balance'
+  /** Core banking did not answer its approval callout (in time, with 2xx and a decision). */
+  | 'core_banking_unavailable'
 
 /** How long a payment's funds stay reserved before the ledger releases them unsettled. */
 const RESERVATION_SECONDS = 24 * 3600
@@ -53,7 +56,8 @@ export const reservationId = (paymentId: string) => `outgoing:${paymentId}:reser
  * Creates an outgoing payment from a quote, in one transaction: the grant's spending is locked
  * (concurrent creates under one grant queue here), the quote must be the sender's, unexpired, unused
  * and its receiver still payable, the grant's limits must allow it, and the full debit amount is
- * reserved on the sender's wallet. Sending happens afterwards, in the payment worker.
+ * reserved on the sender's wallet. Sending happens afterwards, in the payment worker. Before the
+ * transaction, core banking approves the payment when it is on for the sender's asset.
  */
 export async function createOutgoingPayment(
   deps: Deps,
@@ -77,7 +81,25 @@ export async function createOutgoingPayment(
   if (quote.wallet_address_id !== wa.id || quote.expires_at <= new Date()) return 'invalid_quote'
   if (!(await resolveReceiver(deps, quote.receiver))) return 'invalid_quote'
 
-  return db.transaction().execute(async (trx) => {
+  const id = randomUUID()
+  // Core banking, when on for the asset, approves before anything is reserved, outside the
+  // transaction; a decline is answered as insufficient funds.
+  const decision = await approveOutgoing(deps, {
+    id,
+    walletAddress: wa,
+    receiver: quote.receiver,
+    debitAmount: quote.debit_amount,
+    feeAmount: quote.fee_amount,
+    receiveAmount: quote.receive_amount,
+    receiveAsset: { code: quote.receive_asset_code, scale: quote.receive_asset_scale },
+    ...(input.metadata !== undefined && { metadata: input.metadata }),
+  })
+  if (decision?.kind === 'declined') return 'insufficient_balance'
+  if (decision?.kind === 'unavailable') return 'core_banking_unavailable'
+
+  const reserve = async (
+    trx: Db,
+  ): Promise<{ payment: OutgoingPayment; spent: Spent } | CreateError> => {
     // An upsert that always writes, so it holds the grant's row lock until commit.
     await trx
       .insertInto('outgoing_payment_grants')
@@ -101,7 +123,6 @@ export async function createOutgoingPayment(
     const spent = await checkLimits(trx, input.grantId, input.limits, payment, new Date())
     if (spent === 'unauthorized') return 'unauthorized'
 
-    const id = randomUUID()
     const reserved = await createTransfer(trx, {
       id: reservationId(id),
       debitAccountId: wa.ledgerAccountId,
@@ -134,9 +155,22 @@ export async function createOutgoingPayment(
       })
       .returningAll()
       .executeTakeFirstOrThrow()
+    if (decision) await recordApproval(trx, id, wa.assetId)
     await recordPaymentEvent(trx, row, { type: 'outgoing_payment.created' })
     await afterWalletDebit(trx, wa, quote.debit_amount)
     return { payment: toOutgoingPayment(row), spent }
+  }
+  return db.transaction().execute(async (trx) => {
+    const created = await reserve(trx)
+    // Refused after core banking approved: it is told to release, with the refusal.
+    if (typeof created === 'string' && decision)
+      await queueUnusedApproval(trx, {
+        id,
+        assetId: wa.assetId,
+        debitAmount: quote.debit_amount,
+        refusal: created,
+      })
+    return created
   })
 }
 

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Deps } from '../deps.ts'
 import { failureClass } from '../metrics/metrics.ts'
 import { recordPaymentEvent } from './events.ts'
+import { decideLocalCredit, knownLocalDecision } from './local-decision.ts'
 import { settleRemotely } from './remote.ts'
 import { fail, ReservationLost, settleLocally } from './settlement.ts'
 
@@ -89,10 +90,15 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
           feeAmount: p.fee_amount,
           receiveAmount: p.receive_amount,
         }
-        if (p.receiver_incoming_payment_id !== null)
+        if (p.receiver_incoming_payment_id !== null) {
+          const decision = await knownLocalDecision(deps, trx, p.receiver_incoming_payment_id)
+          // Asked outside this transaction, then the payment is claimed again.
+          if (decision === 'ask') return { decide: p.receiver_incoming_payment_id }
+          if (!decision.credit) return fail(trx, p.id, `receiver declined: ${decision.reason}`)
           return settleLocally(trx, due, () => {
             receiverCompleted = true
           })
+        }
         // Paid over the network, outside this transaction: the lease keeps other workers off it
         // meanwhile, and a lease that runs out means the attempt died.
         await trx
@@ -115,6 +121,11 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
           },
         }
       })
+      if (typeof claim === 'object' && claim.decide !== undefined) {
+        const outcome = await decideLocalCredit(deps, claimed!, claim.decide)
+        if (outcome === 'failed') await observeEnd(claimed!)
+        return true
+      }
       const outcome = typeof claim === 'object' ? await settleRemotely(deps, claim.remote) : claim
       if (outcome) logger.debug({ payment: claimed, outcome }, 'outgoing payment settled')
       if (receiverCompleted) metrics.incomingCompleted.inc()

@@ -7,6 +7,8 @@ export interface Received {
   webhookId: string
   timestamp: string
   signature: string
+  /** The `Idempotency-Key` header, when sent (core-banking callouts). */
+  idempotencyKey?: string
   body: string
   /** The verified payload (`standardwebhooks` verify), or undefined when the signature failed. */
   payload: any
@@ -82,6 +84,9 @@ export async function startReceiver(answer: Receiver['answer'] = () => 200): Pro
         webhookId: headers['webhook-id'],
         timestamp: headers['webhook-timestamp'],
         signature: headers['webhook-signature'],
+        ...(req.headers['idempotency-key'] !== undefined && {
+          idempotencyKey: String(req.headers['idempotency-key']),
+        }),
         body,
         payload,
         attempt,
