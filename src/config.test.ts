@@ -100,6 +100,10 @@ test('a bad value stops start-up with one line naming the variable', () => {
     [{ IDP_URL: 'not a url' }, 'IDP_URL'],
     [{ ILP_ADDRESS: 'nope' }, 'ILP_ADDRESS'],
     [{ STREAM_SECRET: 'dG9vIHNob3J0' }, 'STREAM_SECRET'],
+    [{ CORE_BANKING_URL: 'ftp://core.example' }, 'CORE_BANKING_URL'],
+    [{ CORE_BANKING_URL: 'https://core.example' }, 'CORE_BANKING_SECRET'],
+    [{ CORE_BANKING_SECRET: 'whsec_dG9vIHNob3J0' }, 'CORE_BANKING_SECRET'],
+    [{ CORE_BANKING_TIMEOUT_MS: '60000' }, 'CORE_BANKING_LEASE_SECONDS'],
   ]
   for (const [env, name] of bad) {
     assert.throws(
