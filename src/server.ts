@@ -6,6 +6,7 @@ import { interactionRoutes } from './auth/interaction-routes.ts'
 import { authPages } from './auth/pages.ts'
 import { gnapRoutes } from './auth/routes.ts'
 import type { Config, Role } from './config.ts'
+import { createOutageMonitor } from './db/outage.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
@@ -73,6 +74,7 @@ export function createDeps(
     }),
     remoteReceivers: undefined as never,
     outbound,
+    outage: createOutageMonitor(base.db, logger),
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {
     cacheTtlMs: config.openPayments.quoteLifespanSeconds * 1000,
@@ -173,6 +175,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       await keyCleanup?.stop()
       await incomingExpiry?.stop()
       await webhooks?.stop()
+      deps.outage.stop()
     },
   }
 }
@@ -193,6 +196,7 @@ async function createOpenPaymentsApp(
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
     errorCode: (err) => String(err.statusCode),
     trustProxy: config.trustProxy,
+    outage: deps.outage,
   })
   observeHttp(app, deps.metrics, 'open-payments')
   allowCors(app)
@@ -209,6 +213,7 @@ async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<Fa
   const app = createApp({
     logger: deps.logger.child({ listener: 'auth' }),
     trustProxy: config.trustProxy,
+    outage: deps.outage,
   })
   observeHttp(app, deps.metrics, 'auth')
   const pages = authPages(config.brand)
