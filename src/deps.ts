@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { CoreBanking } from './core-banking/index.ts'
 import type { Db } from './db/database.ts'
+import type { OutageMonitor } from './db/outage.ts'
 import type { IlpSender } from './ilp/sender.ts'
 import type { Metrics } from './metrics/metrics.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
@@ -35,4 +36,6 @@ export interface Deps {
    * time and size and follow no redirects.
    */
   outbound: { untrusted: Outbound; operator: Outbound }
+  /** Database outages: noted by requests and workers, logged once when they start and end. */
+  outage: OutageMonitor
 }

@@ -8,6 +8,7 @@ import { gnapRoutes } from './auth/routes.ts'
 import type { Config, Role } from './config.ts'
 import { createCoreBanking } from './core-banking/index.ts'
 import { startCoreBankingWorker } from './core-banking/worker.ts'
+import { createOutageMonitor } from './db/outage.ts'
 import type { Deps } from './deps.ts'
 import { createApp } from './http/app.ts'
 import { allowCors } from './http/cors.ts'
@@ -76,6 +77,7 @@ export function createDeps(
     remoteReceivers: undefined as never,
     outbound,
     coreBanking: createCoreBanking(base.db, config),
+    outage: createOutageMonitor(base.db, logger),
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {
     cacheTtlMs: config.openPayments.quoteLifespanSeconds * 1000,
@@ -179,6 +181,7 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       await incomingExpiry?.stop()
       await webhooks?.stop()
       await coreBanking?.stop()
+      deps.outage.stop()
     },
   }
 }
@@ -199,6 +202,7 @@ async function createOpenPaymentsApp(
     // Open Payments clients read the HTTP status from `error.code` (Rafiki's convention).
     errorCode: (err) => String(err.statusCode),
     trustProxy: config.trustProxy,
+    outage: deps.outage,
   })
   observeHttp(app, deps.metrics, 'open-payments')
   allowCors(app)
@@ -215,6 +219,7 @@ async function createAuthApp(deps: Deps, identity: IdentityProvider): Promise<Fa
   const app = createApp({
     logger: deps.logger.child({ listener: 'auth' }),
     trustProxy: config.trustProxy,
+    outage: deps.outage,
   })
   observeHttp(app, deps.metrics, 'auth')
   const pages = authPages(config.brand)

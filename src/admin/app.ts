@@ -36,6 +36,7 @@ export function createAdminApp(deps: Deps): FastifyInstance {
   const app = createApp({
     logger: deps.logger.child({ listener: 'admin' }),
     trustProxy: config.trustProxy,
+    outage: deps.outage,
   })
   observeHttp(app, deps.metrics, 'admin')
   const guard = createCredentialGuard(

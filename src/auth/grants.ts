@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely'
 import type { Db } from '../db/database.ts'
 import type { AccessTokensTable, GrantsTable } from '../db/schema.ts'
 import { hashToken, hmac, newToken, safeEqual } from '../lib/secrets.ts'
+import { isUuid } from '../lib/uuid.ts'
 import type { Jwk } from '../wallet-addresses/keys.ts'
 import type { AccessItem } from './access.ts'
 
@@ -87,6 +88,8 @@ export async function findGrant(
   by: { id: string } | { continueId: string } | { interactId: string },
   opts: { forUpdate?: boolean } = {},
 ): Promise<Grant | undefined> {
+  // Ids come from URLs: one that is not a uuid names no grant, and must not reach a uuid column.
+  if (!isUuid(Object.values(by)[0] ?? '')) return undefined
   let q = db.selectFrom('grants').selectAll()
   if ('id' in by) q = q.where('id', '=', by.id)
   else if ('continueId' in by) q = q.where('continue_id', '=', by.continueId)

@@ -45,6 +45,8 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize,
+    // A database that does not answer fails requests with 503 in seconds, not at the request timeout.
+    connectionTimeoutMillis: 5_000,
     options: `-c search_path=${opts.schema}`,
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>

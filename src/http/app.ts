@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { Logger } from 'pino'
+import { isDatabaseUnreachable, type OutageMonitor, RETRY_AFTER_SECONDS } from '../db/outage.ts'
 import { HttpError } from '../lib/errors.ts'
+import { guardInput } from './input-guard.ts'
+import { serializeRequest } from './log-redaction.ts'
 import { createValidatorCompiler, describeValidationError } from './validation.ts'
 
 declare module 'fastify' {
@@ -16,6 +19,8 @@ export interface AppOptions {
   /** How an error's `code` is rendered: Open Payments clients expect the status as a string. */
   errorCode?: (err: HttpError) => string
   bodyLimit?: number
+  /** Told of database outages, so that they are logged once (the response is a 503 either way). */
+  outage?: OutageMonitor
   /** Fastify's `trustProxy`: whether `req.ip` comes from `X-Forwarded-For` (TRUST_PROXY). */
   trustProxy?: boolean | string[]
 }
@@ -30,7 +35,8 @@ export interface ErrorBody {
  */
 export function createApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
-    loggerInstance: opts.logger,
+    // Request logs carry a redacted URL: nonces and signed query values are secrets.
+    loggerInstance: opts.logger.child({}, { serializers: { req: serializeRequest } }),
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     bodyLimit: opts.bodyLimit ?? 256 * 1024,
@@ -58,6 +64,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id)
   })
+  guardInput(app)
 
   const send = (reply: FastifyReply, err: HttpError) => {
     const body: ErrorBody = {
@@ -94,11 +101,26 @@ export function createApp(opts: AppOptions): FastifyInstance {
         new HttpError(status, clientErrorCode(status, err), clientErrorMessage(err)),
       )
     }
+    if (isDatabaseUnreachable(err)) {
+      opts.outage?.noted(err)
+      return send(reply, databaseUnavailable())
+    }
     req.log.error({ err }, 'unhandled error')
     return send(reply, new HttpError(500, 'internal_error', 'internal server error'))
   })
 
   return app
+}
+
+/** While the database is unreachable: try again shortly (every listener, in its own envelope). */
+export function databaseUnavailable(): HttpError {
+  return new HttpError(
+    503,
+    'service_unavailable',
+    'temporarily unavailable; try again shortly',
+    undefined,
+    { 'retry-after': String(RETRY_AFTER_SECONDS) },
+  )
 }
 
 function clientErrorCode(status: number, err: FastifyError): string {

@@ -18,7 +18,8 @@ export function startIdempotencyCleanup(
         const deleted = await deleteExpiredKeys(deps.db, new Date())
         if (deleted > 0) deps.logger.debug({ deleted }, 'deleted expired idempotency keys')
       } catch (err) {
-        deps.logger.error({ err }, 'idempotency key cleanup failed; retrying')
+        if (!deps.outage.noted(err))
+          deps.logger.error({ err }, 'idempotency key cleanup failed; retrying')
       }
       await sleep(opts.intervalMs ?? 600_000, undefined, { signal: stopping.signal }).catch(
         () => {},

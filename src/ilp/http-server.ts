@@ -31,6 +31,7 @@ export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstanc
     logger: deps.logger.child({ listener: 'ilp' }),
     bodyLimit: BODY_LIMIT,
     trustProxy: config.trustProxy,
+    outage: deps.outage,
   })
   observeHttp(app, deps.metrics, 'ilp')
   const pipeline = createPipeline(deps, stream)

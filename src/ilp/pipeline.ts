@@ -50,7 +50,9 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
           return await route(prepare, from)
         } catch (err) {
           if (isIlpError(err)) return errorToIlpReject(ownAddress, err)
-          deps.logger.error({ err, peer: from.name }, 'ILP packet failed')
+          // T00 (temporary) either way: the sender may retry; an outage is logged once, not per packet.
+          if (!deps.outage.noted(err))
+            deps.logger.error({ err, peer: from.name }, 'ILP packet failed')
           return errorToIlpReject(ownAddress, new Errors.InternalError('internal error'))
         }
       })

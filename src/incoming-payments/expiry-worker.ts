@@ -16,7 +16,8 @@ export function startIncomingPaymentExpiry(
       try {
         while ((await recordExpiries(deps.db)) > 0 && !stopping.signal.aborted) {}
       } catch (err) {
-        deps.logger.error({ err }, 'recording incoming payment expiries failed; retrying')
+        if (!deps.outage.noted(err))
+          deps.logger.error({ err }, 'recording incoming payment expiries failed; retrying')
       }
       await sleep(opts.intervalMs, undefined, { signal: stopping.signal }).catch(() => {})
     }

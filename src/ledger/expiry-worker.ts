@@ -17,7 +17,7 @@ export function startLedgerExpiry(
         const expired = await expireOverdueTransfers(deps.db, new Date())
         if (expired > 0) deps.logger.warn({ expired }, 'released overdue pending transfers')
       } catch (err) {
-        deps.logger.error({ err }, 'ledger expiry failed; retrying')
+        if (!deps.outage.noted(err)) deps.logger.error({ err }, 'ledger expiry failed; retrying')
       }
       await sleep(opts.intervalMs ?? 10_000, undefined, { signal: stopping.signal }).catch(() => {})
     }

@@ -190,7 +190,7 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
       try {
         if (await processOne()) continue
       } catch (err) {
-        logger.error({ err }, 'payment worker failed; retrying')
+        if (!deps.outage.noted(err)) logger.error({ err }, 'payment worker failed; retrying')
       }
       await sleep(pollMs, undefined, { signal: wake.signal }).catch(() => {})
       wake = new AbortController()

@@ -5,9 +5,7 @@ import { badRequest } from '../lib/errors.ts'
 import { findActiveByUrl, type WalletAddress } from '../wallet-addresses/service.ts'
 import type { AccessNeed } from './authorize.ts'
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-export const isUuid = (id: string) => UUID.test(id)
+export { isUuid } from '../lib/uuid.ts'
 
 /**
  * Remembers the resource a route's `access` function loaded (to learn its owner), so the handler

@@ -75,7 +75,8 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
       }
       if (deleted > 0) logger.info({ deleted }, 'deleted webhook events past their retention')
     } catch (err) {
-      logger.error({ err }, 'deleting old webhook events failed; trying again later')
+      if (!deps.outage.noted(err))
+        logger.error({ err }, 'deleting old webhook events failed; trying again later')
     }
   }
 
@@ -124,7 +125,8 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
       })
     } catch (err) {
       // The lease runs out and the delivery is attempted again, with the same webhook-id.
-      logger.error({ err, delivery: claim.id }, 'could not record a webhook attempt')
+      if (!deps.outage.noted(err))
+        logger.error({ err, delivery: claim.id }, 'could not record a webhook attempt')
     }
   }
 
@@ -153,7 +155,8 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
           }
           claimed = batch.length
         } catch (err) {
-          logger.error({ err }, 'webhook worker failed to claim; retrying')
+          if (!deps.outage.noted(err))
+            logger.error({ err }, 'webhook worker failed to claim; retrying')
         }
       }
       if (claimed > 0 && claimed === free) continue

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pino } from 'pino'
+import { type Logger, pino } from 'pino'
 import type { IdentityProvider } from '../../src/auth/identity.ts'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { freePort } from '../../src/lib/free-port.ts'
@@ -41,7 +41,7 @@ export { freePort }
 /** The whole server on loopback ports, on a fresh PostgreSQL schema. */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { identity?: IdentityProvider } = {},
+  opts: { identity?: IdentityProvider; logger?: Logger } = {},
 ): Promise<TestServer> {
   const database = await createTestDatabase()
   const [op, auth] = [await freePort(), await freePort()]
@@ -63,7 +63,7 @@ export async function startTestServer(
     ADMIN_API_KEY: adminKey,
     ...env,
   })
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
+  const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
   const server = await createServer(
     createDeps({ config, db: database.db, poolStats: database.poolStats, logger }),
     opts,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { logoSource, textOn } from '../../branding/brand.ts'
+import { isDatabaseUnreachable, RETRY_AFTER_SECONDS } from '../../db/outage.ts'
 import type { Deps } from '../../deps.ts'
 import { pageHeaders, securePages } from '../../http/page-security.ts'
 import { HttpError } from '../../lib/errors.ts'
@@ -132,6 +133,16 @@ export function consoleRoutes(app: FastifyInstance, deps: Deps, guard: Credentia
         const status = err.statusCode ?? 500
         if (status < 500)
           return message(reply, status, 'Not possible', 'The request was not valid.')
+        if (isDatabaseUnreachable(err)) {
+          deps.outage.noted(err)
+          reply.header('retry-after', String(RETRY_AFTER_SECONDS))
+          return message(
+            reply,
+            503,
+            'Unavailable',
+            'The service is unavailable. Try again shortly.',
+          )
+        }
         req.log.error({ err }, 'unhandled error')
         return message(reply, 500, 'Something went wrong', `Try again. Request id ${req.id}.`)
       })
