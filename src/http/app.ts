@@ -113,7 +113,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
 }
 
 /** While the database is unreachable: try again shortly (every listener, in its own envelope). */
-export function databaseUnavailable(): HttpError {
+function databaseUnavailable(): HttpError {
   return new HttpError(
     503,
     'service_unavailable',
