@@ -122,14 +122,16 @@ export function startCoreBankingWorker(deps: Deps): { kick(): void; stop(): Prom
         claimed = batch.length
         await Promise.all(
           batch.map((c) =>
-            send(c).catch((err) =>
+            send(c).catch((err) => {
               // The lease runs out and the callout is sent again, with the same id.
-              logger.error({ err, callout: c.id }, 'could not record a core-banking callout'),
-            ),
+              if (!deps.outage.noted(err))
+                logger.error({ err, callout: c.id }, 'could not record a core-banking callout')
+            }),
           ),
         )
       } catch (err) {
-        logger.error({ err }, 'core-banking worker failed to claim; retrying')
+        if (!deps.outage.noted(err))
+          logger.error({ err }, 'core-banking worker failed to claim; retrying')
       }
       if (claimed === BATCH) continue
       await sleep(settings.pollMs, undefined, { signal: wake.signal }).catch(() => {})

@@ -42,7 +42,10 @@ export function createApp(opts: AppOptions): FastifyInstance {
     bodyLimit: opts.bodyLimit ?? 256 * 1024,
     connectionTimeout: 30_000,
     requestTimeout: 30_000,
-    keepAliveTimeout: 5_000,
+    // Longer than any client's or proxy's idle timeout (undici 4 s, load balancers 60 s), so the
+    // client always closes an idle connection first: a server closing it first races the client's
+    // next request on it, which then fails with a reset. Idle connections close at once on stop.
+    keepAliveTimeout: 72_000,
     return503OnClosing: true,
     trustProxy: opts.trustProxy ?? false,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 500 },
