@@ -55,8 +55,11 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
           : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
     },
   })
-  // An idle client losing its server connection must not crash the process.
+  // A client losing its server connection must not crash the process: the pool reports idle ones,
+  // and a checked-out one (between a transaction's statements) reports to a listener of its own.
+  // Either way its next query fails as unreachable, and the pool discards it on release.
   pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
   await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`)
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
   return {
