@@ -4,7 +4,8 @@
  * PostgreSQL (DATABASE_URL, default the local server), next to a bare baseline measured in the same
  * run, with the serving process's CPU time per request and its memory. Server and baseline run as
  * child processes; this process generates the load. BENCH_SECONDS sets the time per cell
- * (default 5). docs/performance.md explains each figure.
+ * (default 5); BENCH_ONLY=<part of a name> runs only those rows (and the baseline). docs/performance.md
+ * explains each figure.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -390,7 +391,9 @@ try {
     )
 
   // First, while the servers are idle: this process's own CPU is what is measured.
-  const senderCpu = await measureSenderCpu()
+  // BENCH_ONLY: only the operations whose name contains it (and the baseline), to iterate.
+  const only = process.env.BENCH_ONLY
+  const senderCpu = only ? [] : await measureSenderCpu()
   const rows: {
     name: string
     concurrency: number
@@ -399,7 +402,7 @@ try {
     cpuMs?: number
     settleP50?: number
   }[] = []
-  for (const op of ops) {
+  for (const op of ops.filter((o) => !only || o.pid || o.name.includes(only))) {
     await runLoad({ concurrency: 4, seconds: 1, prepare: op.prepare }) // warm-up
     for (const concurrency of op.concurrency ?? CONCURRENCY) {
       settleTimes = []
@@ -423,7 +426,9 @@ try {
       process.stderr.write(`${op.name} @${concurrency}: ${r.perSecond.toFixed(0)}/s\n`)
     }
   }
-  const crossInstance = await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
+  const crossInstance = only
+    ? []
+    : await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
   const failed = Number(
     (await db.query("SELECT count(*) FROM outgoing_payments WHERE state <> 'completed'")).rows[0]
       .count,
@@ -461,22 +466,24 @@ try {
       `\nServer RSS at the end ${fmt(mem.rssMiB, 0)} MiB, peak ${fmt(mem.peakRssMiB, 0)} MiB; baseline ${fmt(memB.rssMiB, 0)} MiB, peak ${fmt(memB.peakRssMiB, 0)} MiB.`,
     )
   const b1 = baselineAt(1)
-  console.log(
-    `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
-  )
-  console.log(
-    '\nCPU per STREAM packet sent, one process, a fixed delivery in packets of 10 to the server’s STREAM receiver in process (sender and receiver together; the receiver’s share alone beside it):\n',
-  )
-  console.log('| sender | packets | CPU ms per packet | of which receiver | wall s |')
-  console.log('|---|---:|---:|---:|---:|')
-  for (const c of senderCpu) {
+  if (!only) {
     console.log(
-      `| ${c.name} | ${c.packets} | ${fmt(c.cpuMsPerPacket, 3)} | ${fmt(c.receiverMsPerPacket, 3)} | ${fmt(c.wallMs / 1000, 2)} |`,
+      `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
+    )
+    console.log(
+      '\nCPU per STREAM packet sent, one process, a fixed delivery in packets of 10 to the server’s STREAM receiver in process (sender and receiver together; the receiver’s share alone beside it):\n',
+    )
+    console.log('| sender | packets | CPU ms per packet | of which receiver | wall s |')
+    console.log('|---|---:|---:|---:|---:|')
+    for (const c of senderCpu) {
+      console.log(
+        `| ${c.name} | ${c.packets} | ${fmt(c.cpuMsPerPacket, 3)} | ${fmt(c.receiverMsPerPacket, 3)} | ${fmt(c.wallMs / 1000, 2)} |`,
+      )
+    }
+    console.log(
+      `Our sender uses ${fmt(senderCpu[0]!.cpuMsPerPacket / senderCpu[1]!.cpuMsPerPacket, 1)}× less CPU per packet than pay.`,
     )
   }
-  console.log(
-    `Our sender uses ${fmt(senderCpu[0]!.cpuMsPerPacket / senderCpu[1]!.cpuMsPerPacket, 1)}× less CPU per packet than pay.`,
-  )
   console.log(`\nOutgoing payments not completed at the end: ${failed}`)
   if (failed > 0) process.exitCode = 1
 } finally {

@@ -248,6 +248,54 @@ export async function creditIncomingPayment(
   return current && isOpen(current) ? 'exceeds_incoming_amount' : 'not_payable'
 }
 
+/** What a batch of credits needs to know of a payment, read with its row locked. */
+export interface LockedForCredit {
+  id: string
+  /** Not completed, not expired (by the database's clock). */
+  open: boolean
+  /** What it may still receive; null without an incoming amount. */
+  room: bigint | null
+}
+
+/**
+ * Locks the payments' rows (ascending id order) for a batch of credits in the caller's transaction,
+ * as `creditIncomingPayment` locks one: before any ledger account, so that the two never wait on
+ * each other in opposite orders.
+ */
+export async function lockForCredit(trx: Db, ids: string[]): Promise<Map<string, LockedForCredit>> {
+  const rows = await trx
+    .selectFrom('incoming_payments')
+    .select([
+      'id',
+      sql<boolean>`completed_at IS NULL AND expires_at > now()`.as('open'),
+      sql<bigint | null>`incoming_amount - received_amount`.as('room'),
+    ])
+    .where('id', 'in', ids)
+    .orderBy('id')
+    .forUpdate()
+    .execute()
+  return new Map(rows.map((r) => [r.id, { id: r.id, open: r.open, room: r.room }]))
+}
+
+/**
+ * The batch form of `creditIncomingPayment`, on rows locked by `lockForCredit` and amounts that fit
+ * (the caller checked them against `room`): one update per payment carrying its sum, with the same
+ * conditions, so that a sum that no longer fits throws instead of crediting. Returns the ids of
+ * the payments these credits completed.
+ */
+export async function creditIncomingPayments(
+  trx: Db,
+  credits: Map<string, bigint>,
+): Promise<Set<string>> {
+  const completed = new Set<string>()
+  for (const [id, amount] of credits) {
+    const credited = await creditIncomingPayment(trx, id, amount)
+    if (typeof credited === 'string') throw new Error(`incoming payment ${id}: ${credited}`)
+    if (credited.completedAt !== null) completed.add(id)
+  }
+  return completed
+}
+
 /**
  * Records the expiry of up to `limit` payments that expired unpaid, once each: the payments are
  * claimed with `FOR UPDATE SKIP LOCKED` (so several processes share the work) and marked in the

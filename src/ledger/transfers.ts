@@ -80,6 +80,97 @@ export async function createTransfer(
   return { ...toTransfer(inserted), replayed: false }
 }
 
+/**
+ * Posts groups of single-phase transfers at once, inside the caller's transaction: every account
+ * they touch is locked in one statement (ascending id order, as everywhere), each group is checked
+ * in turn against the totals the groups before it left, and is taken whole or refused whole (its
+ * LedgerError in the result, at its index). The taken ones go in with one INSERT, and each account
+ * gets one UPDATE carrying the sum of its deltas: that is what lets many ILP packets share one
+ * transaction on the same hot rows. The caller has ruled out replays under its own lock; an id that
+ * exists all the same throws, so that the caller can fall back to one-by-one.
+ */
+export async function postTransferGroups(
+  trx: Db,
+  groups: TransferInput[][],
+): Promise<(true | LedgerError)[]> {
+  const all = groups.flat()
+  if (all.some((t) => t.pendingUntil !== undefined)) throw new Error('groups are single-phase')
+  const accounts = await lockAccounts(trx, [
+    ...new Set(all.flatMap((t) => [t.debitAccountId, t.creditAccountId])),
+  ])
+  const taken: { input: TransferInput; assetId: string }[] = []
+  const results = groups.map((group) => {
+    // Tentative copies: a group refused halfway leaves the running totals as they were.
+    const after = new Map<string, Account>()
+    const current = (id: string) => after.get(id) ?? accounts.get(id)
+    for (const input of group) {
+      if (input.amount <= 0n || input.amount > UINT64_MAX) {
+        return new LedgerError('invalid_amount', 'amount must be between 1 and 2^64-1')
+      }
+      if (input.debitAccountId === input.creditAccountId) {
+        return new LedgerError('same_account', 'debit and credit account must differ')
+      }
+      const debit = current(input.debitAccountId)
+      const credit = current(input.creditAccountId)
+      const refusal = refuse(input, debit, credit)
+      if (refusal) return refusal
+      after.set(debit!.id, { ...debit!, debitsPosted: debit!.debitsPosted + input.amount })
+      const creditNow = after.get(credit!.id) ?? credit!
+      after.set(credit!.id, { ...creditNow, creditsPosted: creditNow.creditsPosted + input.amount })
+    }
+    for (const [id, account] of after) accounts.set(id, account)
+    for (const input of group)
+      taken.push({ input, assetId: accounts.get(input.debitAccountId)!.assetId })
+    return true as const
+  })
+  if (taken.length === 0) return results
+  const inserted = await trx
+    .insertInto('ledger_transfers')
+    .values(
+      taken.map(({ input, assetId }) => ({
+        id: input.id,
+        debit_account_id: input.debitAccountId,
+        credit_account_id: input.creditAccountId,
+        asset_id: assetId,
+        amount: input.amount,
+        two_phase: false,
+        state: 'posted' as const,
+        posted_amount: input.amount,
+        expires_at: null,
+        reference: input.reference ?? null,
+      })),
+    )
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returning('id')
+    .execute()
+  if (inserted.length !== taken.length) throw new Error('a transfer id of the batch exists')
+  const sums = new Map<string, { debits: bigint; credits: bigint }>()
+  for (const { input } of taken) {
+    const d = sums.get(input.debitAccountId) ?? { debits: 0n, credits: 0n }
+    d.debits += input.amount
+    sums.set(input.debitAccountId, d)
+    const c = sums.get(input.creditAccountId) ?? { debits: 0n, credits: 0n }
+    c.credits += input.amount
+    sums.set(input.creditAccountId, c)
+  }
+  await applyDeltas(
+    trx,
+    [...sums].map(([accountId, s]) => ({
+      accountId,
+      debits_posted: s.debits,
+      credits_posted: s.credits,
+    })),
+  )
+  return results
+}
+
+/** Which of these transfer ids exist. */
+export async function existingTransferIds(db: Db, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const rows = await db.selectFrom('ledger_transfers').select('id').where('id', 'in', ids).execute()
+  return new Set(rows.map((r) => r.id))
+}
+
 /** Why these accounts cannot take this transfer now, if they cannot. */
 function refuse(input: TransferInput, debit?: Account, credit?: Account): LedgerError | undefined {
   const { amount } = input
