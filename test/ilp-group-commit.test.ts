@@ -8,7 +8,6 @@ import { bookingId, createBooker, type Packet } from '../src/ilp/receive.ts'
 import { getIncomingPayment } from '../src/incoming-payments/service.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { getPeer } from '../src/peers/service.ts'
-import { getWalletAddress } from '../src/wallet-addresses/service.ts'
 import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
 import { addPeer, peerDebt, sendPacket, streamPrepare, type TestPeer } from './helpers/ilp.ts'
 import {
@@ -122,7 +121,6 @@ test('the same packets through two bookers at once (two processes): each booked 
   const from = (await getPeer(db, { id: testPeer.id }))!
   const ip = await createIncomingPayment(500n)
   const payment = (await getIncomingPayment(db, ip.id.split('/').at(-1)!))!
-  const wallet = (await getWalletAddress(db, { id: payment.walletAddressId }))!
   // 150 packets of 4 (600 for 500): every packet goes to both bookers, and twice to the first.
   const packets: Packet[] = packetsFor(ip, 150, 4n).map((bytes) => {
     const prepare = deserializeIlpPrepare(bytes)
@@ -130,7 +128,6 @@ test('the same packets through two bookers at once (two processes): each booked 
       bookingId: bookingId(prepare, from),
       from,
       payment,
-      wallet,
       sent: 4n,
       received: 4n,
       expiresAt: prepare.expiresAt,

@@ -29,7 +29,7 @@ import {
 import { isLedgerError } from '../ledger/types.ts'
 import { groupCommit } from '../lib/group-commit.ts'
 import type { Peer } from '../peers/service.ts'
-import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
+import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { afterPeerDebit } from '../webhooks/thresholds.ts'
 import { convertPacketAmount } from './convert.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
@@ -73,12 +73,10 @@ export async function receiveLocally(
     }
     return reply
   }
-  const wallet = (await getWalletAddress(deps.db, { id: payment.walletAddressId }))!
   const outcome = await book({
     bookingId: booking,
     from,
     payment,
-    wallet,
     sent,
     received,
     expiresAt: prepare.expiresAt,
@@ -109,7 +107,6 @@ export interface Packet {
   bookingId: string
   from: Peer
   payment: IncomingPayment
-  wallet: WalletAddress
   /** In the peer's asset. */
   sent: bigint
   /** In the incoming payment's asset. */
@@ -150,8 +147,8 @@ export function createBooker(deps: Deps): Booker {
  * with the sum. Every packet's outcome holds once the transaction commits.
  */
 async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
-  const legs = await Promise.all(packets.map((p) => transfersOf(db, p)))
   return db.transaction().execute(async (trx) => {
+    // The receivers' wallets come with the lock: no read per packet before the batch.
     const payments = await lockForCredit(trx, [...new Set(packets.map((p) => p.payment.id))])
     const booked = await existingTransferIds(
       trx,
@@ -176,10 +173,13 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       candidates.push(i)
       return 'booked'
     })
-    const posted = await postTransferGroups(
-      trx,
-      candidates.map((i) => legs[i]!),
+    const legs = await Promise.all(
+      candidates.map((i) => {
+        const p = packets[i]!
+        return transfersOf(trx, p, payments.get(p.payment.id)!.wallet)
+      }),
     )
+    const posted = await postTransferGroups(trx, legs)
     const credits = new Map<string, bigint>()
     // By peer id: each packet carries its own copy of the peer, and the threshold check needs the
     // batch's whole debit of it at once.
@@ -214,15 +214,19 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
 }
 
 /** The packet's transfers: peer to wallet, or through the two assets' settlement accounts. */
-async function transfersOf(db: Db, p: Packet): Promise<TransferInput[]> {
+async function transfersOf(
+  db: Db,
+  p: Packet,
+  wallet: { ledgerAccountId: string; assetId: string },
+): Promise<TransferInput[]> {
   const id = p.bookingId
   const reference = `incoming_payment:${p.payment.id}`
-  return p.from.assetId === p.wallet.assetId
+  return p.from.assetId === wallet.assetId
     ? [
         {
           id,
           debitAccountId: p.from.ledgerAccountId,
-          creditAccountId: p.wallet.ledgerAccountId,
+          creditAccountId: wallet.ledgerAccountId,
           amount: p.sent,
           reference,
         },
@@ -237,8 +241,8 @@ async function transfersOf(db: Db, p: Packet): Promise<TransferInput[]> {
         },
         {
           id: `${id}:in`,
-          debitAccountId: await assetAccountId(db, p.wallet.assetId, 'settlement'),
-          creditAccountId: p.wallet.ledgerAccountId,
+          debitAccountId: await assetAccountId(db, wallet.assetId, 'settlement'),
+          creditAccountId: wallet.ledgerAccountId,
           amount: p.received,
           reference,
         },
@@ -260,7 +264,8 @@ class Rollback extends Error {
  */
 async function book(db: Db, p: Packet): Promise<BookOutcome> {
   const id = p.bookingId
-  const transfers = await transfersOf(db, p)
+  const wallet = (await getWalletAddress(db, { id: p.payment.walletAddressId }))!
+  const transfers = await transfersOf(db, p, wallet)
   try {
     return await db.transaction().execute(async (trx) => {
       // The credit comes first: it locks the payment's row, as local settlement does, before the

@@ -255,6 +255,8 @@ export interface LockedForCredit {
   open: boolean
   /** What it may still receive; null without an incoming amount. */
   room: bigint | null
+  /** The owner's wallet: where the money goes. */
+  wallet: { ledgerAccountId: string; assetId: string }
 }
 
 /**
@@ -264,17 +266,30 @@ export interface LockedForCredit {
  */
 export async function lockForCredit(trx: Db, ids: string[]): Promise<Map<string, LockedForCredit>> {
   const rows = await trx
-    .selectFrom('incoming_payments')
+    .selectFrom('incoming_payments as p')
+    .innerJoin('wallet_addresses as w', 'w.id', 'p.wallet_address_id')
     .select([
-      'id',
-      sql<boolean>`completed_at IS NULL AND expires_at > now()`.as('open'),
-      sql<bigint | null>`incoming_amount - received_amount`.as('room'),
+      'p.id',
+      sql<boolean>`p.completed_at IS NULL AND p.expires_at > now()`.as('open'),
+      sql<bigint | null>`p.incoming_amount - p.received_amount`.as('room'),
+      'w.ledger_account_id',
+      'w.asset_id',
     ])
-    .where('id', 'in', ids)
-    .orderBy('id')
-    .forUpdate()
+    .where('p.id', 'in', ids)
+    .orderBy('p.id')
+    .forUpdate('p')
     .execute()
-  return new Map(rows.map((r) => [r.id, { id: r.id, open: r.open, room: r.room }]))
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      {
+        id: r.id,
+        open: r.open,
+        room: r.room,
+        wallet: { ledgerAccountId: r.ledger_account_id, assetId: r.asset_id },
+      },
+    ]),
+  )
 }
 
 /**
