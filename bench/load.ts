@@ -11,17 +11,20 @@ export interface LoadResult {
 export async function runLoad(opts: {
   concurrency: number
   seconds: number
-  /** Builds the next request (signing it is the client's cost, not timed) and returns its sender. */
-  prepare: () => Promise<() => Promise<boolean>>
+  /**
+   * Builds the next request (signing it is the client's cost, not timed) and returns its sender;
+   * `caller` (0 … concurrency-1) lets each caller keep to its own sender or grant.
+   */
+  prepare: (caller: number) => Promise<() => Promise<boolean>>
 }): Promise<LoadResult> {
   const latencies: number[] = []
   let errors = 0
   const started = performance.now()
   const deadline = started + opts.seconds * 1000
   await Promise.all(
-    Array.from({ length: opts.concurrency }, async () => {
+    Array.from({ length: opts.concurrency }, async (_, caller) => {
       while (performance.now() < deadline) {
-        const send = await opts.prepare()
+        const send = await opts.prepare(caller)
         const t = performance.now()
         const ok = await send().catch(() => false)
         if (ok) latencies.push(performance.now() - t)

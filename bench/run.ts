@@ -1,8 +1,11 @@
 /**
  * `npm run bench`: throughput and latency of the resource server's creates with signed requests,
- * on PostgreSQL (DATABASE_URL, default the local server), at concurrency 1, 8 and 32, next to a
- * bare baseline measured in the same run. Server and baseline run as child processes; this
- * process generates the load. BENCH_SECONDS sets the time per cell (default 5).
+ * the full local payment flow, outgoing payments under many grants and ILP packets credited, on
+ * PostgreSQL (DATABASE_URL, default the local server), next to a bare baseline measured in the same
+ * run, with the serving process's CPU time per request and its memory. Server and baseline run as
+ * child processes; this process generates the load. BENCH_SECONDS sets the time per cell
+ * (default 5); BENCH_ONLY=<part of a name> runs only those rows (and the baseline). docs/performance.md
+ * explains each figure.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
@@ -13,6 +16,7 @@ import pg from 'pg'
 import { consentOverHttp } from '../demo/consent.ts'
 import { streamPrepare } from '../test/helpers/ilp.ts'
 import { type LoadResult, runLoad } from './load.ts'
+import { processStats } from './proc.ts'
 import { measureSenderCpu } from './sender-cpu.ts'
 
 const root = join(import.meta.dirname, '..')
@@ -85,6 +89,7 @@ const admin = async (method: string, path: string, body?: unknown, port = ports.
   return res.json() as Promise<Record<string, string>>
 }
 
+const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const { publicKey, privateKey } = generateKeyPairSync('ed25519')
 const keyId = 'bench-key'
 
@@ -128,6 +133,29 @@ async function addBenchApp(
   })
 }
 
+/** An interactive outgoing-payment grant on `walletUrl`: request, consent, continuation; its token. */
+async function interactiveGrant(walletUrl: string): Promise<string> {
+  const pending = await grant(
+    [{ type: 'outgoing-payment', actions: ['create'], identifier: walletUrl }],
+    {
+      start: ['redirect'],
+      finish: { method: 'redirect', uri: 'http://127.0.0.1:9/cb', nonce: 'n' },
+    },
+  )
+  const finish = await consentOverHttp({
+    redirect: pending.interact.redirect,
+    walletAddress: walletUrl,
+    password,
+    decision: 'accept',
+  })
+  const cont = await signed(pending.continue.uri, 'POST', pending.continue.access_token.value, {
+    interact_ref: finish.searchParams.get('interact_ref'),
+  })
+  const json = (await cont.json()) as Record<string, any>
+  if (!cont.ok) throw new Error(`continuation: ${cont.status} ${JSON.stringify(json)}`)
+  return json.access_token.value as string
+}
+
 async function grant(
   access: unknown[],
   interact?: unknown,
@@ -165,26 +193,47 @@ try {
     await grant([{ type: 'incoming-payment', actions: ['create'], identifier: bob.url }])
   ).access_token.value
   const quoteToken = (await grant([{ type: 'quote', actions: ['create'] }])).access_token.value
-  const pending = await grant(
-    [{ type: 'outgoing-payment', actions: ['create'], identifier: alice.url }],
-    {
-      start: ['redirect'],
-      finish: { method: 'redirect', uri: 'http://127.0.0.1:9/cb', nonce: 'n' },
-    },
+  const opToken = await interactiveGrant(alice.url!)
+  const createIp = async (walletAddress: string, incomingAmount?: string, token = ipToken) => {
+    const res = await signed(`${OP}/incoming-payments`, 'POST', token, {
+      walletAddress,
+      ...(incomingAmount && { incomingAmount: usd(incomingAmount) }),
+    })
+    if (res.status !== 201) throw new Error(`incoming payment: ${res.status} ${await res.text()}`)
+    return (await res.json()) as {
+      id: string
+      methods: { ilpAddress: string; sharedSecret: string }[]
+    }
+  }
+  const receiver = await createIp(bob.url!)
+
+  // 32 senders, each under its own grant, paying its own receiver: payments that share no row of
+  // their own, so what still serialises them is the server's.
+  const anyIpToken = (await grant([{ type: 'incoming-payment', actions: ['create'] }])).access_token
+    .value as string
+  const pairs = await Promise.all(
+    Array.from({ length: 32 }, async (_, i) => {
+      const sender = await admin('POST', '/wallet-addresses', {
+        path: `/sender-${i}`,
+        assetCode: 'USD',
+        assetScale: 2,
+      })
+      const to = await admin('POST', '/wallet-addresses', {
+        path: `/receiver-${i}`,
+        assetCode: 'USD',
+        assetScale: 2,
+      })
+      await admin('POST', `/wallet-addresses/${sender.id}/deposits`, {
+        id: `bench-${i}`,
+        amount: '1000000000000',
+      })
+      return {
+        sender: sender.url!,
+        token: await interactiveGrant(sender.url!),
+        incomingPayment: (await createIp(to.url!, undefined, anyIpToken)).id,
+      }
+    }),
   )
-  const finish = await consentOverHttp({
-    redirect: pending.interact.redirect,
-    walletAddress: alice.url!,
-    password,
-    decision: 'accept',
-  })
-  const cont = await signed(pending.continue.uri, 'POST', pending.continue.access_token.value, {
-    interact_ref: finish.searchParams.get('interact_ref'),
-  })
-  const opToken = ((await cont.json()) as Record<string, any>).access_token.value as string
-  const receiver = (await (
-    await signed(`${OP}/incoming-payments`, 'POST', ipToken, { walletAddress: bob.url })
-  ).json()) as { id: string }
 
   // ILP: a peer that sends us packets, and the credentials of an incoming payment on Bob.
   const peerToken = randomBytes(24).toString('base64url')
@@ -198,22 +247,79 @@ try {
     incomingTokens: [peerToken],
     creditLimit: '1000000000000',
   })
-  const ilpTarget = (
-    (await (
-      await signed(`${OP}/incoming-payments`, 'POST', ipToken, { walletAddress: bob.url })
-    ).json()) as {
-      methods: { ilpAddress: string; sharedSecret: string }[]
+  const ilpTarget = (await createIp(bob.url!)).methods[0]!
+  const ilpTargets = await Promise.all(
+    Array.from({ length: 100 }, async () => (await createIp(bob.url!)).methods[0]!),
+  )
+  let nextTarget = 0
+  const sendPacket = (target: { ilpAddress: string; sharedSecret: string }) => {
+    const body = streamPrepare({ ...target, amount: 1n })
+    return async () => {
+      const res = await fetch(`http://127.0.0.1:${ports.ilp}/ilp`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${peerToken}`,
+          'content-type': 'application/octet-stream',
+        },
+        body,
+      })
+      // 13 is the type byte of an ILP Fulfill.
+      return res.status === 200 && new Uint8Array(await res.arrayBuffer())[0] === 13
     }
-  ).methods[0]!
+  }
 
-  const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
+  const db = new pg.Pool({
+    connectionString: DATABASE_URL,
+    options: `-c search_path=${schema}`,
+    max: 4,
+  })
+  // The full local flow, as a client runs it, timed until the incoming payment is completed (seen
+  // by polling the database every millisecond); the last stretch, from the outgoing payment's
+  // create on, is collected apart.
+  let settleTimes: number[] = []
+  // From the create's 201 to the completion: what settlement adds once the create has answered.
+  let afterCreateTimes: number[] = []
+  const localFlow = async () => {
+    const ip = await createIp(bob.url!, '100')
+    const quote = await signed(`${OP}/quotes`, 'POST', quoteToken, {
+      walletAddress: alice.url,
+      receiver: ip.id,
+      method: 'ilp',
+    })
+    if (quote.status !== 201) return false
+    const token = await interactiveGrant(alice.url!)
+    const t = performance.now()
+    const op = await signed(`${OP}/outgoing-payments`, 'POST', token, {
+      walletAddress: alice.url,
+      quoteId: ((await quote.json()) as { id: string }).id,
+    })
+    if (op.status !== 201) return false
+    const answered = performance.now()
+    const id = ip.id.split('/').at(-1)
+    while (
+      (await db.query('SELECT completed_at FROM incoming_payments WHERE id = $1', [id])).rows[0]
+        .completed_at === null
+    ) {
+      await new Promise((r) => setTimeout(r, 1))
+    }
+    settleTimes.push(performance.now() - t)
+    afterCreateTimes.push(performance.now() - answered)
+    return true
+  }
   const created = (prepared: Promise<() => Promise<Response>>) => async () => {
     const send = await prepared
     return async () => (await send()).status === 201
   }
-  const ops: { name: string; prepare: () => Promise<() => Promise<boolean>> }[] = [
+  const ops: {
+    name: string
+    prepare: (caller: number) => Promise<() => Promise<boolean>>
+    concurrency?: number[]
+    /** The process that serves it, whose CPU time is counted. */
+    pid?: number
+  }[] = [
     {
       name: 'baseline: bare INSERT route',
+      pid: baseline.pid,
       prepare: async () => async () =>
         (
           await fetch(`http://127.0.0.1:${ports.baseline}/baseline`, {
@@ -254,27 +360,34 @@ try {
         )(),
     },
     {
-      name: 'ILP packet received and credited (full pipeline)',
-      prepare: async () => {
-        const body = streamPrepare({ ...ilpTarget, amount: 1n })
-        return async () => {
-          const res = await fetch(`http://127.0.0.1:${ports.ilp}/ilp`, {
-            method: 'POST',
-            headers: {
-              authorization: `Bearer ${peerToken}`,
-              'content-type': 'application/octet-stream',
-            },
-            body,
-          })
-          // 13 is the type byte of an ILP Fulfill.
-          return res.status === 200 && new Uint8Array(await res.arrayBuffer())[0] === 13
-        }
+      name: 'create outgoing payment (local, completed), 32 senders under 32 grants',
+      concurrency: [32],
+      prepare: (caller) => {
+        const pair = pairs[caller % pairs.length]!
+        return created(
+          prepareSigned(`${OP}/outgoing-payments`, 'POST', pair.token, {
+            walletAddress: pair.sender,
+            incomingPayment: pair.incomingPayment,
+            debitAmount: usd('100'),
+          }),
+        )()
       },
     },
+    {
+      name: 'full local flow (IP, quote, interactive grant, consent, continuation, OP, until IP completed)',
+      concurrency: [1, 4],
+      prepare: async () => localFlow,
+    },
+    {
+      name: 'ILP packet received and credited into one incoming payment (full pipeline)',
+      prepare: async () => sendPacket(ilpTarget),
+    },
+    {
+      name: 'ILP packet credited, spread over 100 incoming payments',
+      concurrency: [8, 32],
+      prepare: async () => sendPacket(ilpTargets[nextTarget++ % ilpTargets.length]!),
+    },
   ]
-
-  const db = new pg.Client({ connectionString: DATABASE_URL, options: `-c search_path=${schema}` })
-  await db.connect()
   const sending = async () =>
     Number(
       (await db.query("SELECT count(*) FROM outgoing_payments WHERE state = 'sending'")).rows[0]
@@ -282,11 +395,24 @@ try {
     )
 
   // First, while the servers are idle: this process's own CPU is what is measured.
-  const senderCpu = await measureSenderCpu()
-  const rows: { name: string; concurrency: number; r: LoadResult; drainSeconds?: number }[] = []
-  for (const op of ops) {
+  // BENCH_ONLY: only the operations whose name contains it (and the baseline), to iterate.
+  const only = process.env.BENCH_ONLY
+  const senderCpu = only ? [] : await measureSenderCpu()
+  const rows: {
+    name: string
+    concurrency: number
+    r: LoadResult
+    drainSeconds?: number
+    cpuMs?: number
+    settle?: { p50: number; afterAnswer: number }
+  }[] = []
+  for (const op of ops.filter((o) => !only || o.pid || o.name.includes(only))) {
     await runLoad({ concurrency: 4, seconds: 1, prepare: op.prepare }) // warm-up
-    for (const concurrency of CONCURRENCY) {
+    for (const concurrency of op.concurrency ?? CONCURRENCY) {
+      settleTimes = []
+      afterCreateTimes = []
+      const pid = op.pid ?? server.pid!
+      const cpuBefore = processStats(pid)?.cpuSeconds
       const r = await runLoad({ concurrency, seconds: SECONDS, prepare: op.prepare })
       let drainSeconds: number | undefined
       if (op.name.startsWith('create outgoing')) {
@@ -294,11 +420,24 @@ try {
         while ((await sending()) > 0) await new Promise((res) => setTimeout(res, 20))
         drainSeconds = (performance.now() - t) / 1000
       }
-      rows.push({ name: op.name, concurrency, r, drainSeconds })
+      const cpuAfter = processStats(pid)?.cpuSeconds
+      const cpuMs =
+        cpuBefore === undefined || cpuAfter === undefined
+          ? undefined
+          : ((cpuAfter - cpuBefore) * 1000) / r.requests
+      settleTimes.sort((x, y) => x - y)
+      afterCreateTimes.sort((x, y) => x - y)
+      const settle =
+        settleTimes.length > 0
+          ? { p50: percentile(settleTimes, 0.5), afterAnswer: percentile(afterCreateTimes, 0.5) }
+          : undefined
+      rows.push({ name: op.name, concurrency, r, drainSeconds, cpuMs, settle })
       process.stderr.write(`${op.name} @${concurrency}: ${r.perSecond.toFixed(0)}/s\n`)
     }
   }
-  const crossInstance = await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
+  const crossInstance = only
+    ? []
+    : await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
   const failed = Number(
     (await db.query("SELECT count(*) FROM outgoing_payments WHERE state <> 'completed'")).rows[0]
       .count,
@@ -312,36 +451,49 @@ try {
     `\nMachine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${SECONDS} s per cell; server and baseline each one process, load generated by a third.\n`,
   )
   console.log(
-    '| operation | concurrency | req/s | p50 ms | p99 ms | req/s vs baseline | p50 vs baseline | errors |',
+    '| operation | concurrency | req/s | p50 ms | p99 ms | req/s vs baseline | p50 vs baseline | server CPU ms/req | errors |',
   )
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
-  for (const { name, concurrency, r, drainSeconds } of rows) {
-    const b = baselineAt(concurrency)
-    const note =
-      drainSeconds === undefined
-        ? ''
-        : ` (all settled ${fmt(drainSeconds, 2)} s after the last create)`
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  for (const { name, concurrency, r, drainSeconds, cpuMs, settle } of rows) {
+    // The baseline runs at 1, 8 and 32; a row at another concurrency is set next to the nearest.
+    const b = baselineAt(
+      CONCURRENCY.reduce((x, y) => (Math.abs(y - concurrency) < Math.abs(x - concurrency) ? y : x)),
+    )
+    const notes = [
+      drainSeconds !== undefined && `all settled ${fmt(drainSeconds, 2)} s after the last create`,
+      settle !== undefined &&
+        `OP create → IP completed p50 ${fmt(settle.p50, 2)} ms, of which after the create's answer ${fmt(settle.afterAnswer, 2)} ms`,
+    ].filter(Boolean)
+    const note = notes.length > 0 ? ` (${notes.join('; ')})` : ''
     console.log(
-      `| ${name}${note} | ${concurrency} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.perSecond / b.perSecond, 2)}× | ${fmt(r.p50 / b.p50, 2)}× | ${r.errors} |`,
+      `| ${name}${note} | ${concurrency} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.perSecond / b.perSecond, 2)}× | ${fmt(r.p50 / b.p50, 2)}× | ${cpuMs === undefined ? '–' : fmt(cpuMs, 2)} | ${r.errors} |`,
     )
   }
+  const mem = processStats(server.pid!)
+  const memB = processStats(baseline.pid!)
+  if (mem && memB)
+    console.log(
+      `\nServer RSS at the end ${fmt(mem.rssMiB, 0)} MiB, peak ${fmt(mem.peakRssMiB, 0)} MiB; baseline ${fmt(memB.rssMiB, 0)} MiB, peak ${fmt(memB.peakRssMiB, 0)} MiB.`,
+    )
   const b1 = baselineAt(1)
-  console.log(
-    `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
-  )
-  console.log(
-    '\nCPU per STREAM packet sent, one process, a fixed delivery in packets of 10 to the server’s STREAM receiver in process (sender and receiver together; the receiver’s share alone beside it):\n',
-  )
-  console.log('| sender | packets | CPU ms per packet | of which receiver | wall s |')
-  console.log('|---|---:|---:|---:|---:|')
-  for (const c of senderCpu) {
+  if (!only) {
     console.log(
-      `| ${c.name} | ${c.packets} | ${fmt(c.cpuMsPerPacket, 3)} | ${fmt(c.receiverMsPerPacket, 3)} | ${fmt(c.wallMs / 1000, 2)} |`,
+      `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
+    )
+    console.log(
+      '\nCPU per STREAM packet sent, one process, a fixed delivery in packets of 10 to the server’s STREAM receiver in process (sender and receiver together; the receiver’s share alone beside it):\n',
+    )
+    console.log('| sender | packets | CPU ms per packet | of which receiver | wall s |')
+    console.log('|---|---:|---:|---:|---:|')
+    for (const c of senderCpu) {
+      console.log(
+        `| ${c.name} | ${c.packets} | ${fmt(c.cpuMsPerPacket, 3)} | ${fmt(c.receiverMsPerPacket, 3)} | ${fmt(c.wallMs / 1000, 2)} |`,
+      )
+    }
+    console.log(
+      `Our sender uses ${fmt(senderCpu[0]!.cpuMsPerPacket / senderCpu[1]!.cpuMsPerPacket, 1)}× less CPU per packet than pay.`,
     )
   }
-  console.log(
-    `Our sender uses ${fmt(senderCpu[0]!.cpuMsPerPacket / senderCpu[1]!.cpuMsPerPacket, 1)}× less CPU per packet than pay.`,
-  )
   console.log(`\nOutgoing payments not completed at the end: ${failed}`)
   if (failed > 0) process.exitCode = 1
 } finally {

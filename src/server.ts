@@ -123,7 +123,11 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   let incomingExpiry: { stop(): Promise<void> } | undefined
   let coreBanking: { stop(): Promise<void> } | undefined
   // Routes kick the worker after a create; before `start` (or without the role) nothing listens.
-  const kick: PaymentWorker = { kick: () => worker?.kick(), stop: async () => {} }
+  const kick: PaymentWorker = {
+    kick: () => worker?.kick(),
+    settle: (id) => worker?.settle(id),
+    stop: async () => {},
+  }
   if (enabled.has('open-payments')) {
     listeners.push({
       role: 'open-payments',

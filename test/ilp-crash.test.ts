@@ -90,7 +90,7 @@ async function otherImplementationProxy(): Promise<{ url: string; repeats: () =>
 
 const books = async (q: (sql: string) => Promise<any[]>) => {
   const rows = await q(
-    'SELECT asset_id, sum(debits_posted) = sum(credits_posted) AND sum(debits_pending) = sum(credits_pending) AS ok FROM ledger_accounts GROUP BY asset_id',
+    'SELECT asset_id, sum(debits_posted) = sum(credits_posted) AND sum(debits_pending) = sum(credits_pending) AS ok FROM ledger_account_totals GROUP BY asset_id',
   )
   return rows.every((r) => r.ok)
 }

@@ -26,6 +26,15 @@ export interface LedgerAccountsTable {
   created_at: CreatedAt
 }
 
+export interface LedgerAccountDeltasTable {
+  seq: ColumnType<bigint, never, never>
+  account_id: string
+  debits_posted: bigint
+  credits_posted: bigint
+  debits_pending: bigint
+  credits_pending: bigint
+}
+
 export type TransferState = 'pending' | 'posted' | 'voided' | 'expired'
 
 export interface LedgerTransfersTable {
@@ -340,6 +349,9 @@ export interface SchemaMigrationsTable {
 export interface DB {
   assets: AssetsTable
   ledger_accounts: LedgerAccountsTable
+  /** A view: each account with its limit-free deltas not yet folded (migration 0090). */
+  ledger_account_totals: LedgerAccountsTable
+  ledger_account_deltas: LedgerAccountDeltasTable
   ledger_transfers: LedgerTransfersTable
   wallet_addresses: WalletAddressesTable
   wallet_address_keys: WalletAddressKeysTable

@@ -248,6 +248,69 @@ export async function creditIncomingPayment(
   return current && isOpen(current) ? 'exceeds_incoming_amount' : 'not_payable'
 }
 
+/** What a batch of credits needs to know of a payment, read with its row locked. */
+export interface LockedForCredit {
+  id: string
+  /** Not completed, not expired (by the database's clock). */
+  open: boolean
+  /** What it may still receive; null without an incoming amount. */
+  room: bigint | null
+  /** The owner's wallet: where the money goes. */
+  wallet: { ledgerAccountId: string; assetId: string }
+}
+
+/**
+ * Locks the payments' rows (ascending id order) for a batch of credits in the caller's transaction,
+ * as `creditIncomingPayment` locks one: before any ledger account, so that the two never wait on
+ * each other in opposite orders.
+ */
+export async function lockForCredit(trx: Db, ids: string[]): Promise<Map<string, LockedForCredit>> {
+  const rows = await trx
+    .selectFrom('incoming_payments as p')
+    .innerJoin('wallet_addresses as w', 'w.id', 'p.wallet_address_id')
+    .select([
+      'p.id',
+      sql<boolean>`p.completed_at IS NULL AND p.expires_at > now()`.as('open'),
+      sql<bigint | null>`p.incoming_amount - p.received_amount`.as('room'),
+      'w.ledger_account_id',
+      'w.asset_id',
+    ])
+    .where('p.id', 'in', ids)
+    .orderBy('p.id')
+    .forUpdate('p')
+    .execute()
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      {
+        id: r.id,
+        open: r.open,
+        room: r.room,
+        wallet: { ledgerAccountId: r.ledger_account_id, assetId: r.asset_id },
+      },
+    ]),
+  )
+}
+
+/**
+ * The batch form of `creditIncomingPayment`, on rows locked by `lockForCredit` and amounts that fit
+ * (the caller checked them against `room`): one update per payment carrying its sum, with the same
+ * conditions, so that a sum that no longer fits throws instead of crediting. Returns the ids of
+ * the payments these credits completed.
+ */
+export async function creditIncomingPayments(
+  trx: Db,
+  credits: Map<string, bigint>,
+): Promise<Set<string>> {
+  const completed = new Set<string>()
+  for (const [id, amount] of credits) {
+    const credited = await creditIncomingPayment(trx, id, amount)
+    if (typeof credited === 'string') throw new Error(`incoming payment ${id}: ${credited}`)
+    if (credited.completedAt !== null) completed.add(id)
+  }
+  return completed
+}
+
 /**
  * Records the expiry of up to `limit` payments that expired unpaid, once each: the payments are
  * claimed with `FOR UPDATE SKIP LOCKED` (so several processes share the work) and marked in the

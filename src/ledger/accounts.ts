@@ -12,8 +12,9 @@ const RULES: Record<AccountKind, BalanceRule> = {
   wallet: 'debits_within_credits',
   incoming: 'debits_within_credits',
   // Clearing account for payments in flight: reservations are posted in and paid straight out.
-  outgoing: 'debits_within_credits',
-  fees: 'debits_within_credits',
+  // Limit-free, as fees (limit-free.ts): checkBooks verifies that neither is ever overdrawn.
+  outgoing: 'none',
+  fees: 'none',
   // Peer accounts carry credit lines; limits are enforced by the ILP layer.
   peer: 'none',
 }
@@ -38,9 +39,10 @@ export async function createAccount(
   return toAccount(row)
 }
 
+/** Accounts are read with their limit-free deltas not yet folded (limit-free.ts). */
 export async function getAccount(db: Db, id: string): Promise<Account | undefined> {
   const row = await db
-    .selectFrom('ledger_accounts')
+    .selectFrom('ledger_account_totals')
     .selectAll()
     .where('id', '=', id)
     .executeTakeFirst()
@@ -54,7 +56,7 @@ export async function getAssetAccount(
   kind: 'settlement' | 'outgoing' | 'fees',
 ): Promise<Account> {
   const row = await db
-    .selectFrom('ledger_accounts')
+    .selectFrom('ledger_account_totals')
     .selectAll()
     .where('asset_id', '=', assetId)
     .where('kind', '=', kind)
@@ -107,7 +109,7 @@ export async function listAccounts(
   db: Db,
   filter: { assetId?: string; kind?: AccountKind; afterId?: string; limit: number },
 ): Promise<Account[]> {
-  let q = db.selectFrom('ledger_accounts').selectAll().orderBy('id').limit(filter.limit)
+  let q = db.selectFrom('ledger_account_totals').selectAll().orderBy('id').limit(filter.limit)
   if (filter.assetId !== undefined) q = q.where('asset_id', '=', filter.assetId)
   if (filter.kind !== undefined) q = q.where('kind', '=', filter.kind)
   if (filter.afterId !== undefined) q = q.where('id', '>', filter.afterId)

@@ -32,12 +32,12 @@ export function ledgerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
       schema: {
         summary: 'Reconcile the ledger',
         description:
-          'Checks that debits equal credits per asset and that every account’s cached totals equal the sum of its transfers.',
+          'Checks that debits equal credits per asset, that every account’s totals equal the sum of its transfers, and that no clearing or fee account (limit-free, not checked per transfer) is overdrawn.',
         tags: ['ledger'],
         response: {
           200: {
             type: 'object',
-            required: ['balanced', 'assets', 'mismatchedAccounts'],
+            required: ['balanced', 'assets', 'mismatchedAccounts', 'overdrawnAccounts'],
             properties: {
               balanced: { type: 'boolean' },
               assets: {
@@ -61,6 +61,7 @@ export function ledgerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
                 },
               },
               mismatchedAccounts: { type: 'array', items: uuid },
+              overdrawnAccounts: { type: 'array', items: uuid },
             },
           },
         },
@@ -78,6 +79,7 @@ export function ledgerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
           creditsPending: a.creditsPending.toString(),
         })),
         mismatchedAccounts: report.mismatchedAccounts,
+        overdrawnAccounts: report.overdrawnAccounts,
       }
     },
   )

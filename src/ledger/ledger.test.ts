@@ -7,9 +7,16 @@ import { pino } from 'pino'
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
 import { createAsset } from '../assets/service.ts'
 import type { Deps } from '../deps.ts'
-import { available, createAccount, getAccount, getSettlementAccount } from './accounts.ts'
+import {
+  available,
+  createAccount,
+  getAccount,
+  getAssetAccount,
+  getSettlementAccount,
+} from './accounts.ts'
 import { startLedgerExpiry } from './expiry-worker.ts'
 import { checkBooks } from './invariants.ts'
+import { foldDeltas } from './limit-free.ts'
 import { createTransfer, expireOverdueTransfers, postTransfer, voidTransfer } from './transfers.ts'
 import { isLedgerError, type LedgerError } from './types.ts'
 
@@ -343,5 +350,74 @@ describe('properties', () => {
       }),
       { numRuns: 40 },
     )
+  })
+})
+
+describe('limit-free accounts', () => {
+  test('are moved without a lock, appended as deltas, read with them, and folded exactly once', async () => {
+    const clearing = (await getAssetAccount(db(), assetId, 'outgoing')).id
+    const fees = (await getAssetAccount(db(), assetId, 'fees')).id
+    const a = await wallet()
+    assert.ok(!isLedgerError(await transfer(settlementId, a.id, 500n)))
+    // A reservation into the clearing account, posted, then paid on to fees, as a payment does.
+    const reservation = randomUUID()
+    const held = await tx((trx) =>
+      createTransfer(trx, {
+        id: reservation,
+        debitAccountId: a.id,
+        creditAccountId: clearing,
+        amount: 300n,
+        pendingUntil: new Date(Date.now() + 60_000),
+      }),
+    )
+    assert.ok(!isLedgerError(held))
+    // While a transaction holds the clearing account's row, a transfer on it still goes through:
+    // it never waits for that row.
+    await tx(async (holder) => {
+      await sql`SELECT 1 FROM ledger_accounts WHERE id = ${clearing} FOR NO KEY UPDATE`.execute(
+        holder,
+      )
+      assert.ok(!isLedgerError(await tx((trx) => postTransfer(trx, reservation))))
+      assert.ok(!isLedgerError(await transfer(clearing, fees, 300n)))
+    })
+    const deltas = async () =>
+      Number(
+        (
+          await db()
+            .selectFrom('ledger_account_deltas')
+            .select((eb) => eb.fn.countAll<bigint>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      )
+    assert.ok((await deltas()) > 0)
+    const before = await getAccount(db(), fees)
+    assert.equal(before!.creditsPosted, 300n)
+    await assertBooksBalanced()
+
+    // Two folds at once: each delta lands once, and the totals read the same after.
+    const folded = (await Promise.all([foldDeltas(db()), foldDeltas(db())])).reduce((x, y) => x + y)
+    assert.ok(folded > 0)
+    assert.equal(await deltas(), 0)
+    assert.deepEqual(await getAccount(db(), fees), before)
+    const row = await db()
+      .selectFrom('ledger_accounts')
+      .select('credits_posted')
+      .where('id', '=', fees)
+      .executeTakeFirstOrThrow()
+    assert.equal(row.credits_posted, 300n)
+    await assertBooksBalanced()
+  })
+
+  test('an overdrawn clearing account is reported by the books check', async () => {
+    const clearing = (await getAssetAccount(db(), assetId, 'outgoing')).id
+    const a = await wallet()
+    // Nothing stops this at transfer time (limit-free): the reconciliation must see it.
+    assert.ok(!isLedgerError(await transfer(clearing, a.id, 1_000_000n)))
+    const report = await checkBooks(db())
+    assert.deepEqual(report.overdrawnAccounts, [clearing])
+    assert.equal(report.balanced, false)
+    // Put right, so that the other tests' books balance again.
+    assert.ok(!isLedgerError(await transfer(a.id, clearing, 1_000_000n)))
+    assert.deepEqual((await checkBooks(db())).overdrawnAccounts, [])
   })
 })

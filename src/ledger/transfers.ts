@@ -1,8 +1,9 @@
 import { type Selectable, sql } from 'kysely'
 import type { Db } from '../db/database.ts'
-import type { LedgerTransfersTable } from '../db/schema.ts'
+import type { LedgerAccountsTable, LedgerTransfersTable } from '../db/schema.ts'
 import { UINT64_MAX } from '../lib/amount.ts'
 import { toAccount } from './accounts.ts'
+import { isLimitFree, LIMIT_FREE_KINDS } from './limit-free.ts'
 import { type Account, LedgerError, type Transfer } from './types.ts'
 
 export interface TransferInput {
@@ -73,11 +74,103 @@ export async function createTransfer(
     return replay((await findTransfer(trx, input.id))!, input)
   }
   const column = pending ? 'pending' : 'posted'
-  await applyDeltas(trx, [
+  await applyDeltas(trx, accounts, [
     { accountId: debit.id, [`debits_${column}`]: amount },
     { accountId: credit.id, [`credits_${column}`]: amount },
   ])
   return { ...toTransfer(inserted), replayed: false }
+}
+
+/**
+ * Posts groups of single-phase transfers at once, inside the caller's transaction: every account
+ * they touch is locked in one statement (ascending id order, as everywhere), each group is checked
+ * in turn against the totals the groups before it left, and is taken whole or refused whole (its
+ * LedgerError in the result, at its index). The taken ones go in with one INSERT, and each account
+ * gets one UPDATE carrying the sum of its deltas: that is what lets many ILP packets share one
+ * transaction on the same hot rows. The caller has ruled out replays under its own lock; an id that
+ * exists all the same throws, so that the caller can fall back to one-by-one.
+ */
+export async function postTransferGroups(
+  trx: Db,
+  groups: TransferInput[][],
+): Promise<(true | LedgerError)[]> {
+  const all = groups.flat()
+  if (all.some((t) => t.pendingUntil !== undefined)) throw new Error('groups are single-phase')
+  const accounts = await lockAccounts(trx, [
+    ...new Set(all.flatMap((t) => [t.debitAccountId, t.creditAccountId])),
+  ])
+  const taken: { input: TransferInput; assetId: string }[] = []
+  const results = groups.map((group) => {
+    // Tentative copies: a group refused halfway leaves the running totals as they were.
+    const after = new Map<string, Account>()
+    const current = (id: string) => after.get(id) ?? accounts.get(id)
+    for (const input of group) {
+      if (input.amount <= 0n || input.amount > UINT64_MAX) {
+        return new LedgerError('invalid_amount', 'amount must be between 1 and 2^64-1')
+      }
+      if (input.debitAccountId === input.creditAccountId) {
+        return new LedgerError('same_account', 'debit and credit account must differ')
+      }
+      const debit = current(input.debitAccountId)
+      const credit = current(input.creditAccountId)
+      const refusal = refuse(input, debit, credit)
+      if (refusal) return refusal
+      after.set(debit!.id, { ...debit!, debitsPosted: debit!.debitsPosted + input.amount })
+      const creditNow = after.get(credit!.id) ?? credit!
+      after.set(credit!.id, { ...creditNow, creditsPosted: creditNow.creditsPosted + input.amount })
+    }
+    for (const [id, account] of after) accounts.set(id, account)
+    for (const input of group)
+      taken.push({ input, assetId: accounts.get(input.debitAccountId)!.assetId })
+    return true as const
+  })
+  if (taken.length === 0) return results
+  const inserted = await trx
+    .insertInto('ledger_transfers')
+    .values(
+      taken.map(({ input, assetId }) => ({
+        id: input.id,
+        debit_account_id: input.debitAccountId,
+        credit_account_id: input.creditAccountId,
+        asset_id: assetId,
+        amount: input.amount,
+        two_phase: false,
+        state: 'posted' as const,
+        posted_amount: input.amount,
+        expires_at: null,
+        reference: input.reference ?? null,
+      })),
+    )
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returning('id')
+    .execute()
+  if (inserted.length !== taken.length) throw new Error('a transfer id of the batch exists')
+  const sums = new Map<string, { debits: bigint; credits: bigint }>()
+  for (const { input } of taken) {
+    const d = sums.get(input.debitAccountId) ?? { debits: 0n, credits: 0n }
+    d.debits += input.amount
+    sums.set(input.debitAccountId, d)
+    const c = sums.get(input.creditAccountId) ?? { debits: 0n, credits: 0n }
+    c.credits += input.amount
+    sums.set(input.creditAccountId, c)
+  }
+  await applyDeltas(
+    trx,
+    accounts,
+    [...sums].map(([accountId, s]) => ({
+      accountId,
+      debits_posted: s.debits,
+      credits_posted: s.credits,
+    })),
+  )
+  return results
+}
+
+/** Which of these transfer ids exist. */
+export async function existingTransferIds(db: Db, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const rows = await db.selectFrom('ledger_transfers').select('id').where('id', 'in', ids).execute()
+  return new Set(rows.map((r) => r.id))
 }
 
 /** Why these accounts cannot take this transfer now, if they cannot. */
@@ -181,7 +274,7 @@ async function resolve(trx: Db, id: string, r: Resolution): Promise<Transfer | L
       `transfer ${id} expired at ${t.expiresAt!.toISOString()}`,
     )
   }
-  await lockAccounts(trx, [t.debitAccountId, t.creditAccountId])
+  const accounts = await lockAccounts(trx, [t.debitAccountId, t.creditAccountId])
   const updated = await trx
     .updateTable('ledger_transfers')
     .set({
@@ -192,7 +285,7 @@ async function resolve(trx: Db, id: string, r: Resolution): Promise<Transfer | L
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirstOrThrow()
-  await applyDeltas(trx, [
+  await applyDeltas(trx, accounts, [
     { accountId: t.debitAccountId, debits_pending: -t.amount, debits_posted: postAmount },
     { accountId: t.creditAccountId, credits_pending: -t.amount, credits_posted: postAmount },
   ])
@@ -222,15 +315,22 @@ function replay(existing: Transfer, input: TransferInput): CreatedTransfer | Led
       )
 }
 
-/** Locks the rows in ascending id order: every path uses this order, so transfers never deadlock. */
+/**
+ * Locks the rows in ascending id order: every path uses this order, so transfers never deadlock.
+ * Limit-free accounts are read, not locked: they have no rule to check, so their totals (the row's
+ * alone, without the deltas not yet folded) are not used.
+ */
 async function lockAccounts(trx: Db, ids: string[]): Promise<Map<string, Account>> {
-  const rows = await trx
-    .selectFrom('ledger_accounts')
-    .selectAll()
-    .where('id', 'in', ids)
-    .orderBy('id')
-    .forUpdate()
-    .execute()
+  const { rows } = await sql<Selectable<LedgerAccountsTable>>`
+    WITH locked AS (
+      SELECT * FROM ledger_accounts
+       WHERE id IN (${sql.join(ids)}) AND kind NOT IN (${sql.join(LIMIT_FREE_KINDS)})
+       ORDER BY id FOR UPDATE
+    )
+    SELECT * FROM locked
+    UNION ALL
+    SELECT * FROM ledger_accounts
+     WHERE id IN (${sql.join(ids)}) AND kind IN (${sql.join(LIMIT_FREE_KINDS)})`.execute(trx)
   return new Map(rows.map((r) => [r.id, toAccount(r)]))
 }
 
@@ -242,20 +342,40 @@ interface Delta {
   credits_pending?: bigint
 }
 
-/** Adds the deltas to the accounts' totals in one statement (rows already locked by the caller). */
-async function applyDeltas(trx: Db, deltas: Delta[]): Promise<void> {
-  const rows = deltas.map(
-    (d) =>
-      sql`(${d.accountId}::uuid, ${d.debits_posted ?? 0n}::numeric, ${d.credits_posted ?? 0n}::numeric, ${d.debits_pending ?? 0n}::numeric, ${d.credits_pending ?? 0n}::numeric)`,
-  )
-  await sql`
+/**
+ * Adds the deltas to the accounts' totals in one statement: an update of the rows the caller
+ * locked, and for limit-free accounts (`accounts` tells their kind) an append to
+ * `ledger_account_deltas`, which locks nothing that other transfers wait for.
+ */
+async function applyDeltas(
+  trx: Db,
+  accounts: Map<string, Account>,
+  deltas: Delta[],
+): Promise<void> {
+  const values = (ds: Delta[]) =>
+    sql.join(
+      ds.map(
+        (d) =>
+          sql`(${d.accountId}::uuid, ${d.debits_posted ?? 0n}::numeric, ${d.credits_posted ?? 0n}::numeric, ${d.debits_pending ?? 0n}::numeric, ${d.credits_pending ?? 0n}::numeric)`,
+      ),
+    )
+  const free = deltas.filter((d) => isLimitFree(accounts.get(d.accountId)!.kind))
+  const locked = deltas.filter((d) => !isLimitFree(accounts.get(d.accountId)!.kind))
+  const append = sql`
+    INSERT INTO ledger_account_deltas
+      (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
+    VALUES ${values(free)}`
+  const update = sql`
     UPDATE ledger_accounts a
        SET debits_posted = a.debits_posted + v.dp,
            credits_posted = a.credits_posted + v.cp,
            debits_pending = a.debits_pending + v.dpe,
            credits_pending = a.credits_pending + v.cpe
-      FROM (VALUES ${sql.join(rows)}) AS v (id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id`.execute(trx)
+      FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
+     WHERE a.id = v.id`
+  if (free.length === 0) await update.execute(trx)
+  else if (locked.length === 0) await append.execute(trx)
+  else await sql`WITH appended AS (${append}) ${update}`.execute(trx)
 }
 
 export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {

@@ -103,7 +103,7 @@ export async function outgoingPaymentRoutes(
       })
       if (typeof created === 'string') throw CREATE_ERRORS[created]
       deps.metrics.outgoingCreated.inc()
-      worker?.kick()
+      worker?.settle(created.payment.id)
       const debitAsset = { code: wa.assetCode, scale: wa.assetScale }
       return reply.code(201).send({
         ...json(created.payment, wa),

@@ -12,6 +12,12 @@ const MAX_ATTEMPTS = 8
 export interface PaymentWorker {
   /** Look for due payments now (after a create) instead of at the next poll. */
   kick(): void
+  /**
+   * Right after a payment's create committed: a payment to a local incoming payment is settled
+   * now, in this process, beside the worker's loop (so payments of many senders settle in
+   * parallel); any other is left to the loop, kicked.
+   */
+  settle(paymentId: string): void
   stop(): Promise<void>
 }
 
@@ -50,14 +56,14 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
     }
   }
 
-  /** Settles one due payment; false when none is due. */
-  const processOne = async (): Promise<boolean> => {
+  /** Settles one due payment (this one, if local, with `only`); false when none is due. */
+  const processOne = async (only?: string): Promise<boolean> => {
     let claimed: string | undefined
     // Set inside the settling transaction, counted once it committed.
     let receiverCompleted = false
     try {
       const claim = await db.transaction().execute(async (trx) => {
-        const p = await trx
+        let q = trx
           .selectFrom('outgoing_payments as o')
           .innerJoin('quotes as q', 'q.id', 'o.quote_id')
           .select([
@@ -75,6 +81,10 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
           ])
           .where('o.state', '=', 'sending')
           .where('o.next_attempt_at', '<=', new Date())
+        if (only !== undefined)
+          q = q.where('o.id', '=', only).where('q.receiver_incoming_payment_id', 'is not', null)
+        // Skipping a locked row: whoever holds it (the loop, or another process) settles it.
+        const p = await q
           .orderBy('o.next_attempt_at')
           .limit(1)
           .forUpdate('o')
@@ -197,12 +207,29 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
     }
   })()
 
+  // Settlements started by `settle`, awaited by `stop`.
+  const settling = new Set<Promise<void>>()
+
   return {
     kick: () => wake.abort(),
+    settle: (paymentId) => {
+      if (stopped) return
+      const run = processOne(paymentId)
+        .then((settled) => {
+          if (!settled) wake.abort()
+        })
+        .catch((err) => {
+          // Left `sending`: the loop takes it at its next poll.
+          logger.error({ err, payment: paymentId }, 'settling a payment at once failed')
+        })
+        .finally(() => settling.delete(run))
+      settling.add(run)
+    },
     stop: async () => {
       stopped = true
       wake.abort()
       await loop
+      await Promise.all(settling)
     },
   }
 }
