@@ -331,7 +331,7 @@ async function snapshot(): Promise<Record<string, string>> {
   ]
   const counts = await sql<Record<string, string>>`select ${sql.raw(
     tables.map((t) => `(select count(*) from ${t})::text as ${t}`).join(', '),
-  )}, (select coalesce(sum(debits_posted), 0)::text || '/' || coalesce(sum(credits_posted), 0)::text || '/' || coalesce(sum(debits_pending), 0)::text || '/' || coalesce(sum(credits_pending), 0)::text from ledger_accounts) as ledger_totals, (select coalesce(sum(amount), 0)::text from ledger_transfers) as transfer_total, (select count(*)::text from grants where state <> 'pending') as finalized_grants, (select count(*)::text from access_tokens where revoked_at is not null) as revoked_tokens`.execute(
+  )}, (select coalesce(sum(debits_posted), 0)::text || '/' || coalesce(sum(credits_posted), 0)::text || '/' || coalesce(sum(debits_pending), 0)::text || '/' || coalesce(sum(credits_pending), 0)::text from ledger_account_totals) as ledger_totals, (select coalesce(sum(amount), 0)::text from ledger_transfers) as transfer_total, (select count(*)::text from grants where state <> 'pending') as finalized_grants, (select count(*)::text from access_tokens where revoked_at is not null) as revoked_tokens`.execute(
     db,
   )
   return counts.rows[0]!
