@@ -55,6 +55,8 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   })
   // An idle client losing its server connection must not crash the process.
   pool.on('error', () => {})
+  const counts = { statements: 0, transactions: 0 }
+  pool.on('connect', (client) => countRoundTrips(client, counts))
   await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`)
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
   return {
@@ -84,6 +86,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
       total: pool.totalCount,
       idle: pool.idleCount,
       waiting: pool.waitingCount,
+      ...counts,
     }),
     close: () => db.destroy(),
   }
@@ -130,6 +133,33 @@ async function openPGlite(opts: DatabaseOptions): Promise<Database> {
     unlock()
     throw err
   }
+}
+
+/**
+ * Counts what the performance work is judged by: every statement sent is a round trip to the
+ * server, and a transaction is an explicit BEGIN or a statement outside one (autocommit).
+ */
+function countRoundTrips(
+  client: pg.PoolClient,
+  counts: { statements: number; transactions: number },
+): void {
+  let inTransaction = false
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((...args: unknown[]) => {
+    const first = args[0]
+    const text = typeof first === 'string' ? first : (first as { text?: string } | null)?.text
+    const verb = text?.trimStart().slice(0, 8).toLowerCase() ?? ''
+    counts.statements++
+    if (verb.startsWith('begin')) {
+      inTransaction = true
+      counts.transactions++
+    } else if (verb.startsWith('commit') || verb.startsWith('rollback')) {
+      inTransaction = false
+    } else if (!inTransaction) {
+      counts.transactions++
+    }
+    return query(...args)
+  }) as typeof client.query
 }
 
 /**
