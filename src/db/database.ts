@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { PoolStats } from '../metrics/metrics.ts'
@@ -96,6 +95,8 @@ async function openPGlite(opts: DatabaseOptions): Promise<Database> {
   mkdirSync(opts.dataDir, { recursive: true })
   const unlock = lockDataDir(opts.dataDir)
   try {
+    // Loaded only for the embedded engine: production (PostgreSQL) does not pay for its import.
+    const { PGlite } = await import('@electric-sql/pglite')
     const pglite = new PGlite(join(opts.dataDir, 'pgdata'), {
       parsers: Object.fromEntries(BIGINT_OIDS.map((oid) => [oid, toBigInt])),
     })
