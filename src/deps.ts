@@ -10,12 +10,15 @@ import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts
 import type { Outbound } from './outbound/fetch.ts'
 import type { RatesService } from './rates/service.ts'
 import type { ClientDirectory } from './signatures/clients.ts'
+import type { LocalWalletAddresses } from './wallet-addresses/local-cache.ts'
 
 /** What route plugins and workers are given: no container, just these typed handles. */
 export interface Deps {
   config: Config
   db: Db
   logger: Logger
+  /** This server's wallet addresses and their keys, cached briefly (see local-cache.ts). */
+  walletAddresses: LocalWalletAddresses
   /** Client keys and wallet address documents, local or remote, for signature checks. */
   clients: ClientDirectory
   /** Exchange rates for cross-currency quotes. */

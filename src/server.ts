@@ -30,6 +30,7 @@ import { limitByClient, limitByIp, tooManyRequests } from './rate-limit/hooks.ts
 import { createRatesService } from './rates/service.ts'
 import { resourceServerRoutes } from './resource-server/routes.ts'
 import { createClientDirectory } from './signatures/clients.ts'
+import { createLocalWalletAddresses } from './wallet-addresses/local-cache.ts'
 import { walletAddressRoutes } from './wallet-addresses/routes.ts'
 import { queueDepth } from './webhooks/queue.ts'
 import { startWebhookWorker, type WebhookWorker } from './webhooks/worker.ts'
@@ -59,8 +60,10 @@ export function createDeps(
   }
   // One budget for both kinds of lookup a client can cause.
   const budget = createFetchBudget(config.outbound.newUrlsPerMinute)
+  const walletAddresses = createLocalWalletAddresses(base.db)
   const deps: Deps = {
     ...rest,
+    walletAddresses,
     metrics: createMetrics({ pool: poolStats }),
     identity,
     clients: createClientDirectory({
@@ -69,6 +72,7 @@ export function createDeps(
       server: identity,
       outbound: outbound.untrusted,
       budget,
+      local: walletAddresses,
     }),
     rates: createRatesService(config.openPayments.rates, outbound.operator),
     ilpSender: createStreamSender({

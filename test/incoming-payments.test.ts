@@ -230,6 +230,46 @@ describe('refusals', () => {
     }
   })
 
+  test('a token in use is refused on the very next request after it is revoked', async () => {
+    // Token state is never cached: every request introspects in the database.
+    const access = [
+      {
+        type: 'incoming-payment' as const,
+        actions: ['create' as const, 'read' as const],
+        identifier: bob.url,
+      },
+    ]
+    const refused = async (t: string, ipUrl: string) => {
+      for (const res of [
+        await post({ walletAddress: bob.url }, t),
+        await signedRequest(ipUrl, { method: 'GET', token: t, identity: app }),
+      ]) {
+        assert.equal(res.status, 403)
+        assert.equal(res.body.error.description, 'Inactive Token')
+      }
+    }
+    // The operator revokes the grant.
+    const byAdmin = await grantToken(server, app, access)
+    const first = await create({}, byAdmin)
+    assert.equal(
+      (await app.client.incomingPayment.get({ url: first.id, accessToken: byAdmin })).id,
+      first.id,
+    )
+    const { body } = await server.admin('POST', '/introspect', { access_token: byAdmin })
+    await server.admin('POST', `/grants/${body.grant}/revoke`)
+    await refused(byAdmin, first.id)
+    // The client revokes its token.
+    const grant = await app.client.grant.request(
+      { url: server.authUrl },
+      { access_token: { access } },
+    )
+    assert.ok('access_token' in grant && grant.access_token)
+    const byClient = grant.access_token.value
+    const second = await create({}, byClient)
+    await app.client.token.revoke({ url: grant.access_token.manage, accessToken: byClient })
+    await refused(byClient, second.id)
+  })
+
   test('signed by another key: 401 Signature validation error', async () => {
     const res = await post({ walletAddress: bob.url }, token, other)
     assert.equal(res.status, 401)

@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { PoolStats } from '../metrics/metrics.ts'
@@ -59,7 +58,11 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   // and a checked-out one (between a transaction's statements) reports to a listener of its own.
   // Either way its next query fails as unreachable, and the pool discards it on release.
   pool.on('error', () => {})
-  pool.on('connect', (client) => client.on('error', () => {}))
+  const counts = { statements: 0, transactions: 0 }
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+    countRoundTrips(client, counts)
+  })
   await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`)
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
   return {
@@ -89,6 +92,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
       total: pool.totalCount,
       idle: pool.idleCount,
       waiting: pool.waitingCount,
+      ...counts,
     }),
     close: () => db.destroy(),
   }
@@ -98,6 +102,8 @@ async function openPGlite(opts: DatabaseOptions): Promise<Database> {
   mkdirSync(opts.dataDir, { recursive: true })
   const unlock = lockDataDir(opts.dataDir)
   try {
+    // Loaded only for the embedded engine: production (PostgreSQL) does not pay for its import.
+    const { PGlite } = await import('@electric-sql/pglite')
     const pglite = new PGlite(join(opts.dataDir, 'pgdata'), {
       parsers: Object.fromEntries(BIGINT_OIDS.map((oid) => [oid, toBigInt])),
     })
@@ -135,6 +141,33 @@ async function openPGlite(opts: DatabaseOptions): Promise<Database> {
     unlock()
     throw err
   }
+}
+
+/**
+ * Counts what the performance work is judged by: every statement sent is a round trip to the
+ * server, and a transaction is an explicit BEGIN or a statement outside one (autocommit).
+ */
+function countRoundTrips(
+  client: pg.PoolClient,
+  counts: { statements: number; transactions: number },
+): void {
+  let inTransaction = false
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((...args: unknown[]) => {
+    const first = args[0]
+    const text = typeof first === 'string' ? first : (first as { text?: string } | null)?.text
+    const verb = text?.trimStart().slice(0, 8).toLowerCase() ?? ''
+    counts.statements++
+    if (verb.startsWith('begin')) {
+      inTransaction = true
+      counts.transactions++
+    } else if (verb.startsWith('commit') || verb.startsWith('rollback')) {
+      inTransaction = false
+    } else if (!inTransaction) {
+      counts.transactions++
+    }
+    return query(...args)
+  }) as typeof client.query
 }
 
 /**

@@ -4,8 +4,39 @@ import type { FeeSchedule } from '../quotes/pricing.ts'
 
 const NO_FEE: FeeSchedule = { fixed: 0n, basisPoints: 0 }
 
-/** The sending fee for payments out of wallet addresses of an asset (none unless configured). */
-export async function getFee(db: Db, assetId: string): Promise<FeeSchedule> {
+/**
+ * How long a process prices quotes with a fee it read: a fee changed through another process
+ * applies here within this time (at once in the process that changed it). Every quote would
+ * otherwise read it again.
+ */
+export const FEE_CACHE_MAX_AGE_MS = 5_000
+
+/** Per database handle (servers in one process, as in the tests, keep theirs apart); per asset. */
+const feeCache = new WeakMap<Db, Map<string, { at: number; fee: Promise<FeeSchedule> }>>()
+
+/**
+ * The sending fee for payments out of wallet addresses of an asset (none unless configured).
+ * Outside a transaction it may come from the cache; inside one it is read.
+ */
+export function getFee(db: Db, assetId: string, now = Date.now()): Promise<FeeSchedule> {
+  if (db.isTransaction) return readFee(db, assetId)
+  let fees = feeCache.get(db)
+  if (!fees) {
+    fees = new Map()
+    feeCache.set(db, fees)
+  }
+  const hit = fees.get(assetId)
+  if (hit && now - hit.at < FEE_CACHE_MAX_AGE_MS) return hit.fee
+  // Assets are few and made by the operator, so the map stays small.
+  const entry = { at: now, fee: readFee(db, assetId) }
+  fees.set(assetId, entry)
+  entry.fee.catch(() => {
+    if (fees.get(assetId) === entry) fees.delete(assetId)
+  })
+  return entry.fee
+}
+
+async function readFee(db: Db, assetId: string): Promise<FeeSchedule> {
   const row = await db
     .selectFrom('fees')
     .selectAll()
@@ -24,6 +55,7 @@ export async function setFee(db: Db, assetId: string, fee: FeeSchedule): Promise
         .doUpdateSet({ fixed: fee.fixed, basis_points: fee.basisPoints, updated_at: sql`now()` }),
     )
     .execute()
+  feeCache.get(db)?.delete(assetId)
 }
 
 /** Every asset with its sending fee (none configured: zero). */

@@ -1,6 +1,6 @@
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import $RefParser from '@apidevtools/json-schema-ref-parser'
 
 export type Schema = Record<string, unknown>
 export type SpecName = 'auth-server' | 'resource-server' | 'wallet-address-server'
@@ -10,19 +10,42 @@ const specsDir = join(
   'dist/openapi/specs',
 )
 
+export const SPEC_NAMES: readonly SpecName[] = [
+  'auth-server',
+  'resource-server',
+  'wallet-address-server',
+]
+
+/**
+ * Where `npm run build` leaves each spec dereferenced, as JSON, beside the compiled code
+ * (`write-specs.ts`): parsing the YAML is most of what loading a spec costs at start.
+ */
+export const prebuiltSpecPath = (name: SpecName) =>
+  join(import.meta.dirname, '..', 'openapi-specs', `${name}.json`)
+
 const cache = new Map<SpecName, Promise<Schema>>()
 
 /**
  * The official Open Payments OpenAPI document (the version our client dependency ships), with every
  * `$ref` resolved. Request schemas are taken from it so validation follows the contract exactly.
+ * Loaded once per process.
  */
 export function loadSpec(name: SpecName): Promise<Schema> {
   let spec = cache.get(name)
   if (!spec) {
-    spec = $RefParser.dereference(join(specsDir, `${name}.yaml`)) as Promise<Schema>
+    const prebuilt = prebuiltSpecPath(name)
+    spec = existsSync(prebuilt)
+      ? Promise.resolve(JSON.parse(readFileSync(prebuilt, 'utf8')) as Schema)
+      : dereferenceSpec(name)
     cache.set(name, spec)
   }
   return spec
+}
+
+/** The spec read from the dependency's YAML, every `$ref` resolved (run from source, and by the build). */
+export async function dereferenceSpec(name: SpecName): Promise<Schema> {
+  const { default: $RefParser } = await import('@apidevtools/json-schema-ref-parser')
+  return (await $RefParser.dereference(join(specsDir, `${name}.yaml`))) as Schema
 }
 
 export function componentSchema(spec: Schema, name: string): Schema {

@@ -19,12 +19,21 @@ export function createAjv(opts: { coerceTypes: boolean }): Ajv2020.default {
 }
 
 /**
+ * One pair per process, shared by every listener: Ajv keeps what it compiled by schema, so a schema
+ * that several listeners (or servers in one process) use is compiled once.
+ */
+let shared: { strict: Ajv2020.default; coercing: Ajv2020.default } | undefined
+
+/**
  * Bodies are validated as sent (no coercion: `"amount": 5` is an error, not "5"); query strings
  * and path parameters arrive as text and are coerced to the declared types.
  */
 export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
-  const strict = createAjv({ coerceTypes: false })
-  const coercing = createAjv({ coerceTypes: true })
+  shared ??= {
+    strict: createAjv({ coerceTypes: false }),
+    coercing: createAjv({ coerceTypes: true }),
+  }
+  const { strict, coercing } = shared
   return ({ schema, httpPart }) =>
     (httpPart === 'body' ? strict : coercing).compile(schema as object) as ReturnType<
       FastifySchemaCompiler<unknown>

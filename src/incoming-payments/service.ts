@@ -4,7 +4,7 @@ import type { Db } from '../db/database.ts'
 import { inTransaction } from '../db/transaction.ts'
 import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
-import { recordEvent } from '../webhooks/outbox.ts'
+import { recordEvent, writeWithEvent } from '../webhooks/outbox.ts'
 
 export interface IncomingPayment {
   id: string
@@ -50,28 +50,37 @@ export async function createIncomingPayment(
   },
 ): Promise<IncomingPayment> {
   const wa = input.walletAddress
-  return inTransaction(db, async (trx) => {
-    const row = await trx
-      .insertInto('incoming_payments')
-      .values({
-        id: randomUUID(),
-        wallet_address_id: wa.id,
-        client: input.client,
-        incoming_amount: input.incomingAmount ?? null,
-        expires_at: input.expiresAt,
-        metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow()
-    const ip = toIncomingPayment({
-      ...row,
-      path: wa.path,
-      code: wa.assetCode,
-      scale: wa.assetScale,
-    })
-    await recordEvent(trx, { type: 'incoming_payment.created', incomingPayment: ip })
-    return ip
-  })
+  // Known before the write, so that the payment and its event are written by one statement. The
+  // clock is this process's, to the millisecond (what a Date holds).
+  const now = new Date()
+  const ip: IncomingPayment = {
+    id: randomUUID(),
+    walletAddressId: wa.id,
+    walletAddressPath: wa.path,
+    assetCode: wa.assetCode,
+    assetScale: wa.assetScale,
+    client: input.client,
+    incomingAmount: input.incomingAmount ?? null,
+    receivedAmount: 0n,
+    completedAt: null,
+    cancelledAt: null,
+    cancelReason: null,
+    expiresAt: input.expiresAt,
+    metadata: input.metadata ?? null,
+    createdAt: now,
+    updatedAt: now,
+  }
+  const [row] = await writeWithEvent<{ metadata: Record<string, unknown> | null }>(
+    db,
+    sql`INSERT INTO incoming_payments
+          (id, wallet_address_id, client, incoming_amount, expires_at, metadata, created_at, updated_at)
+        VALUES (${ip.id}, ${wa.id}, ${ip.client}, ${ip.incomingAmount}, ${ip.expiresAt},
+          ${ip.metadata === null ? null : JSON.stringify(ip.metadata)}::jsonb, ${now}, ${now})
+        RETURNING metadata`,
+    { type: 'incoming_payment.created', incomingPayment: ip },
+  )
+  // As stored (jsonb orders keys), as every later read returns it.
+  return { ...ip, metadata: row!.metadata }
 }
 
 export async function getIncomingPayment(

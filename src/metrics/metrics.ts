@@ -6,6 +6,10 @@ export interface PoolStats {
   idle: number
   /** Requests waiting for a connection. */
   waiting: number
+  /** Statements sent since start (each a round trip), where the engine counts them (PostgreSQL). */
+  statements?: number
+  /** Transactions since start: explicit ones plus statements run on their own. */
+  transactions?: number
 }
 
 /** Webhook deliveries waiting to be sent, and given up on (dead letters), read when scraped. */
@@ -72,6 +76,26 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
         this.set(pool().waiting)
       },
     })
+    if (pool().statements !== undefined) {
+      new Counter({
+        name: 'op_db_statements_total',
+        help: 'Statements sent to the database (each one round trip), BEGIN and COMMIT included.',
+        registers,
+        collect() {
+          this.reset()
+          this.inc(pool().statements ?? 0)
+        },
+      })
+      new Counter({
+        name: 'op_db_transactions_total',
+        help: 'Database transactions: explicit ones plus statements run on their own.',
+        registers,
+        collect() {
+          this.reset()
+          this.inc(pool().transactions ?? 0)
+        },
+      })
+    }
   }
   new Gauge({
     name: 'op_webhook_queue',

@@ -1,8 +1,7 @@
-import { OpenPaymentsClientError } from '@interledger/open-payments'
 import type { Deps } from '../deps.ts'
 import type { FetchBudget } from '../outbound/budget.ts'
 import type { Outbound } from '../outbound/fetch.ts'
-import { createGuardedClient, type OpenPaymentsCalls } from './guarded-client.ts'
+import type { OpenPaymentsCalls } from './guarded-client.ts'
 
 /** What a quote needs to know about an incoming payment at another ASE. */
 export interface RemoteIncomingPayment {
@@ -48,11 +47,15 @@ export function createRemoteReceivers(
   const cache = new Map<string, { at: number; value: Promise<RemoteIncomingPayment | undefined> }>()
 
   const opClient = () => {
-    client ??= createGuardedClient({
-      identity,
-      outbound: opts.outbound,
-      timeoutMs: deps.config.outbound.timeoutMs,
-    })
+    // Loaded on first use: the official client's packages cost start-up time, and a server
+    // whose clients only pay locally never needs them.
+    client ??= import('./guarded-client.ts').then((m) =>
+      m.createGuardedClient({
+        identity,
+        outbound: opts.outbound,
+        timeoutMs: deps.config.outbound.timeoutMs,
+      }),
+    )
     return client
   }
 
@@ -95,6 +98,7 @@ export function createRemoteReceivers(
             ilp: method && { ilpAddress: method.ilpAddress, sharedSecret: method.sharedSecret },
           }
         } catch (err) {
+          const { OpenPaymentsClientError } = await import('@interledger/open-payments')
           const refused =
             err instanceof OpenPaymentsClientError && (err.status === 401 || err.status === 403)
           if (!refused) throw err

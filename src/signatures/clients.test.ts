@@ -8,6 +8,10 @@ import { createAsset } from '../assets/service.ts'
 import { type Config, loadConfig } from '../config.ts'
 import { createFetchBudget } from '../outbound/budget.ts'
 import { addKey, type Jwk, revokeKey, toJwk } from '../wallet-addresses/keys.ts'
+import {
+  createLocalWalletAddresses,
+  LOCAL_CACHE_MAX_AGE_MS,
+} from '../wallet-addresses/local-cache.ts'
 import { createWalletAddress, updateWalletAddress } from '../wallet-addresses/service.ts'
 import { type ClientDirectory, createClientDirectory } from './clients.ts'
 
@@ -70,7 +74,7 @@ describe('local wallet addresses', () => {
     const url = 'https://wallet.example/alice'
     assert.deepEqual(await clients.key(url, 'k1'), k1.jwk)
     assert.equal(await clients.key(url, 'k2'), 'unknown_key')
-    // Nothing is cached: a new key is usable at once.
+    // Only what exists is cached: a new key is usable at once.
     const k2 = await key(wa.id, 'k2')
     assert.deepEqual(await clients.key(url, 'k2'), k2.jwk)
     assert.deepEqual(await clients.walletAddress(url), {
@@ -84,13 +88,60 @@ describe('local wallet addresses', () => {
     assert.deepEqual(fetches, [])
   })
 
-  test('a revoked key is unknown at once', async () => {
+  test('a key revoked elsewhere is used for at most the cache bound; at once after invalidate', async () => {
     const wa = await walletAddress('/bob')
     const k = await key(wa.id, 'k1')
-    const clients = directory()
-    assert.deepEqual(await clients.key('https://wallet.example/bob', 'k1'), k.jwk)
+    let now = 1_000_000
+    const local = createLocalWalletAddresses(database.db, { now: () => now })
+    const clients = createClientDirectory({ config, db: database.db, local })
+    const url = 'https://wallet.example/bob'
+    assert.deepEqual(await clients.key(url, 'k1'), k.jwk)
+    // Revoked by another process: this one does not know until its copy is too old.
     await revokeKey(database.db, wa.id, k.id)
-    assert.equal(await clients.key('https://wallet.example/bob', 'k1'), 'unknown_key')
+    now += LOCAL_CACHE_MAX_AGE_MS - 1
+    assert.deepEqual(await clients.key(url, 'k1'), k.jwk)
+    now += 1
+    assert.equal(await clients.key(url, 'k1'), 'unknown_key')
+    // Revoked by this process (the admin route invalidates): refused on the next request.
+    const k2 = await key(wa.id, 'k2')
+    assert.deepEqual(await clients.key(url, 'k2'), k2.jwk)
+    await revokeKey(database.db, wa.id, k2.id)
+    local.invalidate()
+    assert.equal(await clients.key(url, 'k2'), 'unknown_key')
+  })
+
+  test('a wallet address deactivated elsewhere is served for at most the cache bound', async () => {
+    const wa = await walletAddress('/erin')
+    await key(wa.id, 'k1')
+    let now = 1_000_000
+    const local = createLocalWalletAddresses(database.db, { now: () => now })
+    const clients = createClientDirectory({ config, db: database.db, local })
+    const url = 'https://wallet.example/erin'
+    assert.equal((await clients.walletAddress(url))?.id, url)
+    assert.equal((await local.byPath('/erin'))?.status, 'active')
+    assert.notEqual(await clients.key(url, 'k1'), 'unknown_key')
+    await updateWalletAddress(database.db, wa.id, { status: 'inactive' })
+    now += LOCAL_CACHE_MAX_AGE_MS - 1
+    assert.equal((await clients.walletAddress(url))?.id, url)
+    assert.notEqual(await clients.key(url, 'k1'), 'unknown_key')
+    now += 1
+    assert.equal(await clients.walletAddress(url), undefined)
+    assert.equal(await clients.key(url, 'k1'), 'unknown_key')
+    assert.equal((await local.byPath('/erin'))?.status, 'inactive')
+  })
+
+  test('what does not exist is not cached: a wallet address or key made elsewhere is found at once', async () => {
+    let now = 1_000_000
+    const local = createLocalWalletAddresses(database.db, { now: () => now })
+    assert.equal(await local.byPath('/frank'), undefined)
+    assert.equal(await local.activeKey('/frank', 'k1'), undefined)
+    const wa = await walletAddress('/frank')
+    const k = await key(wa.id, 'k1')
+    assert.equal((await local.byPath('/frank'))?.id, wa.id)
+    assert.deepEqual(await local.activeKey('/frank', 'k1'), k.jwk)
+    now += 1
+    const k2 = await key(wa.id, 'k2')
+    assert.deepEqual(await local.activeKey('/frank', 'k2'), k2.jwk)
   })
 
   test('an inactive or unknown wallet address has no keys and no document', async () => {

@@ -5,8 +5,12 @@ import type { ServerIdentity } from '../open-payments-client/identity.ts'
 import type { FetchBudget } from '../outbound/budget.ts'
 import { createOutbound, type Outbound } from '../outbound/fetch.ts'
 import { getJson } from '../outbound/json.ts'
-import { findActiveKey, isEd25519PublicKey, type Jwk, toJwk } from '../wallet-addresses/keys.ts'
-import { findActiveByUrl, walletAddressDocument } from '../wallet-addresses/service.ts'
+import { isEd25519PublicKey, type Jwk, toJwk } from '../wallet-addresses/keys.ts'
+import {
+  createLocalWalletAddresses,
+  type LocalWalletAddresses,
+} from '../wallet-addresses/local-cache.ts'
+import { walletAddressDocument } from '../wallet-addresses/service.ts'
 import { walletAddressPath } from '../wallet-addresses/urls.ts'
 
 /** The fields of a client's wallet address document that the servers use. */
@@ -51,6 +55,8 @@ export interface ClientDirectoryDeps {
   cacheTtlMs?: number
   /** The least time between two requests for one URL when refetching or retrying. */
   minRefreshIntervalMs?: number
+  /** This server's own wallet addresses and keys (by default read through a cache of its own). */
+  local?: LocalWalletAddresses
 }
 
 /** A key set or wallet address is a few hundred bytes; do not buffer whatever a server sends. */
@@ -67,12 +73,13 @@ interface Entry<T> {
 type Location = { kind: 'local'; path: string } | { kind: 'remote' }
 
 /**
- * Wallet addresses on our own origin are read from the database, which is always current. Others
- * are fetched over HTTP and cached briefly, failures included, so that clients naming a URL cannot
+ * Wallet addresses on our own origin are read from the database through `local`'s short cache
+ * (LOCAL_CACHE_MAX_AGE_MS, and cleared by this process's own changes). Others are fetched over HTTP and cached briefly, failures included, so that clients naming a URL cannot
  * make us send it more than one request per minRefreshIntervalMs.
  */
 export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirectory {
-  const { config, db } = deps
+  const { config } = deps
+  const local = deps.local ?? createLocalWalletAddresses(deps.db)
   const outbound = deps.outbound ?? createOutbound(config.outbound.policy)
   const timeoutMs = deps.timeoutMs ?? config.outbound.timeoutMs
   const fetchJson = (url: string) => getJson(outbound, url, { timeoutMs, maxBytes: MAX_BODY_BYTES })
@@ -138,7 +145,7 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
         if (deps.server && url === deps.server.walletAddressUrl) {
           return deps.server.jwk.kid === keyId ? deps.server.jwk : 'unknown_key'
         }
-        return (await findActiveKey(db, location.path, keyId)) ?? 'unknown_key'
+        return (await local.activeKey(location.path, keyId)) ?? 'unknown_key'
       }
       let keys = await remoteKeys(url, cacheTtlMs, requester)
       let key = keys?.find((k) => k.kid === keyId)
@@ -155,8 +162,8 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
       const location = locate(url)
       if (!location) return undefined
       if (location.kind === 'local') {
-        const wa = await findActiveByUrl(db, config, url)
-        return wa && walletAddressDocument(config, wa)
+        const wa = await local.byPath(location.path)
+        return wa?.status === 'active' ? walletAddressDocument(config, wa) : undefined
       }
       return cached(
         documents,

@@ -238,10 +238,20 @@ function rawPathAndQuery(uri: string): { path: string; query: string | undefined
   return { path: path || '/', query }
 }
 
+/**
+ * Imported keys by JWK object: the key caches hand out the same object while they keep it, so a
+ * client's key is imported once per cache period instead of once per request.
+ */
+const imported = new WeakMap<Jwk, KeyObject>()
+
 function ed25519Key(jwk: Jwk): KeyObject | undefined {
   if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519') return undefined
+  const known = imported.get(jwk)
+  if (known) return known
   try {
-    return createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, format: 'jwk' })
+    const key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, format: 'jwk' })
+    imported.set(jwk, key)
+    return key
   } catch {
     return undefined
   }

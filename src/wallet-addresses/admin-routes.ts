@@ -136,7 +136,10 @@ const movementSchema = {
 
 type IdParams = { Params: { id: string } }
 
-export function walletAddressAdminRoutes(app: FastifyInstance, { db, config }: Deps): void {
+export function walletAddressAdminRoutes(
+  app: FastifyInstance,
+  { db, config, walletAddresses }: Deps,
+): void {
   const toJson = (wa: WalletAddress) => ({
     id: wa.id,
     url: walletAddressUrl(config, wa.path),
@@ -279,6 +282,7 @@ export function walletAddressAdminRoutes(app: FastifyInstance, { db, config }: D
     },
     async (req) => {
       const wa = await updateWalletAddress(db, req.params.id, req.body)
+      walletAddresses.invalidate()
       if (!wa) throw notFound('wallet address not found')
       return toJson(wa)
     },
@@ -311,6 +315,7 @@ export function walletAddressAdminRoutes(app: FastifyInstance, { db, config }: D
     async (req, reply) => {
       const wa = await load(req.params.id)
       const key = await addKey(db, wa.id, req.body.jwk)
+      walletAddresses.invalidate()
       if (key === 'invalid_key')
         throw badRequest('body.jwk.x is not an Ed25519 public key', { field: 'body.jwk.x' })
       if (key === 'duplicate_kid')
@@ -342,7 +347,8 @@ export function walletAddressAdminRoutes(app: FastifyInstance, { db, config }: D
     {
       schema: {
         summary: 'Revoke a key',
-        description: 'The key leaves the public JWKS at once (subject to its Cache-Control).',
+        description:
+          'The key leaves the public JWKS at once (subject to its Cache-Control). This process refuses signatures made with it at once, other processes of the deployment within 5 seconds (their key cache).',
         tags: ['keys'],
         params: {
           type: 'object',
@@ -355,6 +361,7 @@ export function walletAddressAdminRoutes(app: FastifyInstance, { db, config }: D
     },
     async (req) => {
       const key = await revokeKey(db, req.params.id, req.params.keyId)
+      walletAddresses.invalidate()
       if (!key) throw notFound('key not found')
       return keyJson(key)
     },

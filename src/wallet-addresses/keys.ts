@@ -113,17 +113,3 @@ function toKey(row: Selectable<WalletAddressKeysTable>): WalletAddressKey {
     revokedAt: row.revoked_at,
   }
 }
-
-/** The active key `kid` of the active wallet address at `path`, in one query. */
-export async function findActiveKey(db: Db, path: string, kid: string): Promise<Jwk | undefined> {
-  const row = await db
-    .selectFrom('wallet_address_keys as k')
-    .innerJoin('wallet_addresses as w', 'w.id', 'k.wallet_address_id')
-    .select(['k.kid', 'k.x'])
-    .where('w.path', '=', path)
-    .where('w.status', '=', 'active')
-    .where('k.kid', '=', kid)
-    .where('k.revoked_at', 'is', null)
-    .executeTakeFirst()
-  return row && toJwk(row.kid, row.x)
-}

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { notFound } from '../lib/errors.ts'
 import { listKeys } from './keys.ts'
-import { getWalletAddress, type WalletAddress, walletAddressDocument } from './service.ts'
+import { type WalletAddress, walletAddressDocument } from './service.ts'
 import { WELL_KNOWN_PAY } from './urls.ts'
 
 const JWKS_SUFFIX = '/jwks.json'
@@ -20,7 +20,7 @@ export function walletAddressRoutes(app: FastifyInstance, deps: Deps): void {
   const serverPath = config.openPayments.serverIdentity.path
 
   const find = async (path: string): Promise<WalletAddress> => {
-    const wa = await getWalletAddress(db, { path })
+    const wa = await deps.walletAddresses.byPath(path)
     if (wa?.status !== 'active') throw notFound('wallet address not found')
     return wa
   }

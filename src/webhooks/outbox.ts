@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import { factsJson, type NewEvent, resourceOf } from './events.ts'
 
@@ -11,15 +11,36 @@ import { factsJson, type NewEvent, resourceOf } from './events.ts'
 export async function recordEvent(trx: Db, event: NewEvent): Promise<string> {
   if (!trx.isTransaction) throw new Error('recordEvent must run in the state change’s transaction')
   const id = randomUUID()
-  await sql`
-    WITH e AS (
-      INSERT INTO webhook_events (id, type, resource, data)
-      VALUES (${id}, ${event.type}, ${resourceOf(event)}, ${factsJson(event)}::jsonb)
-      RETURNING id, type, resource, seq
-    )
+  await sql`WITH ${eventAndDeliveries(id, event)} SELECT 1`.execute(trx)
+  return id
+}
+
+/**
+ * Runs `write` (a data-modifying statement with RETURNING) and records `event` in the same
+ * statement: as atomic as a transaction, in one round trip instead of four (BEGIN, the write, the
+ * event, COMMIT). For a state change that is a single write. Returns the rows `write` returned.
+ */
+export async function writeWithEvent<R>(
+  db: Db,
+  write: RawBuilder<unknown>,
+  event: NewEvent,
+): Promise<R[]> {
+  const { rows } = await sql<R>`
+    WITH w AS (${write}), ${eventAndDeliveries(randomUUID(), event)}
+    SELECT * FROM w`.execute(db)
+  return rows
+}
+
+/** The CTEs `e` and `d` that write the event and its deliveries (run even though nothing reads `d`). */
+const eventAndDeliveries = (id: string, event: NewEvent) => sql`
+  e AS (
+    INSERT INTO webhook_events (id, type, resource, data)
+    VALUES (${id}, ${event.type}, ${resourceOf(event)}, ${factsJson(event)}::jsonb)
+    RETURNING id, type, resource, seq
+  ),
+  d AS (
     INSERT INTO webhook_deliveries (id, event_id, endpoint_id, event_type, resource, event_seq, next_attempt_at)
     SELECT gen_random_uuid(), e.id, w.id, e.type, e.resource, e.seq, now()
       FROM e JOIN webhook_endpoints w
-        ON e.type = ANY (w.event_types) AND w.enabled AND w.deleted_at IS NULL`.execute(trx)
-  return id
-}
+        ON e.type = ANY (w.event_types) AND w.enabled AND w.deleted_at IS NULL
+  )`
