@@ -349,7 +349,7 @@ export interface SchemaMigrationsTable {
 export interface DB {
   assets: AssetsTable
   ledger_accounts: LedgerAccountsTable
-  /** A view: each account with its limit-free deltas not yet folded (migration 0090). */
+  /** A view: each account with its limit-free deltas not yet folded (migration 0018). */
   ledger_account_totals: LedgerAccountsTable
   ledger_account_deltas: LedgerAccountDeltasTable
   ledger_transfers: LedgerTransfersTable
