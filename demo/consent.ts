@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto'
+import type { AuthenticatedClient } from '@interledger/open-payments'
+
 /**
  * The account holder's side of an interactive grant, over plain HTTP: what a browser does on the
  * development sign-in and consent pages (docs/authorization.md). Used by `npm run demo` and tests.
@@ -44,4 +47,61 @@ export async function consentOverHttp(opts: {
   if (!csrf) throw new Error('no consent form')
   const finish = await follow(await go(consent, form({ csrf, decision: opts.decision })), consent)
   return new URL(finish)
+}
+
+/**
+ * An interactive outgoing-payment grant through the official client: the request, the account
+ * holder's consent over HTTP (above), the continuation. The demos and tests all take these steps.
+ */
+export async function consentedOutgoingGrant(
+  client: AuthenticatedClient,
+  opts: {
+    authServer: string
+    walletAddress: string
+    password: string
+    actions?: string[]
+    limits?: Record<string, unknown>
+  },
+): Promise<{ accessToken: string; consentPage: string; interactRef: string }> {
+  const pending = await client.grant.request(
+    { url: opts.authServer },
+    {
+      access_token: {
+        access: [
+          {
+            type: 'outgoing-payment',
+            actions: (opts.actions ?? ['create', 'read']) as never,
+            identifier: opts.walletAddress,
+            ...(opts.limits && { limits: opts.limits as never }),
+          },
+        ],
+      },
+      interact: {
+        start: ['redirect'],
+        finish: {
+          method: 'redirect',
+          uri: 'http://127.0.0.1:9/return',
+          nonce: randomBytes(8).toString('hex'),
+        },
+      },
+    },
+  )
+  if (!('interact' in pending)) throw new Error('expected an interactive grant')
+  const finish = await consentOverHttp({
+    redirect: pending.interact.redirect,
+    walletAddress: opts.walletAddress,
+    password: opts.password,
+    decision: 'accept',
+  })
+  const interactRef = finish.searchParams.get('interact_ref')!
+  const grant = await client.grant.continue(
+    { url: pending.continue.uri, accessToken: pending.continue.access_token.value },
+    { interact_ref: interactRef },
+  )
+  if (!('access_token' in grant) || !grant.access_token) throw new Error('expected a token')
+  return {
+    accessToken: grant.access_token.value,
+    consentPage: pending.interact.redirect,
+    interactRef,
+  }
 }

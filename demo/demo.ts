@@ -17,7 +17,7 @@ import { migrate } from '../src/db/migrate.ts'
 import { formatAmount } from '../src/lib/amount.ts'
 import { freePort } from '../src/lib/free-port.ts'
 import { createDeps, createServer } from '../src/server.ts'
-import { consentOverHttp } from './consent.ts'
+import { consentedOutgoingGrant } from './consent.ts'
 
 const step = (n: number, text: string) => console.log(`\n${n}. ${text}`)
 const show = (label: string, value: unknown) =>
@@ -149,48 +149,19 @@ try {
   show('Alice pays (fee included)', money(quote.debitAmount))
 
   step(4, 'An outgoing-payment grant: Alice signs in and accepts on the consent page')
-  const pending = await client.grant.request(
-    { url: aliceDoc.authServer },
-    {
-      access_token: {
-        access: [
-          {
-            type: 'outgoing-payment',
-            actions: ['create', 'read'],
-            identifier: alice.url,
-            limits: { debitAmount: quote.debitAmount },
-          },
-        ],
-      },
-      interact: {
-        start: ['redirect'],
-        finish: {
-          method: 'redirect',
-          uri: 'http://127.0.0.1:9/return',
-          nonce: randomBytes(8).toString('hex'),
-        },
-      },
-    },
-  )
-  if (!('interact' in pending)) throw new Error('expected interaction')
-  show('consent page', pending.interact.redirect)
-  const finish = await consentOverHttp({
-    redirect: pending.interact.redirect,
+  const opGrant = await consentedOutgoingGrant(client, {
+    authServer: aliceDoc.authServer,
     walletAddress: alice.url,
     password,
-    decision: 'accept',
+    limits: { debitAmount: quote.debitAmount },
   })
-  show('back at the app with interact_ref', finish.searchParams.get('interact_ref')!)
-  const opGrant = await client.grant.continue(
-    { url: pending.continue.uri, accessToken: pending.continue.access_token.value },
-    { interact_ref: finish.searchParams.get('interact_ref')! },
-  )
-  if (!('access_token' in opGrant) || !opGrant.access_token) throw new Error('expected a token')
+  show('consent page', opGrant.consentPage)
+  show('back at the app with interact_ref', opGrant.interactRef)
   show('token for', 'outgoing payments from Alice, up to the quoted amount')
 
   step(5, 'The outgoing payment')
   const payment = await client.outgoingPayment.create(
-    { url: aliceDoc.resourceServer, accessToken: opGrant.access_token.value },
+    { url: aliceDoc.resourceServer, accessToken: opGrant.accessToken },
     { walletAddress: alice.url, quoteId: quote.id },
   )
   show('outgoing payment', payment.id)
@@ -199,7 +170,7 @@ try {
     await new Promise((r) => setTimeout(r, 50))
     done = await client.outgoingPayment.get({
       url: payment.id,
-      accessToken: opGrant.access_token.value,
+      accessToken: opGrant.accessToken,
     })
   }
   show('sent', `${money(done.sentAmount)}${done.failed ? ' (failed)' : ''}`)

@@ -12,7 +12,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { createAuthenticatedClient } from '@interledger/open-payments'
 import { formatAmount } from '../src/lib/amount.ts'
 import { type Bank, startBank, stopAllBanks } from './bank.ts'
-import { consentOverHttp } from './consent.ts'
+import { consentedOutgoingGrant } from './consent.ts'
 
 /** One exchange rate, as both banks are configured: 1 USD buys 0.9 EUR. */
 const RATES = JSON.stringify({ USD: { EUR: '0.9' } })
@@ -180,46 +180,17 @@ async function run(): Promise<void> {
   show('Alice pays at most', `${money(quote.debitAmount)} (the rate, less up to 1 % slippage)`)
 
   step(6, 'Alice signs in at Bank A and accepts the payment on its consent page')
-  const pending = await client.grant.request(
-    { url: aliceDoc.authServer },
-    {
-      access_token: {
-        access: [
-          {
-            type: 'outgoing-payment',
-            actions: ['create', 'read'],
-            identifier: alice.url,
-            limits: { debitAmount: quote.debitAmount },
-          },
-        ],
-      },
-      interact: {
-        start: ['redirect'],
-        finish: {
-          method: 'redirect',
-          uri: 'http://127.0.0.1:9/return',
-          nonce: randomBytes(8).toString('hex'),
-        },
-      },
-    },
-  )
-  if (!('interact' in pending)) throw new Error('expected interaction')
-  show('consent page', pending.interact.redirect)
-  const finish = await consentOverHttp({
-    redirect: pending.interact.redirect,
+  const opGrant = await consentedOutgoingGrant(client, {
+    authServer: aliceDoc.authServer,
     walletAddress: alice.url,
     password: a.password,
-    decision: 'accept',
+    limits: { debitAmount: quote.debitAmount },
   })
-  const opGrant = await client.grant.continue(
-    { url: pending.continue.uri, accessToken: pending.continue.access_token.value },
-    { interact_ref: finish.searchParams.get('interact_ref')! },
-  )
-  if (!('access_token' in opGrant) || !opGrant.access_token) throw new Error('expected a token')
+  show('consent page', opGrant.consentPage)
   show('token for', `payments from Alice up to ${money(quote.debitAmount)}`)
 
   step(7, 'The outgoing payment: Bank A sends STREAM packets to Bank B over ILP-over-HTTP')
-  const opToken = opGrant.access_token.value
+  const opToken = opGrant.accessToken
   const created = await client.outgoingPayment.create(
     { url: aliceDoc.resourceServer, accessToken: opToken },
     { walletAddress: alice.url, quoteId: quote.id },

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { createHeaders } from '@interledger/http-signature-utils'
 import { type AuthenticatedClient, createAuthenticatedClient } from '@interledger/open-payments'
-import { consentOverHttp } from '../../demo/consent.ts'
+import { consentedOutgoingGrant } from '../../demo/consent.ts'
 import {
   createWalletAddress,
   DEV_PASSWORD,
@@ -102,36 +102,12 @@ export async function outgoingPaymentToken(
   walletAddress: string,
   limits?: Record<string, unknown>,
 ): Promise<string> {
-  const pending = await identity.client.grant.request(
-    { url: server.authUrl },
-    {
-      access_token: {
-        access: [
-          {
-            type: 'outgoing-payment',
-            actions: ['create', 'read', 'list'],
-            identifier: walletAddress,
-            ...(limits && { limits: limits as never }),
-          },
-        ],
-      },
-      interact: {
-        start: ['redirect'],
-        finish: { method: 'redirect', uri: 'http://127.0.0.1:9/cb', nonce: 'n' },
-      },
-    },
-  )
-  if (!('interact' in pending)) throw new Error('expected an interactive grant')
-  const finish = await consentOverHttp({
-    redirect: pending.interact.redirect,
+  const grant = await consentedOutgoingGrant(identity.client, {
+    authServer: server.authUrl,
     walletAddress,
     password: DEV_PASSWORD,
-    decision: 'accept',
+    actions: ['create', 'read', 'list'],
+    ...(limits && { limits }),
   })
-  const grant = await identity.client.grant.continue(
-    { url: pending.continue.uri, accessToken: pending.continue.access_token.value },
-    { interact_ref: finish.searchParams.get('interact_ref')! },
-  )
-  if (!('access_token' in grant) || !grant.access_token) throw new Error('expected a token')
-  return grant.access_token.value
+  return grant.accessToken
 }
