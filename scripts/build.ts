@@ -11,12 +11,44 @@
  */
 import { cpSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { build } from 'esbuild'
+import { build, type Plugin } from 'esbuild'
 import { writeSpecs } from '../src/http/write-specs.ts'
+import { precompiledValidators } from './precompile-validators.ts'
 
 const root = join(import.meta.dirname, '..')
 const dist = join(root, 'dist')
 
+/**
+ * Puts the validators compiled here in place of the empty `http/precompiled-validators.ts`: Ajv
+ * compiling the route schemas was the largest part of start-up after module loading.
+ */
+function precompiled(sources: Record<string, string>): Plugin {
+  const httpDir = join(root, 'src/http')
+  return {
+    name: 'precompiled-validators',
+    setup(b) {
+      b.onLoad({ filter: /[/\\]src[/\\]http[/\\]precompiled-validators\.ts$/ }, () => ({
+        contents: Object.keys(sources)
+          .map((kind) => `export * as ${kind} from 'precompiled:${kind}'`)
+          .join('\n'),
+        loader: 'js',
+        resolveDir: httpDir,
+      }))
+      b.onResolve({ filter: /^precompiled:/ }, (args) => ({
+        path: args.path.slice('precompiled:'.length),
+        namespace: 'precompiled',
+      }))
+      // Ajv's code requires its runtime helpers and `./formats.ts`, resolved from src/http.
+      b.onLoad({ filter: /.*/, namespace: 'precompiled' }, (args) => ({
+        contents: sources[args.path],
+        loader: 'js',
+        resolveDir: httpDir,
+      }))
+    },
+  }
+}
+
+const validators = await precompiledValidators()
 rmSync(dist, { recursive: true, force: true })
 await build({
   entryPoints: [join(root, 'src/main.ts')],
@@ -29,6 +61,7 @@ await build({
   sourcemap: true,
   chunkNames: 'chunk-[hash]',
   logLevel: 'warning',
+  plugins: [precompiled(validators)],
   external: [
     // WebAssembly and data files found beside its own code; only the embedded database uses it.
     '@electric-sql/pglite',
