@@ -12,43 +12,57 @@
 import { cpSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { build, type Plugin } from 'esbuild'
+import type { ValidatorKind } from '../src/http/validation.ts'
 import { writeSpecs } from '../src/http/write-specs.ts'
-import { precompiledValidators } from './precompile-validators.ts'
+import { type Precompiled, precompile } from './precompile.ts'
 
 const root = join(import.meta.dirname, '..')
 const dist = join(root, 'dist')
 
 /**
- * Puts the validators compiled here in place of the empty `http/precompiled-validators.ts`: Ajv
- * compiling the route schemas was the largest part of start-up after module loading.
+ * Puts the validators and serializers compiled here in place of the empty
+ * `http/precompiled-validators.ts` and `http/precompiled-serializers.ts`: Ajv and
+ * fast-json-stringify compiling the route schemas was the largest part of start-up after module
+ * loading. The generated code requires its libraries' runtime helpers and `./formats.ts`,
+ * resolved from src/http.
  */
-function precompiled(sources: Record<string, string>): Plugin {
+function precompiled({ validators, serializers }: Precompiled): Plugin {
   const httpDir = join(root, 'src/http')
+  const module = (contents: string) => ({ contents, loader: 'js' as const, resolveDir: httpDir })
+  const keys = Object.keys(serializers)
   return {
-    name: 'precompiled-validators',
+    name: 'precompiled',
     setup(b) {
-      b.onLoad({ filter: /[/\\]src[/\\]http[/\\]precompiled-validators\.ts$/ }, () => ({
-        contents: Object.keys(sources)
-          .map((kind) => `export * as ${kind} from 'precompiled:${kind}'`)
-          .join('\n'),
-        loader: 'js',
-        resolveDir: httpDir,
-      }))
-      b.onResolve({ filter: /^precompiled:/ }, (args) => ({
-        path: args.path.slice('precompiled:'.length),
-        namespace: 'precompiled',
-      }))
-      // Ajv's code requires its runtime helpers and `./formats.ts`, resolved from src/http.
-      b.onLoad({ filter: /.*/, namespace: 'precompiled' }, (args) => ({
-        contents: sources[args.path],
-        loader: 'js',
-        resolveDir: httpDir,
-      }))
+      b.onLoad({ filter: /[/\\]src[/\\]http[/\\]precompiled-validators\.ts$/ }, () =>
+        module(
+          Object.keys(validators)
+            .map((kind) => `export * as ${kind} from 'precompiled-validators:${kind}'`)
+            .join('\n'),
+        ),
+      )
+      b.onLoad({ filter: /[/\\]src[/\\]http[/\\]precompiled-serializers\.ts$/ }, () =>
+        module(
+          [
+            ...keys.map((key) => `import ${key} from 'precompiled-serializers:${key}'`),
+            `export const serializers = { ${keys.join(', ')} }`,
+          ].join('\n'),
+        ),
+      )
+      b.onResolve({ filter: /^precompiled-(validators|serializers):/ }, (args) => {
+        const [namespace, path] = args.path.split(':') as [string, string]
+        return { namespace, path }
+      })
+      b.onLoad({ filter: /.*/, namespace: 'precompiled-validators' }, (args) =>
+        module(validators[args.path as ValidatorKind]),
+      )
+      b.onLoad({ filter: /.*/, namespace: 'precompiled-serializers' }, (args) =>
+        module(serializers[args.path]!),
+      )
     },
   }
 }
 
-const validators = await precompiledValidators()
+const code = await precompile()
 rmSync(dist, { recursive: true, force: true })
 await build({
   entryPoints: [join(root, 'src/main.ts')],
@@ -61,7 +75,7 @@ await build({
   sourcemap: true,
   chunkNames: 'chunk-[hash]',
   logLevel: 'warning',
-  plugins: [precompiled(validators)],
+  plugins: [precompiled(code)],
   external: [
     // WebAssembly and data files found beside its own code; only the embedded database uses it.
     '@electric-sql/pglite',

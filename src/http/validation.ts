@@ -32,8 +32,8 @@ const precompiled = { strict, coercing }
 const kindOf = (httpPart: string | undefined): ValidatorKind =>
   httpPart === 'body' ? 'strict' : 'coercing'
 
-/** A schema's name among the precompiled validators: a hash of its JSON (an identifier). */
-export function validatorKey(schema: unknown): string {
+/** A schema's name among the precompiled validators and serializers: a hash of its JSON (an identifier). */
+export function schemaKey(schema: unknown): string {
   return `v_${createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32)}`
 }
 
@@ -68,7 +68,7 @@ export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
   const ajv = shared
   return ({ schema, httpPart }) => {
     const kind = kindOf(httpPart)
-    const key = validatorKey(schema)
+    const key = schemaKey(schema)
     recorded?.[kind].set(key, schema as object)
     return (precompiled[kind][key] ?? ajv[kind].compile(schema as object)) as ReturnType<
       FastifySchemaCompiler<unknown>
