@@ -32,7 +32,10 @@ const precompiled = { strict, coercing }
 const kindOf = (httpPart: string | undefined): ValidatorKind =>
   httpPart === 'body' ? 'strict' : 'coercing'
 
-/** A schema's name among the precompiled validators and serializers: a hash of its JSON (an identifier). */
+/**
+ * A schema's name among the precompiled validators and serializers: a hash of its JSON (route
+ * schemas are plain JSON), usable as an identifier.
+ */
 export function schemaKey(schema: unknown): string {
   return `v_${createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32)}`
 }
