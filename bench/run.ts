@@ -2,8 +2,9 @@
  * `npm run bench`: throughput and latency of the resource server's creates with signed requests,
  * the full local payment flow, outgoing payments under many grants and ILP packets credited, on
  * PostgreSQL (DATABASE_URL, default the local server), next to a bare baseline measured in the same
- * run, with the serving process's CPU time per request and its memory. Server and baseline run as
- * child processes; this process generates the load. BENCH_SECONDS sets the time per cell
+ * run, with the serving process's CPU time per request and its memory. Server (built, as in
+ * production: `node dist/main.js`) and baseline run as child processes; this process generates
+ * the load. BENCH_SECONDS sets the time per cell
  * (default 5); BENCH_ONLY=<part of a name> runs only those rows (and the baseline). docs/performance.md
  * explains each figure.
  */
@@ -26,6 +27,8 @@ const CONCURRENCY = [1, 8, 32]
 // BENCH_ONLY="incoming,quote": only the operations whose names contain one of these (and the
 // baseline), without the sender CPU and cross-instance measurements; for iterating.
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean)
+// BENCH_ONLY=start-up: only the start-up row (after the baseline).
+const STARTUP = 'start-up to ready'
 const schema = `bench_${randomBytes(4).toString('hex')}`
 const port = (n: number) => 41000 + n + Math.floor(Math.random() * 1000) * 5
 const base = port(0)
@@ -37,10 +40,11 @@ const AUTH = `http://127.0.0.1:${ports.auth}`
 const adminKey = randomBytes(32).toString('base64url')
 const password = randomBytes(12).toString('base64url')
 
-function start(script: string, env: Record<string, string>): Promise<ChildProcess> {
+/** Starts `node <args>` and resolves when it prints its ready line. */
+function start(args: string[], env: Record<string, string>): Promise<ChildProcess> {
   // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the processes.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', DATABASE_URL, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -49,7 +53,7 @@ function start(script: string, env: Record<string, string>): Promise<ChildProces
     child.stdout!.on('data', (d: Buffer) => {
       if (d.toString().includes('ready')) resolve(child)
     })
-    child.on('exit', (code) => reject(new Error(`${script} exited ${code}`)))
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}`)))
   })
 }
 
@@ -75,9 +79,11 @@ const serverEnv = (p: typeof portsB, dbSchema: string, ilpAddress: string) => ({
   ACCESS_TOKEN_EXPIRY_SECONDS: '86400',
   DATA_DIR: join(root, 'data', 'bench'),
 })
-const server = await start('src/main.ts', serverEnv(ports, schema, 'test.bench-a'))
-const serverB = await start('src/main.ts', serverEnv(portsB, `${schema}_b`, 'test.bench-b'))
-const baseline = await start('bench/baseline-server.ts', {
+// The servers run as production does: the bundle `npm run build` leaves in dist/ (`npm run bench`
+// builds first).
+const server = await start(['dist/main.js'], serverEnv(ports, schema, 'test.bench-a'))
+const serverB = await start(['dist/main.js'], serverEnv(portsB, `${schema}_b`, 'test.bench-b'))
+const baseline = await start(['--import', 'tsx', 'bench/baseline-server.ts'], {
   PORT: String(ports.baseline),
   PGOPTIONS: `-c search_path=${schema}`,
 })
@@ -465,7 +471,8 @@ try {
   const crossInstance = ONLY
     ? []
     : await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
-  const startups = ONLY ? [] : await measureStartup()
+  const startups =
+    !ONLY || ONLY.some((w) => STARTUP.includes(w)) ? await measureStartup() : undefined
   const failed = Number(
     (await db.query("SELECT count(*) FROM outgoing_payments WHERE state <> 'completed'")).rows[0]
       .count,
@@ -505,10 +512,13 @@ try {
       `\nServer RSS at the end ${fmt(mem.rssMiB, 0)} MiB, peak ${fmt(mem.peakRssMiB, 0)} MiB; baseline ${fmt(memB.rssMiB, 0)} MiB, peak ${fmt(memB.peakRssMiB, 0)} MiB.`,
     )
   const b1 = baselineAt(1)
-  if (!ONLY) {
+  if (startups) {
+    const { wall, cpu } = startups
     console.log(
-      `\nStart-up to ready, the built server (\`node dist/main.js\`, every role) on PostgreSQL with migrations applied, from spawn to the first 200 from /readyz, ${startups.length} starts: median ${fmt(percentile(startups, 0.5) / 1000, 2)} s (${startups.map((t) => fmt(t / 1000, 2)).join(', ')} s).`,
+      `\nStart-up to ready, the built server (\`node dist/main.js\`, every role) on PostgreSQL with migrations applied, from spawn to the first 200 from /readyz, ${wall.length} starts: median ${fmt(percentile(wall, 0.5) / 1000, 2)} s (${wall.map((t) => fmt(t / 1000, 2)).join(', ')} s); the server's CPU until then, median ${cpu.length ? `${fmt(percentile(cpu, 0.5), 0)} ms (${cpu.map((t) => fmt(t, 0)).join(', ')} ms)` : '–'}.`,
     )
+  }
+  if (!ONLY) {
     console.log(
       `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
     )
@@ -542,10 +552,13 @@ try {
 
 /**
  * Starts the built server on A's schema (migrations already applied) a few times, each on fresh
- * ports beside the running servers, and times spawn → /readyz 200.
+ * ports beside the running servers, and times spawn → /readyz 200; also the CPU the process spent
+ * until then (user + system, from /proc: less dependent on what else the machine runs than the
+ * wall time).
  */
-async function measureStartup(): Promise<number[]> {
+async function measureStartup(): Promise<{ wall: number[]; cpu: number[] }> {
   const times: number[] = []
+  const cpu: number[] = []
   for (let i = 0; i < 5; i++) {
     const p = { op: base + 10, auth: base + 11, admin: base + 12, ilp: base + 13 }
     const t = performance.now()
@@ -565,13 +578,16 @@ async function measureStartup(): Promise<number[]> {
         await new Promise((r) => setTimeout(r, 5))
       }
       times.push(performance.now() - t)
+      const stats = processStats(child.pid!)
+      if (stats) cpu.push(stats.cpuSeconds * 1000)
     } finally {
       const exited = new Promise((r) => child.once('exit', r))
       child.kill('SIGTERM')
       await exited
     }
   }
-  return times.sort((a, b) => a - b)
+  const ascending = (a: number, b: number) => a - b
+  return { wall: times.sort(ascending), cpu: cpu.sort(ascending) }
 }
 
 interface DbCounts {

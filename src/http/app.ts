@@ -5,6 +5,7 @@ import { isDatabaseUnreachable, type OutageMonitor, RETRY_AFTER_SECONDS } from '
 import { HttpError } from '../lib/errors.ts'
 import { guardInput } from './input-guard.ts'
 import { serializeRequest } from './log-redaction.ts'
+import { createSerializerCompiler } from './serialization.ts'
 import { createValidatorCompiler, describeValidationError } from './validation.ts'
 
 declare module 'fastify' {
@@ -53,6 +54,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
   const errorCode = opts.errorCode ?? ((e: HttpError) => e.code)
 
   app.setValidatorCompiler(createValidatorCompiler())
+  app.setSerializerCompiler(createSerializerCompiler())
 
   const parseJson = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')

@@ -17,11 +17,12 @@ export const SPEC_NAMES: readonly SpecName[] = [
 ]
 
 /**
- * Where `npm run build` leaves each spec dereferenced, as JSON, beside the compiled code
- * (`write-specs.ts`): parsing the YAML is most of what loading a spec costs at start.
+ * Where `npm run build` leaves each spec dereferenced, as JSON, beside the bundled code
+ * (`dist/openapi-specs`, see `write-specs.ts`): parsing the YAML is most of what loading a spec
+ * costs at start. Run from source, this directory does not exist and the YAML is read instead.
  */
-export const prebuiltSpecPath = (name: SpecName) =>
-  join(import.meta.dirname, '..', 'openapi-specs', `${name}.json`)
+const prebuiltSpecPath = (name: SpecName) =>
+  join(import.meta.dirname, 'openapi-specs', `${name}.json`)
 
 const cache = new Map<SpecName, Promise<Schema>>()
 

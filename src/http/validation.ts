@@ -1,43 +1,82 @@
-import type { ErrorObject } from 'ajv'
+import { createHash } from 'node:crypto'
+import type { CodeOptions, ErrorObject } from 'ajv'
 import Ajv2020 from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
-import { isUint64String } from '../lib/amount.ts'
+import { uint64Format } from './formats.ts'
+import { coercing, strict } from './precompiled-validators.ts'
 
-/** An Ajv 2020 instance with the standard formats and our strict `uint64`. */
-export function createAjv(opts: { coerceTypes: boolean }): Ajv2020.default {
+/**
+ * An Ajv 2020 instance with the standard formats and our strict `uint64`. `code` is for the build,
+ * which has Ajv write the compiled validators out as source.
+ */
+export function createAjv(opts: { coerceTypes: boolean; code?: CodeOptions }): Ajv2020.default {
   const ajv = new Ajv2020.default({
     allErrors: false,
     coerceTypes: opts.coerceTypes,
     useDefaults: true,
     removeAdditional: false,
     strict: false,
+    ...(opts.code && { code: opts.code }),
   })
   addFormats.default(ajv)
-  ajv.addFormat('uint64', { type: 'string', validate: isUint64String })
+  ajv.addFormat('uint64', uint64Format)
   return ajv
+}
+
+export type ValidatorKind = 'strict' | 'coercing'
+
+const precompiled = { strict, coercing }
+
+/** Which Ajv validates a part of the request: bodies strictly, the rest coerced from text. */
+const kindOf = (httpPart: string | undefined): ValidatorKind =>
+  httpPart === 'body' ? 'strict' : 'coercing'
+
+/**
+ * A schema's name among the precompiled validators and serializers: a hash of its JSON (route
+ * schemas are plain JSON), usable as an identifier.
+ */
+export function schemaKey(schema: unknown): string {
+  return `v_${createHash('sha256').update(JSON.stringify(schema)).digest('hex').slice(0, 32)}`
 }
 
 /**
  * One pair per process, shared by every listener: Ajv keeps what it compiled by schema, so a schema
  * that several listeners (or servers in one process) use is compiled once.
  */
-let shared: { strict: Ajv2020.default; coercing: Ajv2020.default } | undefined
+let shared: Record<ValidatorKind, Ajv2020.default> | undefined
+
+/** The schemas the compilers were asked for, while the build records them. */
+let recorded: Record<ValidatorKind, Map<string, object>> | undefined
+
+/**
+ * From now on, remember every schema a validator compiler is asked for, by kind and key: the build
+ * creates every listener once to learn which validators to precompile.
+ */
+export function recordSchemas(): Record<ValidatorKind, Map<string, object>> {
+  recorded = { strict: new Map(), coercing: new Map() }
+  return recorded
+}
 
 /**
  * Bodies are validated as sent (no coercion: `"amount": 5` is an error, not "5"); query strings
- * and path parameters arrive as text and are coerced to the declared types.
+ * and path parameters arrive as text and are coerced to the declared types. A validator the build
+ * precompiled for the same schema (same JSON) is used as is; any other schema is compiled here.
  */
 export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
   shared ??= {
     strict: createAjv({ coerceTypes: false }),
     coercing: createAjv({ coerceTypes: true }),
   }
-  const { strict, coercing } = shared
-  return ({ schema, httpPart }) =>
-    (httpPart === 'body' ? strict : coercing).compile(schema as object) as ReturnType<
+  const ajv = shared
+  return ({ schema, httpPart }) => {
+    const kind = kindOf(httpPart)
+    const key = schemaKey(schema)
+    recorded?.[kind].set(key, schema as object)
+    return (precompiled[kind][key] ?? ajv[kind].compile(schema as object)) as ReturnType<
       FastifySchemaCompiler<unknown>
     >
+  }
 }
 
 /** One readable sentence naming the offending field, e.g. `body.amount must be a uint64 string`. */

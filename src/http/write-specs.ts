@@ -1,13 +1,15 @@
 /**
- * Run by `npm run build` from dist/: writes each official spec, dereferenced, as JSON where the
- * compiled `loadSpec` looks first, so that a production process never parses YAML.
+ * Run by `npm run build` (`scripts/build.ts`): writes each official spec, dereferenced, as JSON
+ * into `dir`, where the bundled `loadSpec` looks first, so that a production process never parses
+ * YAML.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { dereferenceSpec, prebuiltSpecPath, SPEC_NAMES } from './openapi-specs.ts'
+import { join } from 'node:path'
+import { dereferenceSpec, SPEC_NAMES } from './openapi-specs.ts'
 
-for (const name of SPEC_NAMES) {
-  const path = prebuiltSpecPath(name)
-  mkdirSync(dirname(path), { recursive: true })
-  writeFileSync(path, JSON.stringify(await dereferenceSpec(name)))
+export async function writeSpecs(dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true })
+  for (const name of SPEC_NAMES) {
+    writeFileSync(join(dir, `${name}.json`), JSON.stringify(await dereferenceSpec(name)))
+  }
 }
