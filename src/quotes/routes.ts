@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
+import { getIncomingPaymentWithTokenGrant } from '../incoming-payments/service.ts'
 import { badRequest, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
+import { gnapToken } from '../resource-server/authorize.ts'
 import {
   isUuid,
   loadedResource,
@@ -11,7 +13,16 @@ import {
 } from '../resource-server/resources.ts'
 import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
-import { createQuote, getQuote, type Quote, type QuoteError, type QuoteRefusal } from './service.ts'
+import type { Receiver } from './receiver.ts'
+import {
+  createQuote,
+  getQuote,
+  localIncomingPaymentId,
+  localReceiver,
+  type Quote,
+  type QuoteError,
+  type QuoteRefusal,
+} from './service.ts'
 
 interface CreateBody {
   walletAddress: string
@@ -41,13 +52,24 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
   const quotes = loadedResource<{ quote: Quote; sender: WalletAddress }>()
+  const receivers = loadedResource<{ receiver: Receiver | undefined }>()
+  const createAccess = onBodyWalletAddress('quote', 'create')
 
   app.post<{ Body: CreateBody }>(
     '/quotes',
     {
       schema: { body: requestBodySchema(spec, '/quotes', 'post') },
       config: {
-        access: onBodyWalletAddress('quote', 'create'),
+        access: async (req) => {
+          const need = await createAccess(req)
+          const { receiver } = req.body as CreateBody
+          const id = localIncomingPaymentId(config.openPaymentsUrl, receiver)
+          if (id === undefined) return need
+          // A local receiver is read with the token's grant, in one statement.
+          const read = await getIncomingPaymentWithTokenGrant(db, id, gnapToken(req))
+          receivers.set(req, { receiver: localReceiver(receiver, read.payment) })
+          return { ...need, grant: read.grant ?? null }
+        },
       },
     },
     async (req, reply) => {
@@ -57,6 +79,7 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
         walletAddress: wa,
         client: req.auth!.clientId,
         receiver: body.receiver,
+        resolved: receivers.find(req),
         debitAmount:
           body.debitAmount &&
           amountIn(body.debitAmount, { code: wa.assetCode, scale: wa.assetScale }),
