@@ -32,7 +32,7 @@ before(async () => {
   ipToken = await grantToken(server, app, [
     { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
   ])
-  quoteToken = await grantToken(server, app, [{ type: 'quote', actions: ['create'] }])
+  quoteToken = await grantToken(server, app, [{ type: 'quote', actions: ['create', 'read'] }])
 })
 after(() => server?.close())
 
@@ -68,7 +68,7 @@ test('signed GET of an incoming payment: one read (the payment and the introspec
   assert.deepEqual(await roundTrips(unsigned), { status: 200, statements: 1, transactions: 1 })
 })
 
-test('signed quote to a local incoming payment: one read (receiver and introspection), one write', async () => {
+test('signed quote to a local incoming payment: one read (receiver and introspection), one write; its GET one read', async () => {
   const receiver = (await createIp()).body.id
   const quote = () =>
     signedRequest(`${rs}/quotes`, {
@@ -77,4 +77,7 @@ test('signed quote to a local incoming payment: one read (receiver and introspec
       identity: app,
     })
   assert.deepEqual(await roundTrips(quote), { status: 201, statements: 2, transactions: 2 })
+  const id = (await quote()).body.id
+  const get = () => signedRequest(id, { method: 'GET', token: quoteToken, identity: app })
+  assert.deepEqual(await roundTrips(get), { status: 200, statements: 1, transactions: 1 })
 })

@@ -11,17 +11,17 @@ import {
   onBodyWalletAddress,
   requireWalletAddress,
 } from '../resource-server/resources.ts'
-import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import type { Receiver } from './receiver.ts'
 import {
   createQuote,
-  getQuote,
+  getQuoteWithTokenGrant,
   localIncomingPaymentId,
   localReceiver,
   type Quote,
   type QuoteError,
   type QuoteRefusal,
+  type QuoteSender,
 } from './service.ts'
 
 interface CreateBody {
@@ -51,7 +51,7 @@ export function quoteRefused(r: QuoteRefusal) {
 export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
-  const quotes = loadedResource<{ quote: Quote; sender: WalletAddress }>()
+  const quotes = loadedResource<{ quote: Quote; sender: QuoteSender }>()
   const receivers = loadedResource<{ receiver: Receiver | undefined }>()
   const createAccess = onBodyWalletAddress('quote', 'create')
 
@@ -99,14 +99,15 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
       config: {
         access: async (req) => {
           const { id } = req.params as { id: string }
-          const q = isUuid(id) ? await getQuote(db, id) : undefined
-          if (!q) throw notFound('Quote does not exist')
-          const sender = (await getWalletAddress(db, { id: q.walletAddressId }))!
-          quotes.set(req, { quote: q, sender })
+          // One read: the quote, its sender and the token's grant (the introspection).
+          const read = isUuid(id) ? await getQuoteWithTokenGrant(db, id, gnapToken(req)) : undefined
+          if (!read) throw notFound('Quote does not exist')
+          quotes.set(req, read)
           return {
             type: 'quote',
             action: 'read',
-            identifier: walletAddressUrl(config, sender.path),
+            identifier: walletAddressUrl(config, read.sender.path),
+            grant: read.grant ?? null,
           }
         },
       },
@@ -120,11 +121,7 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
   )
 }
 
-export function quoteJson(
-  config: Deps['config'],
-  q: Quote,
-  sender: { path: string; assetCode: string; assetScale: number },
-) {
+export function quoteJson(config: Deps['config'], q: Quote, sender: QuoteSender) {
   return {
     id: `${config.openPaymentsUrl}/quotes/${q.id}`,
     walletAddress: walletAddressUrl(config, sender.path),

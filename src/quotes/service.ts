@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Selectable } from 'kysely'
+import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
 import { type Db, prepared } from '../db/database.ts'
 import type { QuotesTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
@@ -214,9 +215,39 @@ async function priceRemote(
   return { price: { debit: terms.maxSourceAmount + fee, fee, receive: mode.receive }, terms }
 }
 
-export async function getQuote(db: Db, id: string): Promise<Quote | undefined> {
-  const row = await db.selectFrom('quotes').selectAll().where('id', '=', id).executeTakeFirst()
-  return row && toQuote(row)
+/** The sending wallet address as a quote's JSON shows it. */
+export interface QuoteSender {
+  path: string
+  assetCode: string
+  assetScale: number
+}
+
+const quoteWithTokenGrant = prepared<
+  Selectable<QuotesTable> & { path: string; code: string; scale: number; token_grant: unknown }
+>(
+  `SELECT q.*, w.path, a.code, a.scale, ${tokenGrantSql('$2', '$3')} AS token_grant
+     FROM quotes q
+     JOIN wallet_addresses w ON w.id = q.wallet_address_id
+     JOIN assets a ON a.id = w.asset_id
+    WHERE q.id = $1`,
+)
+
+/**
+ * A quote with its sender, and the grant of the request's access token, in one statement (the
+ * introspection rides in the read); undefined when there is no such quote.
+ */
+export async function getQuoteWithTokenGrant(
+  db: Db,
+  id: string,
+  token: string | undefined,
+): Promise<{ quote: Quote; sender: QuoteSender; grant: TokenGrant | undefined } | undefined> {
+  const [row] = await quoteWithTokenGrant(db, [id, ...tokenParams(token, new Date())])
+  if (!row) return undefined
+  return {
+    quote: toQuote(row),
+    sender: { path: row.path, assetCode: row.code, assetScale: row.scale },
+    grant: tokenGrantOf(row.token_grant),
+  }
 }
 
 function toQuote(r: Selectable<QuotesTable>): Quote {
