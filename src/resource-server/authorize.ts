@@ -70,7 +70,7 @@ export async function authorize(
     },
     (keyId) =>
       'walletAddress' in client
-        ? clients.key(client.walletAddress, keyId, requesterOf(req))
+        ? clients.key(client.walletAddress, keyId, () => requesterOf(req))
         : Promise.resolve(keyId === client.jwk.kid ? client.jwk : 'unknown_key'),
     { maxAgeSeconds: config.signatureMaxAgeSeconds },
   )
