@@ -173,6 +173,10 @@ function countRoundTrips(
 
 /** The texts of `prepared` statements and their names, the same in every connection. */
 const preparedNames = new Map<string, string>()
+const PREPARE_MARK = '/* prepared */'
+/** How many texts `PREPARE` may name: a text that varies by call must not grow without bound. */
+const MAX_MARKED_TEXTS = 100
+let markedTexts = 0
 
 /**
  * A statement of the request path with a fixed text, written once as SQL: no query builder runs per
@@ -185,12 +189,30 @@ export function prepared<R>(text: string): (db: Db, params: unknown[]) => Promis
   return async (db, params) => (await db.executeQuery<R>(CompiledQuery.raw(text, params))).rows
 }
 
-/** Sends the texts registered by `prepared` (as Kysely passes them: text, values) by name. */
+/**
+ * Marks a statement that is built per call but whose text is the same on every call (a write that
+ * `webhooks/outbox.ts` wraps in CTEs, say): written anywhere in its `sql` text, it has the whole
+ * statement sent as a named prepared statement, as `prepared` ones are. At most MAX_MARKED_TEXTS
+ * texts are named per process; past that, marked statements run unnamed.
+ */
+export const PREPARE = sql.raw(PREPARE_MARK)
+
+function preparedName(text: string): string | undefined {
+  const name = preparedNames.get(text)
+  if (name !== undefined || markedTexts >= MAX_MARKED_TEXTS || !text.includes(PREPARE_MARK)) {
+    return name
+  }
+  markedTexts++
+  preparedNames.set(text, `op_${preparedNames.size + 1}`)
+  return preparedNames.get(text)
+}
+
+/** Sends `prepared` and `PREPARE`d texts (as Kysely passes them: text, values) by name. */
 function namePreparedStatements(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown
   client.query = ((...args: unknown[]) => {
     const [text, values] = args
-    const name = args.length === 2 && typeof text === 'string' ? preparedNames.get(text) : undefined
+    const name = args.length === 2 && typeof text === 'string' ? preparedName(text) : undefined
     return name === undefined ? query(...args) : query({ name, text, values })
   }) as typeof client.query
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
-import { type Db, prepared } from '../db/database.ts'
+import { type Db, PREPARE, prepared } from '../db/database.ts'
 import { inTransaction } from '../db/transaction.ts'
 import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
@@ -73,7 +73,7 @@ export async function createIncomingPayment(
   }
   const [row] = await writeWithEvent<{ metadata: Record<string, unknown> | null }>(
     db,
-    sql`INSERT INTO incoming_payments
+    sql`${PREPARE} INSERT INTO incoming_payments
           (id, wallet_address_id, client, incoming_amount, expires_at, metadata, created_at, updated_at)
         VALUES (${ip.id}, ${wa.id}, ${ip.client}, ${ip.incomingAmount}, ${ip.expiresAt},
           ${ip.metadata === null ? null : JSON.stringify(ip.metadata)}::jsonb, ${now}, ${now})
