@@ -64,7 +64,11 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     countRoundTrips(client, counts)
     namePreparedStatements(client)
   })
-  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`)
+  // Processes starting at once on a new schema race here: IF NOT EXISTS does not cover that, and
+  // the loser fails on the catalog's unique index although the schema then exists.
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`).catch((err) => {
+    if (!['23505', '42P06'].includes((err as { code?: string }).code ?? '')) throw err
+  })
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
   return {
     db,
