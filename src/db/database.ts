@@ -179,7 +179,7 @@ function countRoundTrips(
 const preparedNames = new Map<string, string>()
 const PREPARE_MARK = '/* prepared */'
 /** How many texts `PREPARE` may name: a text that varies by call must not grow without bound. */
-const MAX_MARKED_TEXTS = 100
+export const MAX_MARKED_TEXTS = 100
 let markedTexts = 0
 
 /**
