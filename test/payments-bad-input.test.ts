@@ -158,6 +158,35 @@ describe('quotes that are refused', () => {
     })
   }
 
+  test('a local receiver is read with the token, which is judged first and on every request', async () => {
+    const send = (receiver: string, token: string) =>
+      signedRequest(`${rs}/quotes`, {
+        body: { walletAddress: alice.url, method: 'ilp', receiver, debitAmount: usd('10') },
+        token,
+        identity: app,
+      })
+    const refused = async (res: { status: number; body: any }, status: number, text: string) => {
+      assert.equal(res.status, status, JSON.stringify(res.body))
+      assert.equal(res.body.error.description, text)
+    }
+    const unknown = `${rs}/incoming-payments/00000000-0000-4000-8000-000000000000`
+    for (const receiver of [openIp, unknown]) {
+      await refused(await send(receiver, 'no-such-token'), 403, 'Inactive Token')
+      await refused(await send(receiver, ipToken), 403, 'Insufficient Grant')
+      await refused(
+        await send(receiver, 'two words'),
+        401,
+        'Missing or invalid authorization header value',
+      )
+    }
+    // A revoked token is refused on the very next request.
+    const token = await grantToken(server, app, [{ type: 'quote', actions: ['create'] }])
+    assert.equal((await send(openIp, token)).status, 201)
+    const { body } = await server.admin('POST', '/introspect', { access_token: token })
+    await server.admin('POST', `/grants/${body.grant}/revoke`)
+    await refused(await send(openIp, token), 403, 'Inactive Token')
+  })
+
   test('fees that eat the whole amount: non-positive receive amount', async () => {
     const assets = (await server.admin('GET', '/assets')).body.items
     const usdAsset = assets.find((a: any) => a.code === 'USD')

@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.ts'
 import { type AccessItem, matchAccess, type RequestedAccess } from './access.ts'
-import { findGrantByToken, type GrantClient } from './grants.ts'
+import { findTokenGrant, type GrantClient, type TokenGrant } from './grants.ts'
 
 export interface IntrospectionRequest {
   access_token: string
@@ -21,10 +21,17 @@ export async function introspect(
   req: IntrospectionRequest,
   now = new Date(),
 ): Promise<IntrospectionResult> {
-  const grant = await findGrantByToken(db, req.access_token, now)
+  return introspectGrant(await findTokenGrant(db, req.access_token, now), req.access)
+}
+
+/** The introspection of a token whose grant was read already (undefined: no active token). */
+export function introspectGrant(
+  grant: TokenGrant | undefined,
+  requested: RequestedAccess[] | undefined,
+): IntrospectionResult {
   if (!grant) return { active: false }
-  const access = req.access
-    ? grant.access.filter((g) => req.access!.some((r) => matchAccess([g], r).length > 0))
+  const access = requested
+    ? grant.access.filter((g) => requested.some((r) => matchAccess([g], r).length > 0))
     : grant.access
   return { active: true, grant: grant.id, access, client: grant.client }
 }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import type { PoolStats } from '../metrics/metrics.ts'
 import { PGliteDialect } from './pglite-dialect.ts'
@@ -62,8 +62,13 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   pool.on('connect', (client) => {
     client.on('error', () => {})
     countRoundTrips(client, counts)
+    namePreparedStatements(client)
   })
-  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`)
+  // Processes starting at once on a new schema race here: IF NOT EXISTS does not cover that, and
+  // the loser fails on the catalog's unique index although the schema then exists.
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`).catch((err) => {
+    if (!['23505', '42P06'].includes((err as { code?: string }).code ?? '')) throw err
+  })
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
   return {
     db,
@@ -167,6 +172,52 @@ function countRoundTrips(
       counts.transactions++
     }
     return query(...args)
+  }) as typeof client.query
+}
+
+/** The texts of `prepared` statements and their names, the same in every connection. */
+const preparedNames = new Map<string, string>()
+const PREPARE_MARK = '/* prepared */'
+/** How many texts `PREPARE` may name: a text that varies by call must not grow without bound. */
+export const MAX_MARKED_TEXTS = 100
+let markedTexts = 0
+
+/**
+ * A statement of the request path with a fixed text, written once as SQL: no query builder runs per
+ * call, and on PostgreSQL it goes as a named prepared statement, which each connection parses and
+ * plans once instead of on every call. Parameters are `$1`, `$2`, … in `text`. It runs on any
+ * handle (a transaction's too); PGlite runs it as a plain statement.
+ */
+export function prepared<R>(text: string): (db: Db, params: unknown[]) => Promise<R[]> {
+  if (!preparedNames.has(text)) preparedNames.set(text, `op_${preparedNames.size + 1}`)
+  return async (db, params) => (await db.executeQuery<R>(CompiledQuery.raw(text, params))).rows
+}
+
+/**
+ * Marks a statement that is built per call but whose text is the same on every call (a write that
+ * `webhooks/outbox.ts` wraps in CTEs, say): written anywhere in its `sql` text, it has the whole
+ * statement sent as a named prepared statement, as `prepared` ones are. At most MAX_MARKED_TEXTS
+ * texts are named per process; past that, marked statements run unnamed.
+ */
+export const PREPARE = sql.raw(PREPARE_MARK)
+
+function preparedName(text: string): string | undefined {
+  const name = preparedNames.get(text)
+  if (name !== undefined || markedTexts >= MAX_MARKED_TEXTS || !text.includes(PREPARE_MARK)) {
+    return name
+  }
+  markedTexts++
+  preparedNames.set(text, `op_${preparedNames.size + 1}`)
+  return preparedNames.get(text)
+}
+
+/** Sends `prepared` and `PREPARE`d texts (as Kysely passes them: text, values) by name. */
+function namePreparedStatements(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  client.query = ((...args: unknown[]) => {
+    const [text, values] = args
+    const name = args.length === 2 && typeof text === 'string' ? preparedName(text) : undefined
+    return name === undefined ? query(...args) : query({ name, text, values })
   }) as typeof client.query
 }
 

@@ -4,6 +4,7 @@ import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import type { StreamReceiver } from '../ilp/stream-receiver.ts'
 import { badRequest, HttpError, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn } from '../resource-server/amounts.ts'
+import { gnapToken } from '../resource-server/authorize.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
 import {
   isUuid,
@@ -18,6 +19,7 @@ import {
   completeIncomingPayment,
   createIncomingPayment,
   getIncomingPayment,
+  getIncomingPaymentWithTokenGrant,
   type IncomingPayment,
   incomingPaymentPages,
   isOpen,
@@ -49,18 +51,27 @@ export async function incomingPaymentRoutes(
   })
 
   const payments = loadedResource<IncomingPayment>()
+  const existing = (ip: IncomingPayment | undefined) => {
+    if (!ip) throw notFound('Incoming payment does not exist')
+    return ip
+  }
   /** Loads the payment named in the path; its owner is the identifier the token must cover. */
   const ownerAccess = (action: string) => async (req: FastifyRequest) => {
     const { id } = req.params as { id: string }
-    const ip = isUuid(id) ? await getIncomingPayment(db, id) : undefined
-    if (!ip) throw notFound('Incoming payment does not exist')
-    payments.set(req, ip)
+    if (!isUuid(id)) throw notFound('Incoming payment does not exist')
     // Without credentials anyone may read the public view.
-    if (action === 'read' && req.headers.authorization === undefined) return undefined
+    if (action === 'read' && req.headers.authorization === undefined) {
+      payments.set(req, existing(await getIncomingPayment(db, id)))
+      return undefined
+    }
+    // One read: the payment and the token's grant (the introspection).
+    const read = await getIncomingPaymentWithTokenGrant(db, id, gnapToken(req))
+    const ip = payments.set(req, existing(read.payment))
     return {
       type: 'incoming-payment' as const,
       action,
       identifier: walletAddressUrl(config, ip.walletAddressPath),
+      grant: read.grant ?? null,
     }
   }
 

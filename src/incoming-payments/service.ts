@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
-import type { Db } from '../db/database.ts'
+import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
+import { type Db, PREPARE, prepared } from '../db/database.ts'
 import { inTransaction } from '../db/transaction.ts'
 import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
@@ -72,7 +73,7 @@ export async function createIncomingPayment(
   }
   const [row] = await writeWithEvent<{ metadata: Record<string, unknown> | null }>(
     db,
-    sql`INSERT INTO incoming_payments
+    sql`${PREPARE} INSERT INTO incoming_payments
           (id, wallet_address_id, client, incoming_amount, expires_at, metadata, created_at, updated_at)
         VALUES (${ip.id}, ${wa.id}, ${ip.client}, ${ip.incomingAmount}, ${ip.expiresAt},
           ${ip.metadata === null ? null : JSON.stringify(ip.metadata)}::jsonb, ${now}, ${now})
@@ -88,10 +89,45 @@ export async function getIncomingPayment(
   id: string,
   opts: { forUpdate?: boolean } = {},
 ): Promise<IncomingPayment | undefined> {
-  let q = selectIncoming(db).where('p.id', '=', id)
-  if (opts.forUpdate) q = q.forUpdate()
-  const row = await q.executeTakeFirst()
+  if (!opts.forUpdate) {
+    const [row] = await incomingById(db, [id])
+    return row && toIncomingPayment(row)
+  }
+  const row = await selectIncoming(db).where('p.id', '=', id).forUpdate().executeTakeFirst()
   return row && toIncomingPayment(row)
+}
+
+/** `selectIncoming` as SQL text, for statements prepared once (the hot reads). */
+const INCOMING_COLUMNS = `p.id, p.wallet_address_id, w.path, a.code, a.scale, p.client,
+  p.incoming_amount, p.received_amount, p.completed_at, p.cancelled_at, p.cancel_reason,
+  p.expires_at, p.metadata, p.created_at, p.updated_at`
+const INCOMING_JOINS = `incoming_payments p
+  JOIN wallet_addresses w ON w.id = p.wallet_address_id
+  JOIN assets a ON a.id = w.asset_id`
+
+const incomingById = prepared<Row>(
+  `SELECT ${INCOMING_COLUMNS} FROM ${INCOMING_JOINS} WHERE p.id = $1`,
+)
+
+const incomingWithTokenGrant = prepared<Partial<Row> & { token_grant: unknown }>(
+  `SELECT ${INCOMING_COLUMNS}, ${tokenGrantSql('$2', '$3')} AS token_grant
+     FROM (SELECT 1) one LEFT JOIN (${INCOMING_JOINS}) ON p.id = $1`,
+)
+
+/**
+ * An incoming payment (undefined when there is none) and the grant of the request's access token,
+ * in one statement: a request that names a payment is introspected by the same read that loads it.
+ */
+export async function getIncomingPaymentWithTokenGrant(
+  db: Db,
+  id: string,
+  token: string | undefined,
+): Promise<{ payment: IncomingPayment | undefined; grant: TokenGrant | undefined }> {
+  const [row] = await incomingWithTokenGrant(db, [id, ...tokenParams(token, new Date())])
+  return {
+    payment: row?.id == null ? undefined : toIncomingPayment(row as Row),
+    grant: tokenGrantOf(row?.token_grant),
+  }
 }
 
 /**

@@ -1,17 +1,28 @@
 import type { FastifyInstance } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
+import { getIncomingPaymentWithTokenGrant } from '../incoming-payments/service.ts'
 import { badRequest, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
+import { gnapToken } from '../resource-server/authorize.ts'
 import {
   isUuid,
   loadedResource,
   onBodyWalletAddress,
   requireWalletAddress,
 } from '../resource-server/resources.ts'
-import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
-import { createQuote, getQuote, type Quote, type QuoteError, type QuoteRefusal } from './service.ts'
+import type { Receiver } from './receiver.ts'
+import {
+  createQuote,
+  getQuoteWithTokenGrant,
+  localIncomingPaymentId,
+  localReceiver,
+  type Quote,
+  type QuoteError,
+  type QuoteRefusal,
+  type QuoteSender,
+} from './service.ts'
 
 interface CreateBody {
   walletAddress: string
@@ -40,14 +51,25 @@ export function quoteRefused(r: QuoteRefusal) {
 export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
-  const quotes = loadedResource<{ quote: Quote; sender: WalletAddress }>()
+  const quotes = loadedResource<{ quote: Quote; sender: QuoteSender }>()
+  const receivers = loadedResource<{ receiver: Receiver | undefined }>()
+  const createAccess = onBodyWalletAddress('quote', 'create')
 
   app.post<{ Body: CreateBody }>(
     '/quotes',
     {
       schema: { body: requestBodySchema(spec, '/quotes', 'post') },
       config: {
-        access: onBodyWalletAddress('quote', 'create'),
+        access: async (req) => {
+          const need = await createAccess(req)
+          const { receiver } = req.body as CreateBody
+          const id = localIncomingPaymentId(config.openPaymentsUrl, receiver)
+          if (id === undefined) return need
+          // A local receiver is read with the token's grant, in one statement.
+          const read = await getIncomingPaymentWithTokenGrant(db, id, gnapToken(req))
+          receivers.set(req, { receiver: localReceiver(receiver, read.payment) })
+          return { ...need, grant: read.grant ?? null }
+        },
       },
     },
     async (req, reply) => {
@@ -57,6 +79,7 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
         walletAddress: wa,
         client: req.auth!.clientId,
         receiver: body.receiver,
+        resolved: receivers.find(req),
         debitAmount:
           body.debitAmount &&
           amountIn(body.debitAmount, { code: wa.assetCode, scale: wa.assetScale }),
@@ -76,14 +99,15 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
       config: {
         access: async (req) => {
           const { id } = req.params as { id: string }
-          const q = isUuid(id) ? await getQuote(db, id) : undefined
-          if (!q) throw notFound('Quote does not exist')
-          const sender = (await getWalletAddress(db, { id: q.walletAddressId }))!
-          quotes.set(req, { quote: q, sender })
+          // One read: the quote, its sender and the token's grant (the introspection).
+          const read = isUuid(id) ? await getQuoteWithTokenGrant(db, id, gnapToken(req)) : undefined
+          if (!read) throw notFound('Quote does not exist')
+          quotes.set(req, read)
           return {
             type: 'quote',
             action: 'read',
-            identifier: walletAddressUrl(config, sender.path),
+            identifier: walletAddressUrl(config, read.sender.path),
+            grant: read.grant ?? null,
           }
         },
       },
@@ -97,11 +121,7 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
   )
 }
 
-export function quoteJson(
-  config: Deps['config'],
-  q: Quote,
-  sender: { path: string; assetCode: string; assetScale: number },
-) {
+export function quoteJson(config: Deps['config'], q: Quote, sender: QuoteSender) {
   return {
     id: `${config.openPaymentsUrl}/quotes/${q.id}`,
     walletAddress: walletAddressUrl(config, sender.path),

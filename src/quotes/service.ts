@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { Selectable } from 'kysely'
-import type { Db } from '../db/database.ts'
+import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
+import { type Db, prepared } from '../db/database.ts'
 import type { QuotesTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import { getFee } from '../fees/service.ts'
 import { peerSendData } from '../ilp/outgoing.ts'
 import { type IlpTerms, minimumRate } from '../ilp/sender.ts'
+import { type IncomingPayment, isOpen } from '../incoming-payments/service.ts'
 import type { Ratio } from '../rates/ratio.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
 import {
@@ -51,6 +53,36 @@ export interface QuoteRequest {
   debitAmount?: bigint
   /** Fixed receive, in the receiver's asset (checked here: the asset is the receiver's). */
   receiveAmount?: { value: bigint; assetCode: string; assetScale: number }
+  /** The receiver when the caller resolved it already (`localReceiver`): no second read. */
+  resolved?: { receiver: Receiver | undefined }
+}
+
+const LOCAL_PATH =
+  /^\/incoming-payments\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
+
+/**
+ * The id of the incoming payment of this ASE that a receiver URL names, if it is one in the form
+ * `resolveReceiver` accepts; undefined for anything else (which `resolveReceiver` then judges).
+ */
+export function localIncomingPaymentId(openPaymentsUrl: string, url: string): string | undefined {
+  if (!URL.canParse(url)) return undefined
+  const u = new URL(url)
+  if (u.origin !== openPaymentsUrl || u.search || u.hash) return undefined
+  return LOCAL_PATH.exec(u.pathname)?.[1]
+}
+
+/** The receiver `resolveReceiver` makes of a local incoming payment read by the caller. */
+export function localReceiver(url: string, ip: IncomingPayment | undefined): Receiver | undefined {
+  if (!ip || !isOpen(ip)) return undefined
+  return {
+    url,
+    localIncomingPaymentId: ip.id,
+    ilp: null,
+    asset: { code: ip.assetCode, scale: ip.assetScale },
+    incomingAmount: ip.incomingAmount,
+    receivedAmount: ip.receivedAmount,
+    expiresAt: ip.expiresAt,
+  }
 }
 
 /**
@@ -61,7 +93,9 @@ export interface QuoteRequest {
 export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteRefusal> {
   const { db, config, rates } = deps
   // A receiver at another ASE is read on the client's behalf, against its fetch budget.
-  const receiver = await resolveReceiver(deps, req.receiver, { requester: `client:${req.client}` })
+  const receiver = req.resolved
+    ? req.resolved.receiver
+    : await resolveReceiver(deps, req.receiver, { requester: `client:${req.client}` })
   if (!receiver) return 'invalid_receiver'
   const remaining =
     receiver.incomingAmount === null ? undefined : receiver.incomingAmount - receiver.receivedAmount
@@ -111,30 +145,32 @@ export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote 
   if (remaining !== undefined && priced.receive > remaining) return 'invalid_amount'
 
   const lifespanEnd = Date.now() + config.openPayments.quoteLifespanSeconds * 1000
-  const row = await db
-    .insertInto('quotes')
-    .values({
-      id: randomUUID(),
-      wallet_address_id: wa.id,
-      client: req.client,
-      receiver: receiver.url,
-      receiver_incoming_payment_id: receiver.localIncomingPaymentId,
-      debit_amount: priced.debit,
-      fee_amount: priced.fee,
-      receive_amount: priced.receive,
-      receive_asset_code: receiver.asset.code,
-      receive_asset_scale: receiver.asset.scale,
-      rate_numerator: rate.num,
-      rate_denominator: rate.den,
-      ilp_terms: terms
-        ? JSON.stringify(terms, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
-        : null,
-      expires_at: new Date(Math.min(lifespanEnd, receiver.expiresAt?.getTime() ?? lifespanEnd)),
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow()
-  return toQuote(row)
+  const [row] = await insertQuote(db, [
+    randomUUID(),
+    wa.id,
+    req.client,
+    receiver.url,
+    receiver.localIncomingPaymentId,
+    priced.debit,
+    priced.fee,
+    priced.receive,
+    receiver.asset.code,
+    receiver.asset.scale,
+    rate.num,
+    rate.den,
+    terms ? JSON.stringify(terms, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) : null,
+    new Date(Math.min(lifespanEnd, receiver.expiresAt?.getTime() ?? lifespanEnd)),
+  ])
+  return toQuote(row!)
 }
+
+const insertQuote = prepared<Selectable<QuotesTable>>(
+  `INSERT INTO quotes (id, wallet_address_id, client, receiver, receiver_incoming_payment_id,
+     debit_amount, fee_amount, receive_amount, receive_asset_code, receive_asset_scale,
+     rate_numerator, rate_denominator, ilp_terms, expires_at)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+   RETURNING *`,
+)
 
 /**
  * Prices a payment to another ASE by probing the Interledger path (no money moves): the probe's
@@ -179,9 +215,39 @@ async function priceRemote(
   return { price: { debit: terms.maxSourceAmount + fee, fee, receive: mode.receive }, terms }
 }
 
-export async function getQuote(db: Db, id: string): Promise<Quote | undefined> {
-  const row = await db.selectFrom('quotes').selectAll().where('id', '=', id).executeTakeFirst()
-  return row && toQuote(row)
+/** The sending wallet address as a quote's JSON shows it. */
+export interface QuoteSender {
+  path: string
+  assetCode: string
+  assetScale: number
+}
+
+const quoteWithTokenGrant = prepared<
+  Selectable<QuotesTable> & { path: string; code: string; scale: number; token_grant: unknown }
+>(
+  `SELECT q.*, w.path, a.code, a.scale, ${tokenGrantSql('$2', '$3')} AS token_grant
+     FROM quotes q
+     JOIN wallet_addresses w ON w.id = q.wallet_address_id
+     JOIN assets a ON a.id = w.asset_id
+    WHERE q.id = $1`,
+)
+
+/**
+ * A quote with its sender, and the grant of the request's access token, in one statement (the
+ * introspection rides in the read); undefined when there is no such quote.
+ */
+export async function getQuoteWithTokenGrant(
+  db: Db,
+  id: string,
+  token: string | undefined,
+): Promise<{ quote: Quote; sender: QuoteSender; grant: TokenGrant | undefined } | undefined> {
+  const [row] = await quoteWithTokenGrant(db, [id, ...tokenParams(token, new Date())])
+  if (!row) return undefined
+  return {
+    quote: toQuote(row),
+    sender: { path: row.path, assetCode: row.code, assetScale: row.scale },
+    grant: tokenGrantOf(row.token_grant),
+  }
 }
 
 function toQuote(r: Selectable<QuotesTable>): Quote {

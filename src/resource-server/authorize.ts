@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { AccessItem, AccessType } from '../auth/access.ts'
-import type { GrantClient } from '../auth/grants.ts'
-import { introspect } from '../auth/introspection.ts'
+import { findTokenGrant, type GrantClient, type TokenGrant } from '../auth/grants.ts'
+import { introspectGrant } from '../auth/introspection.ts'
 import type { Deps } from '../deps.ts'
 import { HttpError } from '../lib/errors.ts'
 import { requesterOf } from '../rate-limit/keys.ts'
@@ -22,11 +22,20 @@ export interface Authorization {
 export const clientIdOf = (c: GrantClient) =>
   'walletAddress' in c ? c.walletAddress : `jwk:${c.jwk.x}`
 
-/** The GNAP header parse, introspection and signature check every protected call goes through. */
+/** The access token of a `GNAP <token>` Authorization header; undefined when absent or malformed. */
+export function gnapToken(req: FastifyRequest): string | undefined {
+  return /^GNAP ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')?.[1]
+}
+
+/**
+ * The GNAP header parse, introspection and signature check every protected call goes through. The
+ * token's grant is read here, unless the route's access function read it already with the
+ * resource (`need.grant`). Token state is never cached: either way it is read for this request.
+ */
 export async function authorize(
   deps: Deps,
   req: FastifyRequest,
-  need: { type: AccessType; action: string; identifier?: string },
+  need: AccessNeed,
 ): Promise<Authorization> {
   const { config, db, clients } = deps
   // Clients retry with a new token on these exact strings (see the contract, section 10).
@@ -34,18 +43,19 @@ export async function authorize(
     new HttpError(status, String(status), description, undefined, {
       'www-authenticate': `GNAP as_uri=${config.authServerUrl}/`,
     })
-  const m = /^GNAP ([\x21-\x7e]+)$/.exec(req.headers.authorization ?? '')
-  if (!m) throw fail(401, 'Missing or invalid authorization header value')
-  const result = await introspect(db, {
-    access_token: m[1]!,
-    access: [
-      {
-        type: need.type,
-        actions: [need.action],
-        ...(need.identifier && { identifier: need.identifier }),
-      },
-    ],
-  })
+  const token = gnapToken(req)
+  if (token === undefined) throw fail(401, 'Missing or invalid authorization header value')
+  const grant =
+    need.grant === undefined
+      ? await findTokenGrant(db, token, new Date())
+      : (need.grant ?? undefined)
+  const result = introspectGrant(grant, [
+    {
+      type: need.type,
+      actions: [need.action],
+      ...(need.identifier && { identifier: need.identifier }),
+    },
+  ])
   if (!result.active) throw fail(403, 'Inactive Token')
   const item = result.access[0]
   if (!item) throw fail(403, 'Insufficient Grant')
@@ -60,7 +70,7 @@ export async function authorize(
     },
     (keyId) =>
       'walletAddress' in client
-        ? clients.key(client.walletAddress, keyId, requesterOf(req))
+        ? clients.key(client.walletAddress, keyId, () => requesterOf(req))
         : Promise.resolve(keyId === client.jwk.kid ? client.jwk : 'unknown_key'),
     { maxAgeSeconds: config.signatureMaxAgeSeconds },
   )
@@ -79,6 +89,11 @@ export interface AccessNeed {
   type: AccessType
   action: string
   identifier?: string
+  /**
+   * The grant of the request's token (`gnapToken`), when the access function read it in the
+   * statement that loaded the resource (`tokenGrantSql`); null when that read found no active token.
+   */
+  grant?: TokenGrant | null
 }
 
 declare module 'fastify' {

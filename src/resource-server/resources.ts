@@ -24,6 +24,8 @@ export function loadedResource<T>() {
       if (value === undefined) throw new Error('resource was not loaded by the access check')
       return value
     },
+    /** What the access check loaded, if it loaded anything (it may read only some requests). */
+    find: (req: FastifyRequest): T | undefined => loaded.get(req),
   }
 }
 

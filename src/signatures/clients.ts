@@ -24,19 +24,25 @@ export interface ClientWalletAddress {
 }
 
 /**
- * Client identities (wallet address URLs): their signing keys and documents. `requester` names who
- * made us look (e.g. `ip:…`): a fetch on its behalf is charged to its fetch budget, and a requester
- * whose budget is spent gets nothing fetched.
+ * Who made us look (e.g. `ip:…`), or how to work it out: only a fetch needs it, so a request
+ * served from a cache does not pay for it.
+ */
+export type Requester = string | (() => string)
+
+/**
+ * Client identities (wallet address URLs): their signing keys and documents. A fetch on behalf of
+ * `requester` is charged to its fetch budget, and a requester whose budget is spent gets nothing
+ * fetched.
  */
 export interface ClientDirectory {
   key(
     walletAddressUrl: string,
     keyId: string,
-    requester?: string,
+    requester?: Requester,
   ): Promise<Jwk | 'unknown_key' | 'keys_unavailable'>
   walletAddress(
     walletAddressUrl: string,
-    requester?: string,
+    requester?: Requester,
   ): Promise<ClientWalletAddress | undefined>
 }
 
@@ -97,13 +103,14 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
     url: string,
     maxAgeMs: number,
     load: () => Promise<T | undefined>,
-    requester: string | undefined,
+    requester: Requester | undefined,
   ): Promise<T | undefined> => {
     const hit = cache.get(url)
     if (hit && Date.now() - hit.at < (hit.failed ? minRefreshIntervalMs : maxAgeMs)) {
       return hit.value
     }
-    if (requester !== undefined && deps.budget && !deps.budget.spend(requester)) {
+    const who = typeof requester === 'function' ? requester() : requester
+    if (who !== undefined && deps.budget && !deps.budget.spend(who)) {
       return Promise.resolve(undefined)
     }
     const entry: Entry<T> = { at: Date.now(), value: load(), failed: false }
@@ -128,7 +135,7 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
     return usable ? { kind: 'remote' } : undefined
   }
 
-  const remoteKeys = (url: string, maxAgeMs: number, requester: string | undefined) =>
+  const remoteKeys = (url: string, maxAgeMs: number, requester: Requester | undefined) =>
     cached(
       keySets,
       url,
