@@ -125,6 +125,62 @@ export async function postTransferGroups(
     return true as const
   })
   if (taken.length === 0) return results
+  await insertPosted(trx, accounts, taken)
+  return results
+}
+
+/**
+ * Books the transfers of one local payment at once, all or none, inside the caller's transaction:
+ * one statement locks every account they touch (ascending id order; limit-free ones read), each
+ * transfer is checked in turn against the totals the ones before it left, then one INSERT and one
+ * statement of deltas. A transfer with `pendingUntil` is a reservation posted in full in the same
+ * transaction: recorded two-phase and posted (resolved now), exactly as a reservation made and then
+ * posted, so its id, the reservation's, still says the payment's money left once. `lockAlso` names
+ * accounts to lock with these (in the same order) that no transfer here touches. Ids must be new
+ * (the caller derives them from an id it just made): one that exists throws, rolling back.
+ */
+export async function postAtOnce(
+  trx: Db,
+  transfers: TransferInput[],
+  lockAlso: string[] = [],
+): Promise<true | LedgerError> {
+  const accounts = await lockAccounts(trx, [
+    ...new Set([...transfers.flatMap((t) => [t.debitAccountId, t.creditAccountId]), ...lockAlso]),
+  ])
+  const taken: { input: TransferInput; assetId: string }[] = []
+  for (const input of transfers) {
+    if (input.amount <= 0n || input.amount > UINT64_MAX) {
+      return new LedgerError('invalid_amount', 'amount must be between 1 and 2^64-1')
+    }
+    if (input.debitAccountId === input.creditAccountId) {
+      return new LedgerError('same_account', 'debit and credit account must differ')
+    }
+    const debit = accounts.get(input.debitAccountId)
+    const credit = accounts.get(input.creditAccountId)
+    const refusal = refuse(input, debit, credit)
+    if (refusal) return refusal
+    accounts.set(debit!.id, { ...debit!, debitsPosted: debit!.debitsPosted + input.amount })
+    const creditNow = accounts.get(credit!.id)!
+    accounts.set(credit!.id, {
+      ...creditNow,
+      creditsPosted: creditNow.creditsPosted + input.amount,
+    })
+    taken.push({ input, assetId: debit!.assetId })
+  }
+  await insertPosted(trx, accounts, taken)
+  return true
+}
+
+/**
+ * Inserts transfers that are posted now (single-phase, or two-phase reserved and posted at once
+ * when `pendingUntil` is set) and adds their sums to the accounts' totals: one INSERT, one statement
+ * of deltas. The accounts are locked by the caller and their rules checked.
+ */
+async function insertPosted(
+  trx: Db,
+  accounts: Map<string, Account>,
+  taken: { input: TransferInput; assetId: string }[],
+): Promise<void> {
   const inserted = await trx
     .insertInto('ledger_transfers')
     .values(
@@ -134,11 +190,12 @@ export async function postTransferGroups(
         credit_account_id: input.creditAccountId,
         asset_id: assetId,
         amount: input.amount,
-        two_phase: false,
+        two_phase: input.pendingUntil !== undefined,
         state: 'posted' as const,
         posted_amount: input.amount,
-        expires_at: null,
+        expires_at: input.pendingUntil ?? null,
         reference: input.reference ?? null,
+        ...(input.pendingUntil !== undefined && { resolved_at: sql<Date>`now()` }),
       })),
     )
     .onConflict((oc) => oc.column('id').doNothing())
@@ -163,7 +220,6 @@ export async function postTransferGroups(
       credits_posted: s.credits,
     })),
   )
-  return results
 }
 
 /** Which of these transfer ids exist. */
