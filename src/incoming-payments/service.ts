@@ -227,13 +227,15 @@ export interface CreditedPayment extends IncomingPayment {
 /**
  * Adds `amount` to what the payment received, inside the caller's transaction, as one conditional
  * update that returns the payment as updated: never after completion or expiry, never beyond
- * `incomingAmount`, and completing the payment when it reaches that amount. Concurrent credits
- * serialise on the row.
+ * `incomingAmount`, and completing the payment when it reaches that amount (its
+ * `incoming_payment.completed` event is recorded here, unless `callerRecordsCompletion`: then the
+ * caller records it in the same transaction). Concurrent credits serialise on the row.
  */
 export async function creditIncomingPayment(
   trx: Db,
   id: string,
   amount: bigint,
+  opts: { callerRecordsCompletion?: boolean } = {},
 ): Promise<CreditedPayment | CreditError> {
   // The wallet and asset are joined in, not locked (an UPDATE locks only its target's rows).
   const { rows } = await sql<Row & { ledger_account_id: string; asset_id: string }>`
@@ -252,7 +254,7 @@ export async function creditIncomingPayment(
   if (row) {
     const ip = toIncomingPayment(row)
     // Completed by this credit: the update only touches payments that were open.
-    if (ip.completedAt !== null)
+    if (ip.completedAt !== null && !opts.callerRecordsCompletion)
       await recordEvent(trx, { type: 'incoming_payment.completed', incomingPayment: ip })
     return { ...ip, wallet: { ledgerAccountId: row.ledger_account_id, assetId: row.asset_id } }
   }

@@ -1,4 +1,4 @@
-import { type Selectable, sql } from 'kysely'
+import { type RawBuilder, type Selectable, sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import type { LedgerAccountsTable, LedgerTransfersTable } from '../db/schema.ts'
 import { UINT64_MAX } from '../lib/amount.ts'
@@ -132,8 +132,8 @@ export async function postTransferGroups(
 /**
  * Books the transfers of one local payment at once, all or none, inside the caller's transaction:
  * one statement locks every account they touch (ascending id order; limit-free ones read), each
- * transfer is checked in turn against the totals the ones before it left, then one INSERT and one
- * statement of deltas. A transfer with `pendingUntil` is a reservation posted in full in the same
+ * transfer is checked in turn against the totals the ones before it left, then one statement
+ * inserts them and adds the deltas. A transfer with `pendingUntil` is a reservation posted in full in the same
  * transaction: recorded two-phase and posted (resolved now), exactly as a reservation made and then
  * posted, so its id, the reservation's, still says the payment's money left once. `lockAlso` names
  * accounts to lock with these (in the same order) that no transfer here touches. Ids must be new
@@ -167,14 +167,28 @@ export async function postAtOnce(
     })
     taken.push({ input, assetId: debit!.assetId })
   }
-  await insertPosted(trx, accounts, taken)
+  // The INSERT and the deltas in one statement: no id here can exist, so a conflict is an error
+  // (it fails the statement, and the caller's transaction with it).
+  const inserted = sql`
+    INSERT INTO ledger_transfers
+      (id, debit_account_id, credit_account_id, asset_id, amount, two_phase, state, posted_amount,
+       expires_at, resolved_at, reference)
+    VALUES ${sql.join(
+      taken.map(({ input, assetId }) => {
+        const reserved = input.pendingUntil !== undefined
+        return sql`(${input.id}, ${input.debitAccountId}::uuid, ${input.creditAccountId}::uuid,
+          ${assetId}::uuid, ${input.amount}::numeric, ${reserved}, 'posted', ${input.amount}::numeric,
+          ${input.pendingUntil ?? null}::timestamptz, ${reserved ? sql`now()` : null}::timestamptz,
+          ${input.reference ?? null})`
+      }),
+    )}`
+  await applyDeltas(trx, accounts, sumsOf(taken), inserted)
   return true
 }
 
 /**
- * Inserts transfers that are posted now (single-phase, or two-phase reserved and posted at once
- * when `pendingUntil` is set) and adds their sums to the accounts' totals: one INSERT, one statement
- * of deltas. The accounts are locked by the caller and their rules checked.
+ * Inserts single-phase transfers and adds their sums to the accounts' totals: one INSERT, one
+ * statement of deltas. The accounts are locked by the caller and their rules checked.
  */
 async function insertPosted(
   trx: Db,
@@ -190,18 +204,22 @@ async function insertPosted(
         credit_account_id: input.creditAccountId,
         asset_id: assetId,
         amount: input.amount,
-        two_phase: input.pendingUntil !== undefined,
+        two_phase: false,
         state: 'posted' as const,
         posted_amount: input.amount,
-        expires_at: input.pendingUntil ?? null,
+        expires_at: null,
         reference: input.reference ?? null,
-        ...(input.pendingUntil !== undefined && { resolved_at: sql<Date>`now()` }),
       })),
     )
     .onConflict((oc) => oc.column('id').doNothing())
     .returning('id')
     .execute()
   if (inserted.length !== taken.length) throw new Error('a transfer id of the batch exists')
+  await applyDeltas(trx, accounts, sumsOf(taken))
+}
+
+/** Each account's posted debits and credits in these transfers, summed. */
+function sumsOf(taken: { input: TransferInput }[]): Delta[] {
   const sums = new Map<string, { debits: bigint; credits: bigint }>()
   for (const { input } of taken) {
     const d = sums.get(input.debitAccountId) ?? { debits: 0n, credits: 0n }
@@ -211,15 +229,11 @@ async function insertPosted(
     c.credits += input.amount
     sums.set(input.creditAccountId, c)
   }
-  await applyDeltas(
-    trx,
-    accounts,
-    [...sums].map(([accountId, s]) => ({
-      accountId,
-      debits_posted: s.debits,
-      credits_posted: s.credits,
-    })),
-  )
+  return [...sums].map(([accountId, s]) => ({
+    accountId,
+    debits_posted: s.debits,
+    credits_posted: s.credits,
+  }))
 }
 
 /** Which of these transfer ids exist. */
@@ -401,12 +415,14 @@ interface Delta {
 /**
  * Adds the deltas to the accounts' totals in one statement: an update of the rows the caller
  * locked, and for limit-free accounts (`accounts` tells their kind) an append to
- * `ledger_account_deltas`, which locks nothing that other transfers wait for.
+ * `ledger_account_deltas`, which locks nothing that other transfers wait for. `alsoWrite`, a
+ * data-modifying statement, runs in the same statement (as a CTE).
  */
 async function applyDeltas(
   trx: Db,
   accounts: Map<string, Account>,
   deltas: Delta[],
+  alsoWrite?: RawBuilder<unknown>,
 ): Promise<void> {
   const values = (ds: Delta[]) =>
     sql.join(
@@ -429,9 +445,12 @@ async function applyDeltas(
            credits_pending = a.credits_pending + v.cpe
       FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
      WHERE a.id = v.id`
-  if (free.length === 0) await update.execute(trx)
-  else if (locked.length === 0) await append.execute(trx)
-  else await sql`WITH appended AS (${append}) ${update}`.execute(trx)
+  const also = alsoWrite ? sql`also AS (${alsoWrite}),` : sql``
+  const withAlso = (s: RawBuilder<unknown>) =>
+    alsoWrite ? sql`WITH also AS (${alsoWrite}) ${s}` : s
+  if (free.length === 0) await withAlso(update).execute(trx)
+  else if (locked.length === 0) await withAlso(append).execute(trx)
+  else await sql`WITH ${also} appended AS (${append}) ${update}`.execute(trx)
 }
 
 export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {

@@ -34,8 +34,9 @@ class ReceiverRefused {}
  * in few statements: the grant's lock; its spending and whether the quote was used (one query);
  * the incoming payment's credit (which locks its row, as every credit does, before any ledger
  * account); the ledger's transfers at once (one statement locking the sender's and the receiver's
- * wallets in id order, one INSERT, one of deltas), the reservation among them recorded as made and
- * posted in full; and the payment row with its `created` and `completed` events (one statement).
+ * wallets in id order, one writing the transfers and the deltas), the reservation among them
+ * recorded as made and posted in full; and the payment row with its `created` and `completed`
+ * events, and the incoming payment's `completed` when this credit completed it (one statement).
  * Nothing is read twice: the quote, the wallet addresses and the asset's account ids are known.
  *
  * The outcome is what creating the payment and then settling it (settlement.ts) would give, with
@@ -63,8 +64,10 @@ export async function createAndSettle(
         trx,
         quote.localIncomingPaymentId!,
         quote.receiveAmount,
+        { callerRecordsCompletion: true },
       )
       if (typeof credited === 'string') throw new ReceiverRefused()
+      const { wallet, ...incomingPayment } = credited
 
       const booked = await postAtOnce(trx, await transfers(trx, id, quote, wa, credited.wallet))
       if (isLedgerError(booked)) {
@@ -107,6 +110,10 @@ export async function createAndSettle(
               ${v.metadata}::jsonb, ${now}, ${now})
             RETURNING *`,
         [
+          // Completed by this credit (events of two resources: no order between them).
+          ...(incomingPayment.completedAt !== null
+            ? [{ type: 'incoming_payment.completed' as const, incomingPayment }]
+            : []),
           { type: 'outgoing_payment.created', outgoingPayment: created, sender: wa },
           {
             type: 'outgoing_payment.completed',
@@ -119,7 +126,7 @@ export async function createAndSettle(
       return {
         payment: toOutgoingPayment(row!),
         spent,
-        receiverCompleted: credited.completedAt !== null,
+        receiverCompleted: incomingPayment.completedAt !== null,
       }
     })
     // As the worker logs each payment it settles.
