@@ -4,7 +4,7 @@ import type { LedgerAccountsTable, LedgerTransfersTable } from '../db/schema.ts'
 import { UINT64_MAX } from '../lib/amount.ts'
 import { toAccount } from './accounts.ts'
 import { isLimitFree, LIMIT_FREE_KINDS } from './limit-free.ts'
-import { type Account, LedgerError, type Transfer } from './types.ts'
+import { type Account, isLedgerError, LedgerError, type Transfer } from './types.ts'
 
 export interface TransferInput {
   /** The caller's id for this movement: the same id twice moves money once. */
@@ -131,19 +131,37 @@ export async function postTransferGroups(
 
 /**
  * Books the transfers of one local payment at once, all or none, inside the caller's transaction:
- * one statement locks every account they touch (ascending id order; limit-free ones read), each
- * transfer is checked in turn against the totals the ones before it left, then one statement
- * inserts them and adds the deltas. A transfer with `pendingUntil` is a reservation posted in full in the same
- * transaction: recorded two-phase and posted (resolved now), exactly as a reservation made and then
- * posted, so its id, the reservation's, still says the payment's money left once. `lockAlso` names
- * accounts to lock with these (in the same order) that no transfer here touches. Ids must be new
- * (the caller derives them from an id it just made): one that exists throws, rolling back.
+ * `prepareAtOnce`, then the statement it prepared. See there.
  */
 export async function postAtOnce(
   trx: Db,
   transfers: TransferInput[],
   lockAlso: string[] = [],
 ): Promise<true | LedgerError> {
+  const writes = await prepareAtOnce(trx, transfers, lockAlso)
+  if (isLedgerError(writes)) return writes
+  await sql`WITH ${writes} SELECT 1`.execute(trx)
+  return true
+}
+
+/**
+ * Prepares the transfers of one local payment, all or none, inside the caller's transaction: one
+ * statement locks every account they touch (ascending id order; limit-free ones read), and each
+ * transfer is checked in turn against the totals the ones before it left. Returns the writes as a
+ * list of CTEs (`lt`, `la`, `lu`: the transfers, the limit-free deltas, the locked accounts'
+ * totals), for the caller to run as one statement in the same transaction, with writes of its
+ * own if it likes; or the refusal, nothing written. A transfer with `pendingUntil` is a
+ * reservation posted in full in the same transaction: recorded two-phase and posted (resolved
+ * now), exactly as a reservation made and then posted, so its id, the reservation's, still says
+ * the payment's money left once. `lockAlso` names accounts to lock with these (in the same order)
+ * that no transfer here touches. Ids must be new (the caller derives them from an id it just
+ * made): one that exists fails the statement, and the caller's transaction with it.
+ */
+export async function prepareAtOnce(
+  trx: Db,
+  transfers: TransferInput[],
+  lockAlso: string[] = [],
+): Promise<RawBuilder<unknown> | LedgerError> {
   const accounts = await lockAccounts(trx, [
     ...new Set([...transfers.flatMap((t) => [t.debitAccountId, t.creditAccountId]), ...lockAlso]),
   ])
@@ -167,8 +185,6 @@ export async function postAtOnce(
     })
     taken.push({ input, assetId: debit!.assetId })
   }
-  // The INSERT and the deltas in one statement: no id here can exist, so a conflict is an error
-  // (it fails the statement, and the caller's transaction with it).
   const inserted = sql`
     INSERT INTO ledger_transfers
       (id, debit_account_id, credit_account_id, asset_id, amount, two_phase, state, posted_amount,
@@ -182,8 +198,15 @@ export async function postAtOnce(
           ${input.reference ?? null})`
       }),
     )}`
-  await applyDeltas(trx, accounts, sumsOf(taken), inserted)
-  return true
+  const { append, update } = deltaWrites(accounts, sumsOf(taken))
+  return sql.join(
+    [
+      sql`lt AS (${inserted})`,
+      ...(append ? [sql`la AS (${append})`] : []),
+      ...(update ? [sql`lu AS (${update})`] : []),
+    ],
+    sql`, `,
+  )
 }
 
 /**
@@ -415,15 +438,21 @@ interface Delta {
 /**
  * Adds the deltas to the accounts' totals in one statement: an update of the rows the caller
  * locked, and for limit-free accounts (`accounts` tells their kind) an append to
- * `ledger_account_deltas`, which locks nothing that other transfers wait for. `alsoWrite`, a
- * data-modifying statement, runs in the same statement (as a CTE).
+ * `ledger_account_deltas`, which locks nothing that other transfers wait for.
  */
 async function applyDeltas(
   trx: Db,
   accounts: Map<string, Account>,
   deltas: Delta[],
-  alsoWrite?: RawBuilder<unknown>,
 ): Promise<void> {
+  const { append, update } = deltaWrites(accounts, deltas)
+  if (!append) await update!.execute(trx)
+  else if (!update) await append.execute(trx)
+  else await sql`WITH appended AS (${append}) ${update}`.execute(trx)
+}
+
+/** The two writes of `applyDeltas`, each only when it has rows. */
+function deltaWrites(accounts: Map<string, Account>, deltas: Delta[]) {
   const values = (ds: Delta[]) =>
     sql.join(
       ds.map(
@@ -433,24 +462,26 @@ async function applyDeltas(
     )
   const free = deltas.filter((d) => isLimitFree(accounts.get(d.accountId)!.kind))
   const locked = deltas.filter((d) => !isLimitFree(accounts.get(d.accountId)!.kind))
-  const append = sql`
+  return {
+    append:
+      free.length === 0
+        ? undefined
+        : sql`
     INSERT INTO ledger_account_deltas
       (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
-    VALUES ${values(free)}`
-  const update = sql`
+    VALUES ${values(free)}`,
+    update:
+      locked.length === 0
+        ? undefined
+        : sql`
     UPDATE ledger_accounts a
        SET debits_posted = a.debits_posted + v.dp,
            credits_posted = a.credits_posted + v.cp,
            debits_pending = a.debits_pending + v.dpe,
            credits_pending = a.credits_pending + v.cpe
       FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id`
-  const also = alsoWrite ? sql`also AS (${alsoWrite}),` : sql``
-  const withAlso = (s: RawBuilder<unknown>) =>
-    alsoWrite ? sql`WITH also AS (${alsoWrite}) ${s}` : s
-  if (free.length === 0) await withAlso(update).execute(trx)
-  else if (locked.length === 0) await withAlso(append).execute(trx)
-  else await sql`WITH ${also} appended AS (${append}) ${update}`.execute(trx)
+     WHERE a.id = v.id`,
+  }
 }
 
 export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {

@@ -3,7 +3,7 @@ import type { Db } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
 import { creditIncomingPayment } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
-import { postAtOnce, type TransferInput } from '../ledger/transfers.ts'
+import { prepareAtOnce, type TransferInput } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { writeWithEvent } from '../webhooks/outbox.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
@@ -33,10 +33,10 @@ class ReceiverRefused {}
  * Creates a payment to an incoming payment of this ASE and settles it in the same transaction,
  * in few statements: the grant's lock; its spending and whether the quote was used (one query);
  * the incoming payment's credit (which locks its row, as every credit does, before any ledger
- * account); the ledger's transfers at once (one statement locking the sender's and the receiver's
- * wallets in id order, one writing the transfers and the deltas), the reservation among them
- * recorded as made and posted in full; and the payment row with its `created` and `completed`
- * events, and the incoming payment's `completed` when this credit completed it (one statement).
+ * account); the ledger's transfers checked at once (one statement locking the sender's and the
+ * receiver's wallets in id order), the reservation among them recorded as made and posted in full;
+ * and one statement writing the transfers, the accounts' deltas, the payment row, its `created` and
+ * `completed` events, and the incoming payment's `completed` when this credit completed it.
  * Nothing is read twice: the quote, the wallet addresses and the asset's account ids are known.
  *
  * The outcome is what creating the payment and then settling it (settlement.ts) would give, with
@@ -69,10 +69,11 @@ export async function createAndSettle(
       if (typeof credited === 'string') throw new ReceiverRefused()
       const { wallet, ...incomingPayment } = credited
 
-      const booked = await postAtOnce(trx, await transfers(trx, id, quote, wa, credited.wallet))
-      if (isLedgerError(booked)) {
-        if (booked.code === 'insufficient_balance') throw new Refused('insufficient_balance')
-        throw new Error(`settlement at create failed: ${booked.message}`)
+      // Checked now (the accounts locked); written below, in the payment's statement.
+      const ledgerWrites = await prepareAtOnce(trx, await transfers(trx, id, quote, wa, wallet))
+      if (isLedgerError(ledgerWrites)) {
+        if (ledgerWrites.code === 'insufficient_balance') throw new Refused('insufficient_balance')
+        throw new Error(`settlement at create failed: ${ledgerWrites.message}`)
       }
 
       const now = new Date()
@@ -121,6 +122,7 @@ export async function createAndSettle(
             sender: wa,
           },
         ],
+        ledgerWrites,
       )
       await afterWalletDebit(trx, wa, quote.debitAmount)
       return {

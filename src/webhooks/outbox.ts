@@ -19,16 +19,20 @@ export async function recordEvent(trx: Db, event: NewEvent): Promise<string> {
  * Runs `write` (a data-modifying statement with RETURNING) and records `event` in the same
  * statement: as atomic as a transaction, in one round trip instead of four (BEGIN, the write, the
  * event, COMMIT). For a state change that is a single write. Several events are recorded in the
- * order given (their `seq`, which orders deliveries per resource). Returns the rows `write` returned.
+ * order given (their `seq`, which orders deliveries per resource). `alsoWrite`, CTEs of other
+ * writes of the same change (not named `w`, `e` or `d`), run in the same statement. Returns the
+ * rows `write` returned.
  */
 export async function writeWithEvent<R>(
   db: Db,
   write: RawBuilder<unknown>,
   event: NewEvent | readonly NewEvent[],
+  alsoWrite?: RawBuilder<unknown>,
 ): Promise<R[]> {
   const events = Array.isArray(event) ? event : [event as NewEvent]
   const { rows } = await sql<R>`
-    WITH w AS (${write}), ${eventAndDeliveries(events.map((e) => [randomUUID(), e]))}
+    WITH ${alsoWrite ? sql`${alsoWrite}, ` : sql``}w AS (${write}),
+      ${eventAndDeliveries(events.map((e) => [randomUUID(), e]))}
     SELECT * FROM w`.execute(db)
   return rows
 }
