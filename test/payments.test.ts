@@ -119,6 +119,24 @@ describe('the full flow', () => {
     assert.deepEqual(created.grantSpentDebitAmount, usd('5060'))
     assert.deepEqual(created.metadata, { note: 'rent' })
     assert.equal(created.quoteId, q.id)
+    // This process runs the payment worker: the payment was settled in its create's transaction,
+    // the reservation recorded as made and posted in full, beside the fee and the delivery.
+    assert.deepEqual(created.sentAmount, usd('5000'))
+    const id = created.id.split('/').at(-1)!
+    const transfers = await server.database.db
+      .selectFrom('ledger_transfers')
+      .select(['id', 'two_phase', 'state', 'amount', 'posted_amount'])
+      .where('reference', '=', `outgoing_payment:${id}`)
+      .orderBy('id')
+      .execute()
+    assert.deepEqual(
+      transfers.map((t) => [t.id, t.two_phase, t.state, t.amount, t.posted_amount]),
+      [
+        [`outgoing:${id}:deliver`, false, 'posted', 5000n, 5000n],
+        [`outgoing:${id}:fee`, false, 'posted', 60n, 60n],
+        [`outgoing:${id}:reserve`, true, 'posted', 5060n, 5060n],
+      ],
+    )
 
     const done = await settled(opToken, created.id)
     assert.equal(done.failed, false)

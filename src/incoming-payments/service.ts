@@ -255,39 +255,44 @@ export async function cancelIncomingPayment(
 
 export type CreditError = 'not_payable' | 'exceeds_incoming_amount'
 
+/** A credited payment, with its owner's wallet (where the money goes). */
+export interface CreditedPayment extends IncomingPayment {
+  wallet: { ledgerAccountId: string; assetId: string }
+}
+
 /**
  * Adds `amount` to what the payment received, inside the caller's transaction, as one conditional
- * update: never after completion or expiry, never beyond `incomingAmount`, and completing the
- * payment when it reaches that amount. Concurrent credits serialise on the row.
+ * update that returns the payment as updated: never after completion or expiry, never beyond
+ * `incomingAmount`, and completing the payment when it reaches that amount (its
+ * `incoming_payment.completed` event is recorded here, unless `callerRecordsCompletion`: then the
+ * caller records it in the same transaction). Concurrent credits serialise on the row.
  */
 export async function creditIncomingPayment(
   trx: Db,
   id: string,
   amount: bigint,
-): Promise<IncomingPayment | CreditError> {
-  const updated = await trx
-    .updateTable('incoming_payments')
-    .set({
-      received_amount: sql`received_amount + ${amount}`,
-      completed_at: sql`CASE WHEN incoming_amount = received_amount + ${amount} THEN now() END`,
-      updated_at: sql`now()`,
-    })
-    .where('id', '=', id)
-    .where('completed_at', 'is', null)
-    .where('expires_at', '>', sql<Date>`now()`)
-    .where((eb) =>
-      eb.or([
-        eb('incoming_amount', 'is', null),
-        eb(sql`received_amount + ${amount}`, '<=', eb.ref('incoming_amount')),
-      ]),
-    )
-    .executeTakeFirst()
-  if (updated.numUpdatedRows === 1n) {
-    const ip = (await getIncomingPayment(trx, id))!
+  opts: { callerRecordsCompletion?: boolean } = {},
+): Promise<CreditedPayment | CreditError> {
+  // The wallet and asset are joined in, not locked (an UPDATE locks only its target's rows).
+  const { rows } = await sql<Row & { ledger_account_id: string; asset_id: string }>`
+    UPDATE incoming_payments p
+       SET received_amount = p.received_amount + ${amount},
+           completed_at = CASE WHEN p.incoming_amount = p.received_amount + ${amount} THEN now() END,
+           updated_at = now()
+      FROM wallet_addresses w JOIN assets a ON a.id = w.asset_id
+     WHERE p.id = ${id} AND w.id = p.wallet_address_id
+       AND p.completed_at IS NULL AND p.expires_at > now()
+       AND (p.incoming_amount IS NULL OR p.received_amount + ${amount} <= p.incoming_amount)
+    RETURNING p.id, p.wallet_address_id, w.path, a.code, a.scale, p.client, p.incoming_amount,
+      p.received_amount, p.completed_at, p.cancelled_at, p.cancel_reason, p.expires_at, p.metadata,
+      p.created_at, p.updated_at, w.ledger_account_id, w.asset_id`.execute(trx)
+  const row = rows[0]
+  if (row) {
+    const ip = toIncomingPayment(row)
     // Completed by this credit: the update only touches payments that were open.
-    if (ip.completedAt !== null)
+    if (ip.completedAt !== null && !opts.callerRecordsCompletion)
       await recordEvent(trx, { type: 'incoming_payment.completed', incomingPayment: ip })
-    return ip
+    return { ...ip, wallet: { ledgerAccountId: row.ledger_account_id, assetId: row.asset_id } }
   }
   const current = await getIncomingPayment(trx, id)
   return current && isOpen(current) ? 'exceeds_incoming_amount' : 'not_payable'

@@ -17,7 +17,13 @@ import {
 import { startLedgerExpiry } from './expiry-worker.ts'
 import { checkBooks } from './invariants.ts'
 import { foldDeltas } from './limit-free.ts'
-import { createTransfer, expireOverdueTransfers, postTransfer, voidTransfer } from './transfers.ts'
+import {
+  createTransfer,
+  expireOverdueTransfers,
+  postAtOnce,
+  postTransfer,
+  voidTransfer,
+} from './transfers.ts'
 import { isLedgerError, type LedgerError } from './types.ts'
 
 let database: TestDatabase
@@ -350,6 +356,59 @@ describe('properties', () => {
       }),
       { numRuns: 40 },
     )
+  })
+})
+
+describe('transfers at once (a local payment)', () => {
+  test('a reservation posted at once, fee and delivery: all or none, checked in order', async () => {
+    // An asset of its own: other tests count what this asset's fee account holds.
+    const asset = await createAsset(db(), { code: 'ATO', scale: 2 })
+    assert.ok(typeof asset !== 'string')
+    const a = await createAccount(db(), asset.id, 'wallet')
+    const b = await createAccount(db(), asset.id, 'wallet')
+    const clearing = (await getAssetAccount(db(), asset.id, 'outgoing')).id
+    const fees = (await getAssetAccount(db(), asset.id, 'fees')).id
+    await transfer((await getSettlementAccount(db(), asset.id)).id, a.id, 100n)
+    const payment = (id: string, debit: bigint) => [
+      {
+        id: `${id}:reserve`,
+        debitAccountId: a.id,
+        creditAccountId: clearing,
+        amount: debit,
+        pendingUntil: new Date(Date.now() + 60_000),
+      },
+      { id: `${id}:fee`, debitAccountId: clearing, creditAccountId: fees, amount: 1n },
+      { id: `${id}:deliver`, debitAccountId: clearing, creditAccountId: b.id, amount: debit - 1n },
+    ]
+    const first = randomUUID()
+    assert.equal(await tx((trx) => postAtOnce(trx, payment(first, 60n))), true)
+    assert.equal(await balanceOf(a.id), 40n)
+    assert.equal(await balanceOf(b.id), 59n)
+    const [reserve] = await db()
+      .selectFrom('ledger_transfers')
+      .selectAll()
+      .where('id', '=', `${first}:reserve`)
+      .execute()
+    // As a reservation made and then posted in full.
+    assert.equal(reserve!.two_phase, true)
+    assert.equal(reserve!.state, 'posted')
+    assert.equal(reserve!.posted_amount, 60n)
+    assert.ok(reserve!.resolved_at)
+    expectError(await tx((trx) => voidTransfer(trx, `${first}:reserve`)), 'already_resolved')
+
+    // More than the balance: refused, and nothing of the payment is written.
+    const second = randomUUID()
+    expectError(await tx((trx) => postAtOnce(trx, payment(second, 41n))), 'insufficient_balance')
+    const written = await db()
+      .selectFrom('ledger_transfers')
+      .select('id')
+      .where('id', 'like', `${second}:%`)
+      .execute()
+    assert.deepEqual(written, [])
+    // An id that exists fails the statement (the caller made the ids: it is a bug).
+    await assert.rejects(tx((trx) => postAtOnce(trx, payment(first, 10n))))
+    assert.equal(await balanceOf(a.id), 40n)
+    await assertBooksBalanced()
   })
 })
 

@@ -1,10 +1,10 @@
-import { type Selectable, sql } from 'kysely'
+import { type RawBuilder, type Selectable, sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import type { LedgerAccountsTable, LedgerTransfersTable } from '../db/schema.ts'
 import { UINT64_MAX } from '../lib/amount.ts'
 import { toAccount } from './accounts.ts'
 import { isLimitFree, LIMIT_FREE_KINDS } from './limit-free.ts'
-import { type Account, LedgerError, type Transfer } from './types.ts'
+import { type Account, isLedgerError, LedgerError, type Transfer } from './types.ts'
 
 export interface TransferInput {
   /** The caller's id for this movement: the same id twice moves money once. */
@@ -125,6 +125,99 @@ export async function postTransferGroups(
     return true as const
   })
   if (taken.length === 0) return results
+  await insertPosted(trx, accounts, taken)
+  return results
+}
+
+/**
+ * Books the transfers of one local payment at once, all or none, inside the caller's transaction:
+ * `prepareAtOnce`, then the statement it prepared. See there.
+ */
+export async function postAtOnce(
+  trx: Db,
+  transfers: TransferInput[],
+  lockAlso: string[] = [],
+): Promise<true | LedgerError> {
+  const writes = await prepareAtOnce(trx, transfers, lockAlso)
+  if (isLedgerError(writes)) return writes
+  await sql`WITH ${writes} SELECT 1`.execute(trx)
+  return true
+}
+
+/**
+ * Prepares the transfers of one local payment, all or none, inside the caller's transaction: one
+ * statement locks every account they touch (ascending id order; limit-free ones read), and each
+ * transfer is checked in turn against the totals the ones before it left. Returns the writes as a
+ * list of CTEs (`lt`, `la`, `lu`: the transfers, the limit-free deltas, the locked accounts'
+ * totals), for the caller to run as one statement in the same transaction, with writes of its
+ * own if it likes; or the refusal, nothing written. A transfer with `pendingUntil` is a
+ * reservation posted in full in the same transaction: recorded two-phase and posted (resolved
+ * now), exactly as a reservation made and then posted, so its id, the reservation's, still says
+ * the payment's money left once. `lockAlso` names accounts to lock with these (in the same order)
+ * that no transfer here touches. Ids must be new (the caller derives them from an id it just
+ * made): one that exists fails the statement, and the caller's transaction with it.
+ */
+export async function prepareAtOnce(
+  trx: Db,
+  transfers: TransferInput[],
+  lockAlso: string[] = [],
+): Promise<RawBuilder<unknown> | LedgerError> {
+  const accounts = await lockAccounts(trx, [
+    ...new Set([...transfers.flatMap((t) => [t.debitAccountId, t.creditAccountId]), ...lockAlso]),
+  ])
+  const taken: { input: TransferInput; assetId: string }[] = []
+  for (const input of transfers) {
+    if (input.amount <= 0n || input.amount > UINT64_MAX) {
+      return new LedgerError('invalid_amount', 'amount must be between 1 and 2^64-1')
+    }
+    if (input.debitAccountId === input.creditAccountId) {
+      return new LedgerError('same_account', 'debit and credit account must differ')
+    }
+    const debit = accounts.get(input.debitAccountId)
+    const credit = accounts.get(input.creditAccountId)
+    const refusal = refuse(input, debit, credit)
+    if (refusal) return refusal
+    accounts.set(debit!.id, { ...debit!, debitsPosted: debit!.debitsPosted + input.amount })
+    const creditNow = accounts.get(credit!.id)!
+    accounts.set(credit!.id, {
+      ...creditNow,
+      creditsPosted: creditNow.creditsPosted + input.amount,
+    })
+    taken.push({ input, assetId: debit!.assetId })
+  }
+  const inserted = sql`
+    INSERT INTO ledger_transfers
+      (id, debit_account_id, credit_account_id, asset_id, amount, two_phase, state, posted_amount,
+       expires_at, resolved_at, reference)
+    VALUES ${sql.join(
+      taken.map(({ input, assetId }) => {
+        const reserved = input.pendingUntil !== undefined
+        return sql`(${input.id}, ${input.debitAccountId}::uuid, ${input.creditAccountId}::uuid,
+          ${assetId}::uuid, ${input.amount}::numeric, ${reserved}, 'posted', ${input.amount}::numeric,
+          ${input.pendingUntil ?? null}::timestamptz, ${reserved ? sql`now()` : null}::timestamptz,
+          ${input.reference ?? null})`
+      }),
+    )}`
+  const { append, update } = deltaWrites(accounts, sumsOf(taken))
+  return sql.join(
+    [
+      sql`lt AS (${inserted})`,
+      ...(append ? [sql`la AS (${append})`] : []),
+      ...(update ? [sql`lu AS (${update})`] : []),
+    ],
+    sql`, `,
+  )
+}
+
+/**
+ * Inserts single-phase transfers and adds their sums to the accounts' totals: one INSERT, one
+ * statement of deltas. The accounts are locked by the caller and their rules checked.
+ */
+async function insertPosted(
+  trx: Db,
+  accounts: Map<string, Account>,
+  taken: { input: TransferInput; assetId: string }[],
+): Promise<void> {
   const inserted = await trx
     .insertInto('ledger_transfers')
     .values(
@@ -145,6 +238,11 @@ export async function postTransferGroups(
     .returning('id')
     .execute()
   if (inserted.length !== taken.length) throw new Error('a transfer id of the batch exists')
+  await applyDeltas(trx, accounts, sumsOf(taken))
+}
+
+/** Each account's posted debits and credits in these transfers, summed. */
+function sumsOf(taken: { input: TransferInput }[]): Delta[] {
   const sums = new Map<string, { debits: bigint; credits: bigint }>()
   for (const { input } of taken) {
     const d = sums.get(input.debitAccountId) ?? { debits: 0n, credits: 0n }
@@ -154,16 +252,11 @@ export async function postTransferGroups(
     c.credits += input.amount
     sums.set(input.creditAccountId, c)
   }
-  await applyDeltas(
-    trx,
-    accounts,
-    [...sums].map(([accountId, s]) => ({
-      accountId,
-      debits_posted: s.debits,
-      credits_posted: s.credits,
-    })),
-  )
-  return results
+  return [...sums].map(([accountId, s]) => ({
+    accountId,
+    debits_posted: s.debits,
+    credits_posted: s.credits,
+  }))
 }
 
 /** Which of these transfer ids exist. */
@@ -352,6 +445,14 @@ async function applyDeltas(
   accounts: Map<string, Account>,
   deltas: Delta[],
 ): Promise<void> {
+  const { append, update } = deltaWrites(accounts, deltas)
+  if (!append) await update!.execute(trx)
+  else if (!update) await append.execute(trx)
+  else await sql`WITH appended AS (${append}) ${update}`.execute(trx)
+}
+
+/** The two writes of `applyDeltas`, each only when it has rows. */
+function deltaWrites(accounts: Map<string, Account>, deltas: Delta[]) {
   const values = (ds: Delta[]) =>
     sql.join(
       ds.map(
@@ -361,21 +462,26 @@ async function applyDeltas(
     )
   const free = deltas.filter((d) => isLimitFree(accounts.get(d.accountId)!.kind))
   const locked = deltas.filter((d) => !isLimitFree(accounts.get(d.accountId)!.kind))
-  const append = sql`
+  return {
+    append:
+      free.length === 0
+        ? undefined
+        : sql`
     INSERT INTO ledger_account_deltas
       (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
-    VALUES ${values(free)}`
-  const update = sql`
+    VALUES ${values(free)}`,
+    update:
+      locked.length === 0
+        ? undefined
+        : sql`
     UPDATE ledger_accounts a
        SET debits_posted = a.debits_posted + v.dp,
            credits_posted = a.credits_posted + v.cp,
            debits_pending = a.debits_pending + v.dpe,
            credits_pending = a.credits_pending + v.cpe
       FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id`
-  if (free.length === 0) await update.execute(trx)
-  else if (locked.length === 0) await append.execute(trx)
-  else await sql`WITH appended AS (${append}) ${update}`.execute(trx)
+     WHERE a.id = v.id`,
+  }
 }
 
 export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely'
 import { queueEndCallout } from '../core-banking/outgoing.ts'
 import type { Db } from '../db/database.ts'
 import type { OutgoingPaymentsTable } from '../db/schema.ts'
-import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { getWalletAddress, type WalletAddress } from '../wallet-addresses/service.ts'
 import { recordEvent } from '../webhooks/outbox.ts'
 import { reservationId, toOutgoingPayment } from './service.ts'
 
@@ -27,8 +27,10 @@ export async function recordPaymentEvent(
         error: string
         nextAttemptAt: Date
       },
+  /** The sending wallet address, when the caller has it; read otherwise. */
+  sender?: WalletAddress,
 ): Promise<void> {
-  const sender = (await getWalletAddress(trx, { id: row.wallet_address_id }))!
+  sender ??= (await getWalletAddress(trx, { id: row.wallet_address_id }))!
   await recordEvent(trx, { ...event, outgoingPayment: toOutgoingPayment(row), sender })
   if (event.type !== 'outgoing_payment.created' && event.type !== 'outgoing_payment.attempt_failed')
     await queueEndCallout(trx, row, reservationId(row.id))

@@ -10,9 +10,11 @@ export interface Spent {
   receiveAsset: { code: string; scale: number }
 }
 
+/** The new payment's terms, from its quote. */
 interface NewPayment {
-  debit: bigint
-  receive: bigint
+  id: string
+  debitAmount: bigint
+  receiveAmount: bigint
   receiveAsset: { code: string; scale: number }
   receiver: string
 }
@@ -27,10 +29,22 @@ async function sumSpent(
   grantId: string,
   since: Date | undefined,
   receiveAsset: { code: string; scale: number },
-): Promise<{ debit: bigint; receive: bigint }> {
+  quoteId?: string,
+): Promise<{ debit: bigint; receive: bigint; quoteUsed: boolean }> {
   let q = db
     .selectFrom('outgoing_payments')
     .select((eb) => [
+      // In the same statement: whether a payment exists for the quote (any grant's).
+      quoteId === undefined
+        ? eb.val(false).as('quote_used')
+        : eb
+            .exists(
+              eb
+                .selectFrom('outgoing_payments as u')
+                .select('u.id')
+                .where('u.quote_id', '=', quoteId),
+            )
+            .as('quote_used'),
       eb.fn.coalesce(eb.fn.sum<bigint>('debit_amount'), eb.val(0n)).as('debit'),
       eb.fn
         .coalesce(
@@ -55,13 +69,18 @@ async function sumSpent(
     .where('state', 'not in', ['failed', 'cancelled'])
   if (since) q = q.where('created_at', '>=', since)
   const row = await q.executeTakeFirstOrThrow()
-  return { debit: BigInt(row.debit), receive: BigInt(row.receive) }
+  return {
+    debit: BigInt(row.debit),
+    receive: BigInt(row.receive),
+    quoteUsed: Boolean(row.quote_used),
+  }
 }
 
 /**
- * Checks a new payment against the grant's limits: the receiver if pinned, the current interval,
- * and the debit or receive maximum counting what was already spent. Returns the spending including
- * this payment, or `'unauthorized'`.
+ * Checks a new payment, paid from quote `p`, against the grant's limits: the receiver if
+ * pinned, the current interval, and the debit or receive maximum counting what was already spent.
+ * One query, which also says whether the quote was used already (`quote_used`, answered first).
+ * Returns the spending including this payment, or why not.
  */
 export async function checkLimits(
   db: Db,
@@ -69,13 +88,13 @@ export async function checkLimits(
   limits: OutgoingLimits | undefined,
   p: NewPayment,
   now: Date,
-): Promise<Spent | 'unauthorized'> {
-  if (limits?.receiver !== undefined && limits.receiver !== p.receiver) return 'unauthorized'
+): Promise<Spent | 'unauthorized' | 'quote_used'> {
+  let refused = limits?.receiver !== undefined && limits.receiver !== p.receiver
   let since: Date | undefined
   if (limits?.interval !== undefined) {
     const current = currentInterval(parseRepeatingInterval(limits.interval)!, now)
-    if (!current) return 'unauthorized'
-    since = current.start
+    if (current) since = current.start
+    else refused = true
   }
   const receiveLimit = limits?.receiveAmount
   if (
@@ -83,12 +102,14 @@ export async function checkLimits(
     (receiveLimit.assetCode !== p.receiveAsset.code ||
       receiveLimit.assetScale !== p.receiveAsset.scale)
   ) {
-    return 'unauthorized'
+    refused = true
   }
-  const before = await sumSpent(db, grantId, since, p.receiveAsset)
+  const before = await sumSpent(db, grantId, since, p.receiveAsset, p.id)
+  if (before.quoteUsed) return 'quote_used'
+  if (refused) return 'unauthorized'
   const spent = {
-    debit: before.debit + p.debit,
-    receive: before.receive + p.receive,
+    debit: before.debit + p.debitAmount,
+    receive: before.receive + p.receiveAmount,
     receiveAsset: p.receiveAsset,
   }
   if (limits?.debitAmount && spent.debit > BigInt(limits.debitAmount.value)) return 'unauthorized'

@@ -3,7 +3,7 @@ import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { HttpError, notFound } from '../lib/errors.ts'
 import { quoteRefused } from '../quotes/routes.ts'
-import { createQuote } from '../quotes/service.ts'
+import { createQuote, type Quote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
 import {
@@ -75,35 +75,46 @@ export async function outgoingPaymentRoutes(
       const body = req.body
       const auth = req.auth!
       const wa = await requireWalletAddress(deps, body.walletAddress)
-      let quoteId: string
+      let quote: string | Quote
       if (body.quoteId !== undefined) {
         const m = /\/quotes\/([^/]+)\/?$/.exec(body.quoteId)
         if (!m?.[1] || !isUuid(m[1]) || !body.quoteId.startsWith(`${config.openPaymentsUrl}/`)) {
           throw CREATE_ERRORS.unknown_quote
         }
-        quoteId = m[1]
+        quote = m[1]
       } else {
         // Straight from an incoming payment: a fixed-send quote made on the spot.
-        const quote = await createQuote(deps, {
+        const made = await createQuote(deps, {
           walletAddress: wa,
           client: auth.clientId,
           receiver: body.incomingPayment!,
           debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
         })
-        if (typeof quote === 'string' || 'error' in quote) throw quoteRefused(quote)
-        quoteId = quote.id
+        if (typeof made === 'string' || 'error' in made) throw quoteRefused(made)
+        quote = made
       }
       const created = await createOutgoingPayment(deps, {
         walletAddress: wa,
         client: auth.clientId,
         grantId: auth.grantId,
         limits: auth.item.limits,
-        quoteId,
+        quote,
         metadata: body.metadata,
+        // Only a process that settles payments settles them at create.
+        settleLocally: config.roles.includes('workers'),
       })
       if (typeof created === 'string') throw CREATE_ERRORS[created]
-      deps.metrics.outgoingCreated.inc()
-      worker?.settle(created.payment.id)
+      const { metrics } = deps
+      metrics.outgoingCreated.inc()
+      if (created.payment.state === 'sending') worker?.settle(created.payment.id)
+      else if (created.payment.state === 'completed') {
+        // Settled in the create's transaction, which has committed.
+        metrics.outgoingCompleted.inc()
+        metrics.outgoingCompletionSeconds.observe(
+          (Date.now() - created.payment.createdAt.getTime()) / 1000,
+        )
+        if (created.receiverCompleted) metrics.incomingCompleted.inc()
+      }
       const debitAsset = { code: wa.assetCode, scale: wa.assetScale }
       return reply.code(201).send({
         ...json(created.payment, wa),

@@ -10,11 +10,13 @@ import { createTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
+import type { Quote } from '../quotes/service.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
 import { recordPaymentEvent } from './events.ts'
 import { checkLimits, type Spent } from './limits.ts'
+import { createAndSettle } from './settle-at-create.ts'
 
 export interface OutgoingPayment {
   id: string
@@ -52,34 +54,63 @@ const RESERVATION_SECONDS = 24 * 3600
 
 export const reservationId = (paymentId: string) => `outgoing:${paymentId}:reserve`
 
+/** What a payment takes from its quote. */
+export type QuoteTerms = Pick<
+  Quote,
+  | 'id'
+  | 'walletAddressId'
+  | 'receiver'
+  | 'localIncomingPaymentId'
+  | 'debitAmount'
+  | 'feeAmount'
+  | 'receiveAmount'
+  | 'receiveAsset'
+  | 'expiresAt'
+>
+
+export interface CreateInput {
+  walletAddress: WalletAddress
+  client: string
+  grantId: string
+  limits: OutgoingLimits | undefined
+  /**
+   * The quote's id, or the quote this request has just made (fixed send straight from an
+   * incoming payment), which is then neither read nor its receiver resolved again.
+   */
+  quote: string | Quote
+  metadata?: Record<string, unknown>
+  /**
+   * This process runs the payment worker: a payment to a local incoming payment is settled in
+   * the create's own transaction (settle-at-create.ts) when core banking is off.
+   */
+  settleLocally?: boolean
+}
+
+export interface Created {
+  payment: OutgoingPayment
+  spent: Spent
+  /** Settled at create and completed its incoming payment (counted once committed). */
+  receiverCompleted?: boolean
+}
+
 /**
  * Creates an outgoing payment from a quote, in one transaction: the grant's spending is locked
  * (concurrent creates under one grant queue here), the quote must be the sender's, unexpired, unused
  * and its receiver still payable, the grant's limits must allow it, and the full debit amount is
- * reserved on the sender's wallet. Sending happens afterwards, in the payment worker. Before the
- * transaction, core banking approves the payment when it is on for the sender's asset.
+ * reserved on the sender's wallet. Sending happens afterwards, in the payment worker, unless the
+ * payment is settled in the same transaction (`settleLocally`). Before the transaction, core
+ * banking approves the payment when it is on for the sender's asset.
  */
 export async function createOutgoingPayment(
   deps: Deps,
-  input: {
-    walletAddress: WalletAddress
-    client: string
-    grantId: string
-    limits: OutgoingLimits | undefined
-    quoteId: string
-    metadata?: Record<string, unknown>
-  },
-): Promise<{ payment: OutgoingPayment; spent: Spent } | CreateError> {
+  input: CreateInput,
+): Promise<Created | CreateError> {
   const { db } = deps
   const wa = input.walletAddress
-  const quote = await db
-    .selectFrom('quotes')
-    .selectAll()
-    .where('id', '=', input.quoteId)
-    .executeTakeFirst()
-  if (!quote) return 'unknown_quote'
-  if (quote.wallet_address_id !== wa.id || quote.expires_at <= new Date()) return 'invalid_quote'
-  if (!(await resolveReceiver(deps, quote.receiver))) return 'invalid_quote'
+  const quote =
+    typeof input.quote === 'string' ? await payableQuote(deps, input.quote) : input.quote
+  if (typeof quote === 'string') return quote
+  if (quote.walletAddressId !== wa.id || quote.expiresAt <= new Date()) return 'invalid_quote'
 
   const id = randomUUID()
   // Core banking, when on for the asset, approves before anything is reserved, outside the
@@ -88,47 +119,40 @@ export async function createOutgoingPayment(
     id,
     walletAddress: wa,
     receiver: quote.receiver,
-    debitAmount: quote.debit_amount,
-    feeAmount: quote.fee_amount,
-    receiveAmount: quote.receive_amount,
-    receiveAsset: { code: quote.receive_asset_code, scale: quote.receive_asset_scale },
+    debitAmount: quote.debitAmount,
+    feeAmount: quote.feeAmount,
+    receiveAmount: quote.receiveAmount,
+    receiveAsset: quote.receiveAsset,
     ...(input.metadata !== undefined && { metadata: input.metadata }),
   })
   if (decision?.kind === 'declined') return 'insufficient_balance'
   if (decision?.kind === 'unavailable') return 'core_banking_unavailable'
 
-  const reserve = async (
-    trx: Db,
-  ): Promise<{ payment: OutgoingPayment; spent: Spent } | CreateError> => {
-    // An upsert that always writes, so it holds the grant's row lock until commit.
-    await trx
-      .insertInto('outgoing_payment_grants')
-      .values({ grant_id: input.grantId })
-      .onConflict((oc) => oc.column('grant_id').doUpdateSet({ grant_id: input.grantId }))
-      .execute()
+  let failedAttempt: ReturnType<typeof firstAttemptFailed> | undefined
+  if (
+    input.settleLocally &&
+    quote.localIncomingPaymentId !== null &&
+    !decision &&
+    !(await deps.coreBanking.hooks.enabled())
+  ) {
+    const settled = await createAndSettle(deps, { ...input, id, quote })
+    // Settling at create failed unexpectedly: that was the payment's first attempt.
+    if (settled === 'attempt_failed') failedAttempt = firstAttemptFailed()
+    else if (settled !== 'receiver_refused') return settled
+  }
 
-    const used = await trx
-      .selectFrom('outgoing_payments')
-      .select('id')
-      .where('quote_id', '=', quote.id)
-      .executeTakeFirst()
-    if (used) return 'invalid_quote'
-
-    const payment = {
-      debit: quote.debit_amount,
-      receive: quote.receive_amount,
-      receiveAsset: { code: quote.receive_asset_code, scale: quote.receive_asset_scale },
-      receiver: quote.receiver,
-    }
-    const spent = await checkLimits(trx, input.grantId, input.limits, payment, new Date())
+  const reserve = async (trx: Db): Promise<Created | CreateError> => {
+    await lockGrant(trx, input.grantId)
+    const spent = await checkLimits(trx, input.grantId, input.limits, quote, new Date())
+    if (spent === 'quote_used') return 'invalid_quote'
     if (spent === 'unauthorized') return 'unauthorized'
 
     const reserved = await createTransfer(trx, {
       id: reservationId(id),
       debitAccountId: wa.ledgerAccountId,
       creditAccountId: await assetAccountId(trx, wa.assetId, 'outgoing'),
-      amount: quote.debit_amount,
-      pendingUntil: new Date(Date.now() + RESERVATION_SECONDS * 1000),
+      amount: quote.debitAmount,
+      pendingUntil: reservationEnd(),
       reference: `outgoing_payment:${id}`,
     })
     if (isLedgerError(reserved)) {
@@ -138,26 +162,25 @@ export async function createOutgoingPayment(
     const row = await trx
       .insertInto('outgoing_payments')
       .values({
-        id,
-        wallet_address_id: wa.id,
-        client: input.client,
-        grant_id: input.grantId,
-        quote_id: quote.id,
-        receiver: quote.receiver,
-        debit_amount: quote.debit_amount,
-        fee_amount: quote.fee_amount,
-        receive_amount: quote.receive_amount,
-        receive_asset_code: quote.receive_asset_code,
-        receive_asset_scale: quote.receive_asset_scale,
+        ...paymentValues(id, input, quote),
         state: 'sending',
-        next_attempt_at: sql<Date>`now()`,
-        metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
+        next_attempt_at: failedAttempt?.nextAttemptAt ?? sql<Date>`now()`,
+        ...(failedAttempt && { attempts: 1 }),
       })
       .returningAll()
       .executeTakeFirstOrThrow()
     if (decision) await recordApproval(trx, id, wa.assetId)
-    await recordPaymentEvent(trx, row, { type: 'outgoing_payment.created' })
-    await afterWalletDebit(trx, wa, quote.debit_amount)
+    if (failedAttempt) {
+      // As the worker records a failed attempt (worker.ts retryLater); the created event first.
+      await recordPaymentEvent(
+        trx,
+        { ...row, attempts: 0, next_attempt_at: new Date() },
+        { type: 'outgoing_payment.created' },
+        wa,
+      )
+      await recordPaymentEvent(trx, row, failedAttempt, wa)
+    } else await recordPaymentEvent(trx, row, { type: 'outgoing_payment.created' }, wa)
+    await afterWalletDebit(trx, wa, quote.debitAmount)
     return { payment: toOutgoingPayment(row), spent }
   }
   return db.transaction().execute(async (trx) => {
@@ -167,11 +190,87 @@ export async function createOutgoingPayment(
       await queueUnusedApproval(trx, {
         id,
         assetId: wa.assetId,
-        debitAmount: quote.debit_amount,
+        debitAmount: quote.debitAmount,
         refusal: created,
       })
     return created
   })
+}
+
+/** A first settlement attempt that failed, retried after the worker's first backoff (2 s). */
+const firstAttemptFailed = () =>
+  ({
+    type: 'outgoing_payment.attempt_failed',
+    attempt: 1,
+    error: 'settlement failed',
+    nextAttemptAt: new Date(Date.now() + 2000),
+  }) as const
+
+/**
+ * The quote `id` if it can still be paid: for a local receiver, its incoming payment is read in the
+ * same statement; another ASE's is resolved (cached for the quote's life).
+ */
+async function payableQuote(
+  deps: Deps,
+  id: string,
+): Promise<QuoteTerms | 'unknown_quote' | 'invalid_quote'> {
+  const row = await deps.db
+    .selectFrom('quotes as q')
+    .leftJoin('incoming_payments as p', 'p.id', 'q.receiver_incoming_payment_id')
+    .selectAll('q')
+    .select(sql<boolean | null>`p.completed_at IS NULL AND p.expires_at > now()`.as('local_open'))
+    .where('q.id', '=', id)
+    .executeTakeFirst()
+  if (!row) return 'unknown_quote'
+  const payable =
+    row.receiver_incoming_payment_id !== null
+      ? row.local_open === true
+      : (await resolveReceiver(deps, row.receiver)) !== undefined
+  if (!payable) return 'invalid_quote'
+  return {
+    id: row.id,
+    walletAddressId: row.wallet_address_id,
+    receiver: row.receiver,
+    localIncomingPaymentId: row.receiver_incoming_payment_id,
+    debitAmount: row.debit_amount,
+    feeAmount: row.fee_amount,
+    receiveAmount: row.receive_amount,
+    receiveAsset: { code: row.receive_asset_code, scale: row.receive_asset_scale },
+    expiresAt: row.expires_at,
+  }
+}
+
+/** An upsert that always writes, so it holds the grant's row lock until commit. */
+export async function lockGrant(trx: Db, grantId: string): Promise<void> {
+  await trx
+    .insertInto('outgoing_payment_grants')
+    .values({ grant_id: grantId })
+    .onConflict((oc) => oc.column('grant_id').doUpdateSet({ grant_id: grantId }))
+    .execute()
+}
+
+export const reservationEnd = () => new Date(Date.now() + RESERVATION_SECONDS * 1000)
+
+/** The columns of a new payment row that come from the request and its quote. */
+export function paymentValues(
+  id: string,
+  input: Pick<CreateInput, 'walletAddress' | 'client' | 'grantId' | 'metadata'>,
+  quote: QuoteTerms,
+) {
+  return {
+    id,
+    wallet_address_id: input.walletAddress.id,
+    client: input.client,
+    grant_id: input.grantId,
+    quote_id: quote.id,
+    receiver: quote.receiver,
+    debit_amount: quote.debitAmount,
+    fee_amount: quote.feeAmount,
+    receive_amount: quote.receiveAmount,
+    receive_asset_code: quote.receiveAsset.code,
+    receive_asset_scale: quote.receiveAsset.scale,
+    metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
+  }
 }
 
 export async function getOutgoingPayment(db: Db, id: string): Promise<OutgoingPayment | undefined> {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../db/database.ts'
-import { creditIncomingPayment, getIncomingPayment } from '../incoming-payments/service.ts'
+import { creditIncomingPayment } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
@@ -17,6 +17,11 @@ interface Due {
   receiveAmount: bigint
 }
 
+interface LocalDue extends Due {
+  /** The incoming payment of this ASE that the payment's quote pays. */
+  receiverIncomingPaymentId: string
+}
+
 /**
  * Pays a payment whose receiver is an incoming payment of this ASE, inside the caller's transaction:
  * the incoming payment is credited (never beyond its amount, never when closed), the reservation
@@ -28,20 +33,11 @@ interface Due {
  */
 export async function settleLocally(
   trx: Db,
-  p: Due,
+  p: LocalDue,
   /** Called (inside the transaction) when this payment completes the incoming payment. */
   onReceiverCompleted?: () => void,
 ): Promise<'completed' | 'failed'> {
-  const quote = await trx
-    .selectFrom('quotes')
-    .select('receiver_incoming_payment_id')
-    .where('id', '=', p.quoteId)
-    .executeTakeFirstOrThrow()
-  const credited = await creditIncomingPayment(
-    trx,
-    quote.receiver_incoming_payment_id!,
-    p.receiveAmount,
-  )
+  const credited = await creditIncomingPayment(trx, p.receiverIncomingPaymentId, p.receiveAmount)
   if (typeof credited === 'string')
     return fail(
       trx,
@@ -51,9 +47,8 @@ export async function settleLocally(
   if (credited.completedAt !== null) onReceiverCompleted?.()
 
   const sender = (await getWalletAddress(trx, { id: p.walletAddressId }))!
-  const receiver = (await getWalletAddress(trx, {
-    id: (await getIncomingPayment(trx, credited.id))!.walletAddressId,
-  }))!
+  // The receiver's wallet came back with the credit.
+  const receiver = credited.wallet
   const posted = await postTransfer(trx, reservationId(p.id))
   // Thrown so that the credit above rolls back with everything else.
   if (isLedgerError(posted)) throw new ReservationLost(posted.message)
@@ -103,7 +98,7 @@ export async function settleLocally(
     .where('id', '=', p.id)
     .returningAll()
     .executeTakeFirstOrThrow()
-  await recordPaymentEvent(trx, row, { type: 'outgoing_payment.completed' })
+  await recordPaymentEvent(trx, row, { type: 'outgoing_payment.completed' }, sender)
   return 'completed'
 }
 

@@ -105,7 +105,8 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
           // Asked outside this transaction, then the payment is claimed again.
           if (decision === 'ask') return { decide: p.receiver_incoming_payment_id }
           if (!decision.credit) return fail(trx, p.id, `receiver declined: ${decision.reason}`)
-          return settleLocally(trx, due, () => {
+          const local = { ...due, receiverIncomingPaymentId: p.receiver_incoming_payment_id }
+          return settleLocally(trx, local, () => {
             receiverCompleted = true
           })
         }

@@ -11,31 +11,45 @@ import { factsJson, type NewEvent, resourceOf } from './events.ts'
 export async function recordEvent(trx: Db, event: NewEvent): Promise<string> {
   if (!trx.isTransaction) throw new Error('recordEvent must run in the state change’s transaction')
   const id = randomUUID()
-  await sql`WITH ${eventAndDeliveries(id, event)} SELECT 1`.execute(trx)
+  await sql`WITH ${eventAndDeliveries([[id, event]])} SELECT 1`.execute(trx)
   return id
 }
 
 /**
  * Runs `write` (a data-modifying statement with RETURNING) and records `event` in the same
  * statement: as atomic as a transaction, in one round trip instead of four (BEGIN, the write, the
- * event, COMMIT). For a state change that is a single write. Returns the rows `write` returned.
+ * event, COMMIT). For a state change that is a single write. Several events are recorded in the
+ * order given (their `seq`, which orders deliveries per resource). `alsoWrite`, CTEs of other
+ * writes of the same change (not named `w`, `e` or `d`), run in the same statement. Returns the
+ * rows `write` returned.
  */
 export async function writeWithEvent<R>(
   db: Db,
   write: RawBuilder<unknown>,
-  event: NewEvent,
+  event: NewEvent | readonly NewEvent[],
+  alsoWrite?: RawBuilder<unknown>,
 ): Promise<R[]> {
+  const events = Array.isArray(event) ? event : [event as NewEvent]
   const { rows } = await sql<R>`
-    WITH w AS (${write}), ${eventAndDeliveries(randomUUID(), event)}
+    WITH ${alsoWrite ? sql`${alsoWrite}, ` : sql``}w AS (${write}),
+      ${eventAndDeliveries(events.map((e) => [randomUUID(), e]))}
     SELECT * FROM w`.execute(db)
   return rows
 }
 
-/** The CTEs `e` and `d` that write the event and its deliveries (run even though nothing reads `d`). */
-const eventAndDeliveries = (id: string, event: NewEvent) => sql`
+/**
+ * The CTEs `e` and `d` that write the events and their deliveries (run even though nothing reads
+ * `d`). The rows of one VALUES list are inserted in order, so their `seq` follows it.
+ */
+const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[]) => sql`
   e AS (
     INSERT INTO webhook_events (id, type, resource, data)
-    VALUES (${id}, ${event.type}, ${resourceOf(event)}, ${factsJson(event)}::jsonb)
+    VALUES ${sql.join(
+      events.map(
+        ([id, event]) =>
+          sql`(${id}, ${event.type}, ${resourceOf(event)}, ${factsJson(event)}::jsonb)`,
+      ),
+    )}
     RETURNING id, type, resource, seq
   ),
   d AS (

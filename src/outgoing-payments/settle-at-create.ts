@@ -1,0 +1,192 @@
+import { sql } from 'kysely'
+import type { Db } from '../db/database.ts'
+import type { Deps } from '../deps.ts'
+import { creditIncomingPayment } from '../incoming-payments/service.ts'
+import { assetAccountId } from '../ledger/accounts.ts'
+import { prepareAtOnce, type TransferInput } from '../ledger/transfers.ts'
+import { isLedgerError } from '../ledger/types.ts'
+import { writeWithEvent } from '../webhooks/outbox.ts'
+import { afterWalletDebit } from '../webhooks/thresholds.ts'
+import { checkLimits } from './limits.ts'
+import {
+  type Created,
+  type CreateError,
+  type CreateInput,
+  lockGrant,
+  type OutgoingPayment,
+  paymentValues,
+  type QuoteTerms,
+  reservationEnd,
+  reservationId,
+  toOutgoingPayment,
+} from './service.ts'
+
+/** An expected refusal: the transaction rolls back (the receiver's credit with it). */
+class Refused {
+  constructor(readonly reason: CreateError) {}
+}
+
+/** The receiver refused the credit: the payment is created as usual and the worker fails it. */
+class ReceiverRefused {}
+
+/**
+ * Creates a payment to an incoming payment of this ASE and settles it in the same transaction,
+ * in few statements: the grant's lock; its spending and whether the quote was used (one query);
+ * the incoming payment's credit (which locks its row, as every credit does, before any ledger
+ * account); the ledger's transfers checked at once (one statement locking the sender's and the
+ * receiver's wallets in id order), the reservation among them recorded as made and posted in full;
+ * and one statement writing the transfers, the accounts' deltas, the payment row, its `created` and
+ * `completed` events, and the incoming payment's `completed` when this credit completed it.
+ * Nothing is read twice: the quote, the wallet addresses and the asset's account ids are known.
+ *
+ * The outcome is what creating the payment and then settling it (settlement.ts) would give, with
+ * the same transfer ids, events in the same order, and no moment in which the payment is sending.
+ * When it cannot be done this way nothing of it was written, and the caller creates the payment
+ * for the worker: `receiver_refused` (the receiver refuses the credit; the worker's settlement
+ * fails the payment with the reason, as it always did), or `attempt_failed` (anything unexpected:
+ * this was the payment's first settlement attempt, and it is created as one that failed, retried
+ * by the worker after the backoff).
+ */
+export async function createAndSettle(
+  deps: Deps,
+  input: Omit<CreateInput, 'quote'> & { id: string; quote: QuoteTerms },
+): Promise<Created | CreateError | 'receiver_refused' | 'attempt_failed'> {
+  const { id, quote } = input
+  const wa = input.walletAddress
+  try {
+    const settled = await deps.db.transaction().execute(async (trx) => {
+      await lockGrant(trx, input.grantId)
+      const spent = await checkLimits(trx, input.grantId, input.limits, quote, new Date())
+      if (spent === 'quote_used') throw new Refused('invalid_quote')
+      if (spent === 'unauthorized') throw new Refused('unauthorized')
+
+      const credited = await creditIncomingPayment(
+        trx,
+        quote.localIncomingPaymentId!,
+        quote.receiveAmount,
+        { callerRecordsCompletion: true },
+      )
+      if (typeof credited === 'string') throw new ReceiverRefused()
+      const { wallet, ...incomingPayment } = credited
+
+      // Checked now (the accounts locked); written below, in the payment's statement.
+      const ledgerWrites = await prepareAtOnce(trx, await transfers(trx, id, quote, wa, wallet))
+      if (isLedgerError(ledgerWrites)) {
+        if (ledgerWrites.code === 'insufficient_balance') throw new Refused('insufficient_balance')
+        throw new Error(`settlement at create failed: ${ledgerWrites.message}`)
+      }
+
+      const now = new Date()
+      const created: OutgoingPayment = {
+        id,
+        walletAddressId: wa.id,
+        client: input.client,
+        grantId: input.grantId,
+        quoteId: quote.id,
+        receiver: quote.receiver,
+        debitAmount: quote.debitAmount,
+        feeAmount: quote.feeAmount,
+        receiveAmount: quote.receiveAmount,
+        receiveAsset: quote.receiveAsset,
+        sentAmount: 0n,
+        state: 'sending',
+        failure: null,
+        attempts: 0,
+        sendingSince: null,
+        metadata: input.metadata ?? null,
+        createdAt: now,
+        updatedAt: now,
+      }
+      const sent = quote.debitAmount - quote.feeAmount
+      const v = paymentValues(id, input, quote)
+      const [row] = await writeWithEvent<Parameters<typeof toOutgoingPayment>[0]>(
+        trx,
+        sql`INSERT INTO outgoing_payments
+              (id, wallet_address_id, client, grant_id, quote_id, receiver, debit_amount,
+               fee_amount, receive_amount, receive_asset_code, receive_asset_scale, sent_amount,
+               state, next_attempt_at, metadata, created_at, updated_at)
+            VALUES (${v.id}, ${v.wallet_address_id}, ${v.client}, ${v.grant_id}, ${v.quote_id},
+              ${v.receiver}, ${v.debit_amount}, ${v.fee_amount}, ${v.receive_amount},
+              ${v.receive_asset_code}, ${v.receive_asset_scale}, ${sent}, 'completed', NULL,
+              ${v.metadata}::jsonb, ${now}, ${now})
+            RETURNING *`,
+        [
+          // Completed by this credit (events of two resources: no order between them).
+          ...(incomingPayment.completedAt !== null
+            ? [{ type: 'incoming_payment.completed' as const, incomingPayment }]
+            : []),
+          { type: 'outgoing_payment.created', outgoingPayment: created, sender: wa },
+          {
+            type: 'outgoing_payment.completed',
+            outgoingPayment: { ...created, state: 'completed', sentAmount: sent },
+            sender: wa,
+          },
+        ],
+        ledgerWrites,
+      )
+      await afterWalletDebit(trx, wa, quote.debitAmount)
+      return {
+        payment: toOutgoingPayment(row!),
+        spent,
+        receiverCompleted: incomingPayment.completedAt !== null,
+      }
+    })
+    // As the worker logs each payment it settles.
+    deps.logger.debug({ payment: id, outcome: 'completed' }, 'outgoing payment settled')
+    return settled
+  } catch (err) {
+    if (err instanceof Refused) return err.reason
+    if (err instanceof ReceiverRefused) return 'receiver_refused'
+    deps.logger.error({ err, payment: id, attempts: 1 }, 'outgoing payment settlement failed')
+    return 'attempt_failed'
+  }
+}
+
+/**
+ * The transfers of settlement.ts, with its ids: the reservation (posted at once) into the asset's
+ * clearing account, from there the fee to the fee account and the principal to the receiver —
+ * directly for one asset, or out through the sender asset's settlement account and in through the
+ * receiver asset's for two.
+ */
+async function transfers(
+  trx: Db,
+  id: string,
+  quote: QuoteTerms,
+  sender: { ledgerAccountId: string; assetId: string },
+  receiver: { ledgerAccountId: string; assetId: string },
+): Promise<TransferInput[]> {
+  const reference = `outgoing_payment:${id}`
+  const clearing = await assetAccountId(trx, sender.assetId, 'outgoing')
+  const principal = quote.debitAmount - quote.feeAmount
+  const move = (suffix: string, debitAccountId: string, creditAccountId: string, amount: bigint) =>
+    amount === 0n
+      ? []
+      : [{ id: `outgoing:${id}:${suffix}`, debitAccountId, creditAccountId, amount, reference }]
+  return [
+    {
+      id: reservationId(id),
+      debitAccountId: sender.ledgerAccountId,
+      creditAccountId: clearing,
+      amount: quote.debitAmount,
+      pendingUntil: reservationEnd(),
+      reference,
+    },
+    ...move('fee', clearing, await assetAccountId(trx, sender.assetId, 'fees'), quote.feeAmount),
+    ...(sender.assetId === receiver.assetId
+      ? move('deliver', clearing, receiver.ledgerAccountId, principal)
+      : [
+          ...move(
+            'fx-out',
+            clearing,
+            await assetAccountId(trx, sender.assetId, 'settlement'),
+            principal,
+          ),
+          ...move(
+            'fx-in',
+            await assetAccountId(trx, receiver.assetId, 'settlement'),
+            receiver.ledgerAccountId,
+            quote.receiveAmount,
+          ),
+        ]),
+  ]
+}
