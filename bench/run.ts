@@ -565,8 +565,14 @@ async function measureStartup(): Promise<{ wall: number[]; cpu: number[] }> {
     const child = spawn(process.execPath, ['dist/main.js'], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', DATABASE_URL, ...serverEnv(p, schema, 'test.bench-c') },
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     })
+    let stderr = ''
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
+    // Registered now: a server that fails to start has exited before the `finally` below.
+    const exited = new Promise((r) => child.once('exit', r))
     try {
       for (;;) {
         const ok = await fetch(`http://127.0.0.1:${p.admin}/readyz`).then(
@@ -574,14 +580,16 @@ async function measureStartup(): Promise<{ wall: number[]; cpu: number[] }> {
           () => false,
         )
         if (ok) break
-        if (child.exitCode !== null) throw new Error(`the built server exited ${child.exitCode}`)
+        if (child.exitCode !== null)
+          throw new Error(`the built server exited ${child.exitCode}: ${stderr}`)
+        if (performance.now() - t > 60_000)
+          throw new Error(`the built server is not ready: ${stderr}`)
         await new Promise((r) => setTimeout(r, 5))
       }
       times.push(performance.now() - t)
       const stats = processStats(child.pid!)
       if (stats) cpu.push(stats.cpuSeconds * 1000)
     } finally {
-      const exited = new Promise((r) => child.once('exit', r))
       child.kill('SIGTERM')
       await exited
     }
