@@ -1,4 +1,4 @@
-import { type Selectable, sql } from 'kysely'
+import { type RawBuilder, type Selectable, sql } from 'kysely'
 import type { Db } from '../db/database.ts'
 import type { LedgerAccountsTable, LedgerTransfersTable } from '../db/schema.ts'
 import { UINT64_MAX } from '../lib/amount.ts'
@@ -94,6 +94,40 @@ export async function postTransferGroups(
   trx: Db,
   groups: TransferInput[][],
 ): Promise<(true | LedgerError)[]> {
+  const plan = await planTransferGroups(trx, groups)
+  if (plan.posting) {
+    const { rows } = await sql<{ n: bigint }>`
+      WITH ${plan.posting} SELECT count(*) AS n FROM ${sql.ref(POSTED)}`.execute(trx)
+    checkPosted(plan, rows[0]!.n)
+  }
+  return plan.results
+}
+
+/** The name of the posting's CTE that returns the inserted transfers' ids. */
+export const POSTED = 'posted_transfers'
+
+export interface TransferPlan {
+  /** Per group: taken, or why not. */
+  results: (true | LedgerError)[]
+  /** How many transfers the posting inserts. */
+  count: number
+  /**
+   * The CTEs (`posted_transfers AS (…), …`) that write the taken transfers and their accounts'
+   * totals; for the caller's statement, which may write more in the same round trip. Undefined
+   * when nothing was taken.
+   */
+  posting: RawBuilder<unknown> | undefined
+}
+
+/**
+ * `postTransferGroups` in two steps, for a caller that writes more in the same statement: the
+ * accounts are locked and the groups checked now; the posting runs in the caller's statement, which
+ * must then `checkPosted` the count of `posted_transfers`.
+ */
+export async function planTransferGroups(
+  trx: Db,
+  groups: TransferInput[][],
+): Promise<TransferPlan> {
   const all = groups.flat()
   if (all.some((t) => t.pendingUntil !== undefined)) throw new Error('groups are single-phase')
   const accounts = await lockAccounts(trx, [
@@ -124,27 +158,11 @@ export async function postTransferGroups(
       taken.push({ input, assetId: accounts.get(input.debitAccountId)!.assetId })
     return true as const
   })
-  if (taken.length === 0) return results
-  const inserted = await trx
-    .insertInto('ledger_transfers')
-    .values(
-      taken.map(({ input, assetId }) => ({
-        id: input.id,
-        debit_account_id: input.debitAccountId,
-        credit_account_id: input.creditAccountId,
-        asset_id: assetId,
-        amount: input.amount,
-        two_phase: false,
-        state: 'posted' as const,
-        posted_amount: input.amount,
-        expires_at: null,
-        reference: input.reference ?? null,
-      })),
-    )
-    .onConflict((oc) => oc.column('id').doNothing())
-    .returning('id')
-    .execute()
-  if (inserted.length !== taken.length) throw new Error('a transfer id of the batch exists')
+  if (taken.length === 0) return { results, count: 0, posting: undefined }
+  const rows = taken.map(
+    ({ input, assetId }) =>
+      sql`(${input.id}, ${input.debitAccountId}::uuid, ${input.creditAccountId}::uuid, ${assetId}::uuid, ${input.amount}::numeric, ${input.reference ?? null})`,
+  )
   const sums = new Map<string, { debits: bigint; credits: bigint }>()
   for (const { input } of taken) {
     const d = sums.get(input.debitAccountId) ?? { debits: 0n, credits: 0n }
@@ -154,8 +172,7 @@ export async function postTransferGroups(
     c.credits += input.amount
     sums.set(input.creditAccountId, c)
   }
-  await applyDeltas(
-    trx,
+  const deltas = deltaCtes(
     accounts,
     [...sums].map(([accountId, s]) => ({
       accountId,
@@ -163,15 +180,27 @@ export async function postTransferGroups(
       credits_posted: s.credits,
     })),
   )
-  return results
+  // ON CONFLICT DO NOTHING: an id that exists shows in the count, which the caller checks.
+  const posting = sql`${sql.ref(POSTED)} AS (
+      INSERT INTO ledger_transfers
+        (id, debit_account_id, credit_account_id, asset_id, amount, two_phase, state,
+         posted_amount, reference)
+      SELECT v.id, v.d, v.c, v.a, v.amount, false, 'posted', v.amount, v.ref
+        FROM (VALUES ${sql.join(rows)}) AS v (id, d, c, a, amount, ref)
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id
+    ), ${deltas}`
+  return { results, count: taken.length, posting }
 }
 
-/** Which of these transfer ids exist. */
-export async function existingTransferIds(db: Db, ids: string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set()
-  const rows = await db.selectFrom('ledger_transfers').select('id').where('id', 'in', ids).execute()
-  return new Set(rows.map((r) => r.id))
+/** Throws unless the posting inserted every transfer it planned (`n`: the count of `posted_transfers`). */
+export function checkPosted(plan: TransferPlan, n: bigint | number): void {
+  if (Number(n) !== plan.count) throw new Error('a transfer id of the batch exists')
 }
+
+/** The query of which of these transfer ids exist (rows of `id`), for the caller's statement. */
+export const existingTransfersSql = (ids: string[]) =>
+  sql<{ id: string }>`SELECT id FROM ledger_transfers WHERE id IN (${sql.join(ids)})`
 
 /** Why these accounts cannot take this transfer now, if they cannot. */
 function refuse(input: TransferInput, debit?: Account, credit?: Account): LedgerError | undefined {
@@ -352,6 +381,11 @@ async function applyDeltas(
   accounts: Map<string, Account>,
   deltas: Delta[],
 ): Promise<void> {
+  await sql`WITH ${deltaCtes(accounts, deltas)} SELECT 1`.execute(trx)
+}
+
+/** `applyDeltas` as CTEs (`appended_deltas`, `updated_accounts`), for a statement that writes more. */
+function deltaCtes(accounts: Map<string, Account>, deltas: Delta[]): RawBuilder<unknown> {
   const values = (ds: Delta[]) =>
     sql.join(
       ds.map(
@@ -361,21 +395,22 @@ async function applyDeltas(
     )
   const free = deltas.filter((d) => isLimitFree(accounts.get(d.accountId)!.kind))
   const locked = deltas.filter((d) => !isLimitFree(accounts.get(d.accountId)!.kind))
-  const append = sql`
-    INSERT INTO ledger_account_deltas
-      (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
-    VALUES ${values(free)}`
-  const update = sql`
-    UPDATE ledger_accounts a
-       SET debits_posted = a.debits_posted + v.dp,
-           credits_posted = a.credits_posted + v.cp,
-           debits_pending = a.debits_pending + v.dpe,
-           credits_pending = a.credits_pending + v.cpe
-      FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id`
-  if (free.length === 0) await update.execute(trx)
-  else if (locked.length === 0) await append.execute(trx)
-  else await sql`WITH appended AS (${append}) ${update}`.execute(trx)
+  const ctes: RawBuilder<unknown>[] = []
+  if (free.length > 0)
+    ctes.push(sql`appended_deltas AS (
+      INSERT INTO ledger_account_deltas
+        (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
+      VALUES ${values(free)})`)
+  if (locked.length > 0)
+    ctes.push(sql`updated_accounts AS (
+      UPDATE ledger_accounts a
+         SET debits_posted = a.debits_posted + v.dp,
+             credits_posted = a.credits_posted + v.cp,
+             debits_pending = a.debits_pending + v.dpe,
+             credits_pending = a.credits_pending + v.cpe
+        FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
+       WHERE a.id = v.id)`)
+  return sql.join(ctes)
 }
 
 export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {
