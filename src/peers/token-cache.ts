@@ -1,5 +1,4 @@
 import type { Db } from '../db/database.ts'
-import { hashToken } from '../lib/secrets.ts'
 import { type Peer, peerByIncomingToken } from './service.ts'
 
 /**
@@ -27,18 +26,18 @@ export function createPeerTokenCache(
   const entries = new Map<string, { peer: Promise<Peer | undefined>; until: number }>()
   return {
     peer(token) {
-      const key = hashToken(token)
+      // Keyed by the token itself: hashing it would cost more than the rest of the lookup.
       const now = Date.now()
-      const hit = entries.get(key)
+      const hit = entries.get(token)
       if (hit && hit.until > now) return hit.peer
-      entries.delete(key)
+      entries.delete(token)
       if (entries.size >= max) entries.delete(entries.keys().next().value!)
       const peer = peerByIncomingToken(db, token)
       const entry = { peer, until: now + opts.ttlMs }
-      entries.set(key, entry)
+      entries.set(token, entry)
       // A guess, or a failed read, is not kept: only known peers are.
       const drop = () => {
-        if (entries.get(key) === entry) entries.delete(key)
+        if (entries.get(token) === entry) entries.delete(token)
       }
       peer.then((p) => p === undefined && drop(), drop)
       return peer
