@@ -81,28 +81,6 @@ export async function createTransfer(
   return { ...toTransfer(inserted), replayed: false }
 }
 
-/**
- * Posts groups of single-phase transfers at once, inside the caller's transaction: every account
- * they touch is locked in one statement (ascending id order, as everywhere), each group is checked
- * in turn against the totals the groups before it left, and is taken whole or refused whole (its
- * LedgerError in the result, at its index). The taken ones go in with one INSERT, and each account
- * gets one UPDATE carrying the sum of its deltas: that is what lets many ILP packets share one
- * transaction on the same hot rows. The caller has ruled out replays under its own lock; an id that
- * exists all the same throws, so that the caller can fall back to one-by-one.
- */
-export async function postTransferGroups(
-  trx: Db,
-  groups: TransferInput[][],
-): Promise<(true | LedgerError)[]> {
-  const plan = await planTransferGroups(trx, groups)
-  if (plan.posting) {
-    const { rows } = await sql<{ n: bigint }>`
-      WITH ${plan.posting} SELECT count(*) AS n FROM ${sql.ref(POSTED)}`.execute(trx)
-    checkPosted(plan, rows[0]!.n)
-  }
-  return plan.results
-}
-
 /** The name of the posting's CTE that returns the inserted transfers' ids. */
 export const POSTED = 'posted_transfers'
 
@@ -120,9 +98,15 @@ export interface TransferPlan {
 }
 
 /**
- * `postTransferGroups` in two steps, for a caller that writes more in the same statement: the
- * accounts are locked and the groups checked now; the posting runs in the caller's statement, which
- * must then `checkPosted` the count of `posted_transfers`.
+ * Plans groups of single-phase transfers posted at once, inside the caller's transaction: every
+ * account they touch is locked in one statement (ascending id order, as everywhere), each group is
+ * checked in turn against the totals the groups before it left, and is taken whole or refused whole
+ * (its LedgerError in the result, at its index). The posting (one INSERT, and one UPDATE or append
+ * per account carrying the sum of its deltas) runs in the caller's statement, which may write more
+ * in the same round trip and must then `checkPosted` the count of `posted_transfers`: that is what
+ * lets many ILP packets share one transaction on the same hot rows. The caller has ruled out replays
+ * under its own lock; an id that exists all the same fails the check, so that the caller can fall
+ * back to one-by-one.
  */
 export async function planTransferGroups(
   trx: Db,
