@@ -1,13 +1,19 @@
 import type { Db } from '../db/database.ts'
 import { getIncomingPayment } from '../incoming-payments/service.ts'
+import { getWalletAddress } from '../wallet-addresses/service.ts'
 
-/** What a packet needs to know of its incoming payment before the booking, none of it changing. */
+/**
+ * What a packet needs to know of its incoming payment before the booking, none of it changing (a
+ * wallet address keeps its asset and its ledger account).
+ */
 export interface PaymentFacts {
   id: string
   walletAddressId: string
   assetCode: string
   assetScale: number
   expiresAt: Date
+  /** The owner's wallet: where the money goes. */
+  wallet: { ledgerAccountId: string; assetId: string }
   /** Seen closed (completed or cancelled) by this process; a payment never reopens. */
   closed: boolean
 }
@@ -37,12 +43,14 @@ export function createPaymentFactsCache(db: Db, maxEntries = MAX_ENTRIES): Payme
       }
       const ip = await getIncomingPayment(db, id)
       if (!ip) return undefined
+      const wallet = (await getWalletAddress(db, { id: ip.walletAddressId }))!
       const facts: PaymentFacts = {
         id: ip.id,
         walletAddressId: ip.walletAddressId,
         assetCode: ip.assetCode,
         assetScale: ip.assetScale,
         expiresAt: ip.expiresAt,
+        wallet: { ledgerAccountId: wallet.ledgerAccountId, assetId: wallet.assetId },
         closed: ip.completedAt !== null,
       }
       if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)

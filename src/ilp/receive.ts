@@ -10,6 +10,7 @@ import {
 import { sql } from 'kysely'
 import { incomingDecision } from '../core-banking/incoming.ts'
 import type { Db } from '../db/database.ts'
+import type { AccountKind, BalanceRule } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import {
   type CreditError,
@@ -19,7 +20,6 @@ import {
   type LockedForCredit,
   lockForCreditSql,
   recordCompletions,
-  toLockedForCredit,
 } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import {
@@ -27,12 +27,13 @@ import {
   createTransfer,
   existingTransfersSql,
   findTransfer,
+  lockAccountsSql,
   POSTED,
   planTransferGroups,
   type TransferInput,
   type TransferPlan,
 } from '../ledger/transfers.ts'
-import { isLedgerError } from '../ledger/types.ts'
+import { type Account, isLedgerError } from '../ledger/types.ts'
 import { groupCommit } from '../lib/group-commit.ts'
 import { existingPeersSql, type Peer } from '../peers/service.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
@@ -104,6 +105,7 @@ async function receiveLocally(
     bookingId: booking,
     from,
     payment,
+    wallet: payment.wallet,
     sent,
     received,
     expiresAt: prepare.expiresAt,
@@ -138,7 +140,9 @@ export interface Packet {
   bookingId: string
   from: Peer
   /** The incoming payment credited (whose owner's wallet receives the money). */
-  payment: { id: string; walletAddressId: string }
+  payment: { id: string }
+  /** The payment owner's wallet: where the money goes. */
+  wallet: { ledgerAccountId: string; assetId: string }
   /** In the peer's asset. */
   sent: bigint
   /** In the incoming payment's asset. */
@@ -182,14 +186,16 @@ export function createBooker(deps: Deps): Booker {
  * answered as booked, each payment takes the packets that fit in order (what does not fit is
  * refused, the rest still goes), the ledger takes or refuses each packet's transfers against the
  * running totals (a peer over its credit line), and each payment and account is then updated once
- * with the sum. Every packet's outcome holds once the transaction commits. Five round trips
- * whatever the batch's size (BEGIN, the payments' lock with the reads, the accounts' lock, the
- * writes, COMMIT); more only when a payment completes (its event) or a peer has a low-liquidity
- * threshold.
+ * with the sum. Every packet's outcome holds once the transaction commits. Four round trips
+ * whatever the batch's size (BEGIN, the locks and reads, the writes, COMMIT); more only when a
+ * payment completes (its event) or a peer has a low-liquidity threshold.
  */
 async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
   return db.transaction().execute(async (trx) => {
-    const { payments, booked, peers } = await lockBatch(trx, packets)
+    // Every packet's transfers, before anything is locked: their accounts are locked with the
+    // payments, in one round trip.
+    const legs = await Promise.all(packets.map((p) => transfersOf(trx, p)))
+    const { payments, booked, peers, accounts } = await lockBatch(trx, packets, legs)
     const candidates: number[] = []
     const firstOf = new Map<string, number>()
     const now = Date.now()
@@ -212,13 +218,10 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       candidates.push(i)
       return 'booked'
     })
-    const legs = await Promise.all(
-      candidates.map((i) => {
-        const p = packets[i]!
-        return transfersOf(trx, p, payments.get(p.payment.id)!.wallet)
-      }),
+    const plan = planTransferGroups(
+      accounts,
+      candidates.map((i) => legs[i]!),
     )
-    const plan = await planTransferGroups(trx, legs)
     const credits = new Map<string, bigint>()
     // By peer id: each packet carries its own copy of the peer, and the threshold check needs the
     // batch's whole debit of it at once.
@@ -256,34 +259,64 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
 }
 
 /**
- * One statement: the batch's incoming payments locked (their rows first, before any account, as
- * everywhere), with their owners' wallets; which packets are booked already; which peers exist.
+ * One statement: the batch's incoming payments locked, then their transfers' accounts (rows in
+ * this order, as everywhere: `UNION ALL` runs its parts in order); which packets are booked
+ * already; which peers exist.
  */
-async function lockBatch(trx: Db, packets: Packet[]) {
+async function lockBatch(trx: Db, packets: Packet[], legs: TransferInput[][]) {
+  const accountIds = new Set(legs.flat().flatMap((t) => [t.debitAccountId, t.creditAccountId]))
   const { rows } = await sql<{
-    kind: 'payment' | 'booked' | 'peer'
+    what: 'payment' | 'account' | 'booked' | 'peer'
     id: string
     open: boolean
     room: bigint | null
-    ledger_account_id: string
     asset_id: string
+    kind: AccountKind
+    rule: BalanceRule
+    debits_posted: bigint
+    credits_posted: bigint
+    debits_pending: bigint
+    credits_pending: bigint
+    debit_limit: bigint | null
   }>`
-    WITH locked AS (${lockForCreditSql([...new Set(packets.map((p) => p.payment.id))])})
-    SELECT 'payment' AS kind, id, open, room, ledger_account_id, asset_id FROM locked
+    WITH payments AS (${lockForCreditSql([...new Set(packets.map((p) => p.payment.id))])}),
+         accounts AS (${lockAccountsSql([...accountIds])})
+    SELECT 'payment' AS what, id, open, room, NULL AS asset_id, NULL AS kind, NULL AS rule,
+           NULL::numeric AS debits_posted, NULL::numeric AS credits_posted,
+           NULL::numeric AS debits_pending, NULL::numeric AS credits_pending,
+           NULL::numeric AS debit_limit
+      FROM payments
     UNION ALL
-    SELECT 'booked', id, NULL, NULL, NULL, NULL
+    SELECT 'account', id::text, NULL, NULL, asset_id::text, kind, rule, debits_posted,
+           credits_posted, debits_pending, credits_pending, debit_limit
+      FROM accounts
+    UNION ALL
+    SELECT 'booked', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM (${existingTransfersSql(packets.map((p) => p.bookingId))}) b
     UNION ALL
-    SELECT 'peer', id, NULL, NULL, NULL, NULL
+    SELECT 'peer', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
       FROM (${existingPeersSql([...new Set(packets.map((p) => p.from.id))])}) x`.execute(trx)
   const payments = new Map<string, LockedForCredit>()
+  const accounts = new Map<string, Account>()
   const booked = new Set<string>()
   const peers = new Set<string>()
   for (const r of rows) {
-    if (r.kind === 'payment') payments.set(r.id, toLockedForCredit(r))
-    else (r.kind === 'booked' ? booked : peers).add(r.id)
+    if (r.what === 'payment') payments.set(r.id, { id: r.id, open: r.open, room: r.room })
+    else if (r.what === 'account')
+      accounts.set(r.id, {
+        id: r.id,
+        assetId: r.asset_id,
+        kind: r.kind,
+        rule: r.rule,
+        debitsPosted: r.debits_posted,
+        creditsPosted: r.credits_posted,
+        debitsPending: r.debits_pending,
+        creditsPending: r.credits_pending,
+        debitLimit: r.debit_limit,
+      })
+    else (r.what === 'booked' ? booked : peers).add(r.id)
   }
-  return { payments, booked, peers }
+  return { payments, booked, peers, accounts }
 }
 
 /**
@@ -309,11 +342,8 @@ async function writeBatch(
 }
 
 /** The packet's transfers: peer to wallet, or through the two assets' settlement accounts. */
-async function transfersOf(
-  db: Db,
-  p: Packet,
-  wallet: { ledgerAccountId: string; assetId: string },
-): Promise<TransferInput[]> {
+async function transfersOf(db: Db, p: Packet): Promise<TransferInput[]> {
+  const { wallet } = p
   const id = p.bookingId
   const reference = `incoming_payment:${p.payment.id}`
   return p.from.assetId === wallet.assetId
@@ -359,8 +389,7 @@ class Rollback extends Error {
  */
 async function book(db: Db, p: Packet): Promise<BookOutcome> {
   const id = p.bookingId
-  const wallet = (await getWalletAddress(db, { id: p.payment.walletAddressId }))!
-  const transfers = await transfersOf(db, p, wallet)
+  const transfers = await transfersOf(db, p)
   try {
     return await db.transaction().execute(async (trx) => {
       if ((await existingPeersSql([p.from.id]).execute(trx)).rows.length === 0)

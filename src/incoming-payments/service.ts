@@ -264,42 +264,23 @@ export interface LockedForCredit {
   open: boolean
   /** What it may still receive; null without an incoming amount. */
   room: bigint | null
-  /** The owner's wallet: where the money goes. */
-  wallet: { ledgerAccountId: string; assetId: string }
 }
 
 /**
  * The query that locks the payments' rows (ascending id order) for a batch of credits in the
  * caller's transaction, as `creditIncomingPayment` locks one: before any ledger account, so that the
- * two never wait on each other in opposite orders. Its rows (id, open, room, ledger_account_id,
- * asset_id) are read with `toLockedForCredit`; it is a fragment so that the caller can read more in
- * the same round trip.
+ * two never wait on each other in opposite orders. Its rows are `LockedForCredit`s; it is a
+ * fragment so that the caller can lock and read more in the same round trip.
  */
-export function lockForCreditSql(ids: string[]): RawBuilder<LockedRow> {
-  return sql<LockedRow>`
-    SELECT p.id::text AS id, p.completed_at IS NULL AND p.expires_at > now() AS open,
-           p.incoming_amount - p.received_amount AS room,
-           w.ledger_account_id::text AS ledger_account_id, w.asset_id::text AS asset_id
-      FROM incoming_payments p JOIN wallet_addresses w ON w.id = p.wallet_address_id
-     WHERE p.id IN (${sql.join(ids)})
-     ORDER BY p.id
-       FOR UPDATE OF p`
+export function lockForCreditSql(ids: string[]): RawBuilder<LockedForCredit> {
+  return sql<LockedForCredit>`
+    SELECT id::text AS id, completed_at IS NULL AND expires_at > now() AS open,
+           incoming_amount - received_amount AS room
+      FROM incoming_payments
+     WHERE id IN (${sql.join(ids)})
+     ORDER BY id
+       FOR UPDATE`
 }
-
-interface LockedRow {
-  id: string
-  open: boolean
-  room: bigint | null
-  ledger_account_id: string
-  asset_id: string
-}
-
-export const toLockedForCredit = (r: LockedRow): LockedForCredit => ({
-  id: r.id,
-  open: r.open,
-  room: r.room,
-  wallet: { ledgerAccountId: r.ledger_account_id, assetId: r.asset_id },
-})
 
 /**
  * The batch form of `creditIncomingPayment`, as a CTE (`credited_payments`, returning `id` and

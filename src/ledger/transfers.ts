@@ -98,25 +98,22 @@ export interface TransferPlan {
 }
 
 /**
- * Plans groups of single-phase transfers posted at once, inside the caller's transaction: every
- * account they touch is locked in one statement (ascending id order, as everywhere), each group is
- * checked in turn against the totals the groups before it left, and is taken whole or refused whole
- * (its LedgerError in the result, at its index). The posting (one INSERT, and one UPDATE or append
- * per account carrying the sum of its deltas) runs in the caller's statement, which may write more
- * in the same round trip and must then `checkPosted` the count of `posted_transfers`: that is what
- * lets many ILP packets share one transaction on the same hot rows. The caller has ruled out replays
- * under its own lock; an id that exists all the same fails the check, so that the caller can fall
- * back to one-by-one.
+ * Plans groups of single-phase transfers posted at once, on their accounts locked by the caller
+ * (`lockAccountsSql`, in its transaction; the map's totals are advanced as groups are taken): each
+ * group is checked in turn against the totals the groups before it left, and is taken whole or
+ * refused whole (its LedgerError in the result, at its index). The posting (one INSERT, and one
+ * UPDATE or append per account carrying the sum of its deltas) runs in the caller's statement,
+ * which may write more in the same round trip and must then `checkPosted` the count of
+ * `posted_transfers`: that is what lets many ILP packets share one transaction on the same hot
+ * rows. The caller has ruled out replays under its own lock; an id that exists all the same fails
+ * the check, so that the caller can fall back to one-by-one.
  */
-export async function planTransferGroups(
-  trx: Db,
+export function planTransferGroups(
+  accounts: Map<string, Account>,
   groups: TransferInput[][],
-): Promise<TransferPlan> {
-  const all = groups.flat()
-  if (all.some((t) => t.pendingUntil !== undefined)) throw new Error('groups are single-phase')
-  const accounts = await lockAccounts(trx, [
-    ...new Set(all.flatMap((t) => [t.debitAccountId, t.creditAccountId])),
-  ])
+): TransferPlan {
+  if (groups.flat().some((t) => t.pendingUntil !== undefined))
+    throw new Error('groups are single-phase')
   const taken: { input: TransferInput; assetId: string }[] = []
   const results = groups.map((group) => {
     // Tentative copies: a group refused halfway leaves the running totals as they were.
@@ -334,7 +331,13 @@ function replay(existing: Transfer, input: TransferInput): CreatedTransfer | Led
  * alone, without the deltas not yet folded) are not used.
  */
 async function lockAccounts(trx: Db, ids: string[]): Promise<Map<string, Account>> {
-  const { rows } = await sql<Selectable<LedgerAccountsTable>>`
+  const { rows } = await lockAccountsSql(ids).execute(trx)
+  return new Map(rows.map((r) => [r.id, toAccount(r)]))
+}
+
+/** `lockAccounts`' query, for a caller that locks (or reads) more in the same statement. */
+export function lockAccountsSql(ids: string[]): RawBuilder<Selectable<LedgerAccountsTable>> {
+  return sql<Selectable<LedgerAccountsTable>>`
     WITH locked AS (
       SELECT * FROM ledger_accounts
        WHERE id IN (${sql.join(ids)}) AND kind NOT IN (${sql.join(LIMIT_FREE_KINDS)})
@@ -343,8 +346,7 @@ async function lockAccounts(trx: Db, ids: string[]): Promise<Map<string, Account
     SELECT * FROM locked
     UNION ALL
     SELECT * FROM ledger_accounts
-     WHERE id IN (${sql.join(ids)}) AND kind IN (${sql.join(LIMIT_FREE_KINDS)})`.execute(trx)
-  return new Map(rows.map((r) => [r.id, toAccount(r)]))
+     WHERE id IN (${sql.join(ids)}) AND kind IN (${sql.join(LIMIT_FREE_KINDS)})`
 }
 
 interface Delta {
