@@ -35,9 +35,14 @@ export interface StreamReceiver {
   createReply(prepare: IlpPrepare): IlpReply | IncomingMoney
 }
 
-export function createStreamReceiver(opts: { secret: Buffer; ilpAddress: string }): StreamReceiver {
+export function createStreamReceiver(opts: {
+  secret: Buffer
+  ilpAddress: string
+  /** How many connection tokens' details are kept (default 10,000). */
+  maxTokens?: number
+}): StreamReceiver {
   const server = new StreamServer({ serverSecret: opts.secret, serverAddress: opts.ilpAddress })
-  rememberConnectionTokens(server)
+  rememberConnectionTokens(server, opts.maxTokens ?? MAX_TOKENS)
   return {
     credentials(paymentId, asset) {
       const { ilpAddress, sharedSecret } = server.generateCredentials({
@@ -64,7 +69,7 @@ type DecryptToken = (token: Buffer) => object | undefined
  * is decrypted again each time and never kept. `decryptToken` is private to the pinned
  * `@interledger/stream-receiver`; the interop tests cover it.
  */
-function rememberConnectionTokens(server: StreamServer): void {
+function rememberConnectionTokens(server: StreamServer, max: number): void {
   const target = server as unknown as { decryptToken: DecryptToken }
   const decrypt = target.decryptToken.bind(server)
   const known = new Map<string, object>()
@@ -78,7 +83,7 @@ function rememberConnectionTokens(server: StreamServer): void {
     }
     const details = decrypt(token)
     if (details) {
-      if (known.size >= MAX_TOKENS) known.delete(known.keys().next().value!)
+      if (known.size >= max) known.delete(known.keys().next().value!)
       known.set(key, details)
     }
     return details

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import { isFulfill } from 'ilp-packet'
+import { createPaymentFactsCache } from '../src/ilp/payment-facts.ts'
 import { hashToken } from '../src/lib/secrets.ts'
 import { createPeerTokenCache } from '../src/peers/token-cache.ts'
 import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
@@ -9,9 +10,11 @@ import { addPeer, peerDebt, postIlp, sendPacket, streamPrepare } from './helpers
 import { createWalletAddress, startTestServer, type TestServer } from './helpers/server.ts'
 
 /**
- * Peers are found by their bearer token through a per-process cache (src/peers/token-cache.ts):
- * a peer removed elsewhere is still recognised for at most the cache's bound, one removed through
- * this process's admin API at once, and no money is booked for a removed peer either way.
+ * The ILP listener's per-process caches. Peers are found by their bearer token through one
+ * (src/peers/token-cache.ts): a peer removed elsewhere is still recognised for at most the cache's
+ * bound, one removed through this process's admin API at once, and no money is booked for a
+ * removed peer either way. Incoming payments' unchanging facts are kept up to a number of payments
+ * (src/ilp/payment-facts.ts).
  */
 let server: TestServer
 let app: ClientIdentity
@@ -94,4 +97,24 @@ test('a peer removed by another process gets no money booked while this one stil
   const reply = await sendPacket(server.ilpUrl, peer, await packetFor(7n))
   assert.equal(isFulfill(reply), false)
   assert.equal(await peerDebt(server, peer), 5n)
+})
+
+test('incoming payments’ facts: the owner’s wallet and asset, kept for at most the bound’s number of payments', async () => {
+  const create = async () => {
+    const ip = await app.client.incomingPayment.create(
+      { url: server.openPaymentsUrl, accessToken: token },
+      { walletAddress: bob.url },
+    )
+    return ip.id.split('/').at(-1)!
+  }
+  const [a, b] = [await create(), await create()]
+  const facts = createPaymentFactsCache(server.database.db, 1)
+  const first = (await facts.get(a))!
+  assert.equal(first.walletAddressId, bob.id)
+  assert.deepEqual([first.assetCode, first.assetScale, first.closed], ['USD', 2, false])
+  assert.equal(first.wallet.assetId, (await facts.get(a))!.wallet.assetId)
+  assert.equal(await facts.get(a), first, 'kept')
+  await facts.get(b)
+  assert.notEqual(await facts.get(a), first, 'pushed out by b: read again')
+  assert.equal(await facts.get('00000000-0000-4000-8000-000000000000'), undefined)
 })
