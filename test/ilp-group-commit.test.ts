@@ -8,6 +8,7 @@ import { bookingId, createBooker, type Packet } from '../src/ilp/receive.ts'
 import { getIncomingPayment } from '../src/incoming-payments/service.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { getPeer } from '../src/peers/service.ts'
+import { getWalletAddress } from '../src/wallet-addresses/service.ts'
 import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
 import { addPeer, peerDebt, sendPacket, streamPrepare, type TestPeer } from './helpers/ilp.ts'
 import {
@@ -121,6 +122,8 @@ test('the same packets through two bookers at once (two processes): each booked 
   const from = (await getPeer(db, { id: testPeer.id }))!
   const ip = await createIncomingPayment(500n)
   const payment = (await getIncomingPayment(db, ip.id.split('/').at(-1)!))!
+  const owner = (await getWalletAddress(db, { id: payment.walletAddressId }))!
+  const wallet = { ledgerAccountId: owner.ledgerAccountId, assetId: owner.assetId }
   // 150 packets of 4 (600 for 500): every packet goes to both bookers, and twice to the first.
   const packets: Packet[] = packetsFor(ip, 150, 4n).map((bytes) => {
     const prepare = deserializeIlpPrepare(bytes)
@@ -128,6 +131,7 @@ test('the same packets through two bookers at once (two processes): each booked 
       bookingId: bookingId(prepare, from),
       from,
       payment,
+      wallet,
       sent: 4n,
       received: 4n,
       expiresAt: prepare.expiresAt,

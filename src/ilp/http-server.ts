@@ -11,7 +11,8 @@ import { createApp } from '../http/app.ts'
 import { badRequest, HttpError } from '../lib/errors.ts'
 import { createRateBuckets } from '../lib/rate-buckets.ts'
 import { observeHttp } from '../metrics/http.ts'
-import { type Peer, peerByIncomingToken } from '../peers/service.ts'
+import type { Peer } from '../peers/service.ts'
+import { peerTokenCache } from '../peers/token-cache.ts'
 import { createCredentialGuard, tooManyRequests } from '../rate-limit/hooks.ts'
 import { createPipeline } from './pipeline.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
@@ -36,6 +37,8 @@ export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstanc
   observeHttp(app, deps.metrics, 'ilp')
   const pipeline = createPipeline(deps, stream)
   const peers = new WeakMap<FastifyRequest, Peer>()
+  // Kept for a few seconds (src/peers/token-cache.ts): one read fewer per packet.
+  const peerByToken = peerTokenCache(deps.db)
   const guard = createCredentialGuard(
     config.rateLimits.credentialFailures,
     tooManyRequests('too_many_requests'),
@@ -55,7 +58,7 @@ export function createIlpApp(deps: Deps, stream: StreamReceiver): FastifyInstanc
   const authenticate = async (req: FastifyRequest) => {
     guard.check(req)
     const token = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1]
-    const peer = token === undefined ? undefined : await peerByIncomingToken(deps.db, token)
+    const peer = token === undefined ? undefined : await peerByToken.peer(token)
     if (!peer) {
       // A wrong token is a guess; a missing one is not.
       if (token !== undefined) await guard.failed(req)

@@ -4,7 +4,7 @@ import { findTransfer } from '../ledger/transfers.ts'
 import type { Peer } from '../peers/service.ts'
 import { countReply } from './count.ts'
 import { forward } from './forward.ts'
-import { bookingId, createBooker, receiveLocally } from './receive.ts'
+import { bookingId, createLocalReceiver } from './receive.ts'
 import { createReplyCache } from './reply-cache.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
 
@@ -22,7 +22,7 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
   const ownAddress = deps.config.openPayments.ilpAddress
   const localPrefix = `${ownAddress}.`
   const cached = createReplyCache()
-  const book = createBooker(deps)
+  const receiveLocally = createLocalReceiver(deps, stream)
 
   const route = async (prepare: IlpPrepare, from: Peer): Promise<IlpReply> => {
     const local = prepare.destination.startsWith(localPrefix)
@@ -30,7 +30,7 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
       // A sender recovering from a crash repeats packets to learn which arrived: one we booked
       // gets its Fulfill again, expired or not.
       if (local && (await findTransfer(deps.db, bookingId(prepare, from)))) {
-        return receiveLocally(deps, stream, book, prepare, from)
+        return receiveLocally(prepare, from)
       }
       throw new Errors.TransferTimedOutError('packet expired')
     }
@@ -41,7 +41,7 @@ export function createPipeline(deps: Deps, stream: StreamReceiver): IlpPipeline 
         maximumAmount: from.maxPacketAmount.toString(),
       })
     }
-    return local ? receiveLocally(deps, stream, book, prepare, from) : forward(deps, prepare, from)
+    return local ? receiveLocally(prepare, from) : forward(deps, prepare, from)
   }
 
   return {

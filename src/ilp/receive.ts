@@ -7,60 +7,79 @@ import {
   isIlpReply,
   serializeIlpPrepare,
 } from 'ilp-packet'
+import { sql } from 'kysely'
 import { incomingDecision } from '../core-banking/incoming.ts'
 import type { Db } from '../db/database.ts'
+import type { AccountKind, BalanceRule } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import {
   type CreditError,
   creditIncomingPayment,
-  creditIncomingPayments,
+  creditPaymentsCte,
   getIncomingPayment,
-  type IncomingPayment,
-  isOpen,
-  lockForCredit,
+  type LockedForCredit,
+  lockForCreditSql,
+  recordCompletions,
 } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import {
+  checkPosted,
   createTransfer,
-  existingTransferIds,
+  existingTransfersSql,
   findTransfer,
-  postTransferGroups,
+  lockAccountsSql,
+  POSTED,
+  planTransferGroups,
   type TransferInput,
+  type TransferPlan,
 } from '../ledger/transfers.ts'
-import { isLedgerError } from '../ledger/types.ts'
+import { type Account, isLedgerError } from '../ledger/types.ts'
 import { groupCommit } from '../lib/group-commit.ts'
-import type { Peer } from '../peers/service.ts'
+import { existingPeersSql, type Peer } from '../peers/service.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { afterPeerDebit } from '../webhooks/thresholds.ts'
 import { convertPacketAmount } from './convert.ts'
+import { createPaymentFactsCache, type PaymentFactsCache } from './payment-facts.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** Answers a Prepare for one of our STREAM addresses (`receiveLocally`, with this process's caches). */
+export type LocalReceiver = (prepare: IlpPrepare, from: Peer) => Promise<IlpReply>
+
+export function createLocalReceiver(deps: Deps, stream: StreamReceiver): LocalReceiver {
+  const book = createBooker(deps)
+  const payments = createPaymentFactsCache(deps.db)
+  return (prepare, from) => receiveLocally(deps, stream, book, payments, prepare, from)
+}
 
 /**
  * A Prepare for one of our STREAM addresses, from `from`: the incoming payment its address names is
  * credited and the peer's account debited, in one transaction, and only then is the Fulfill
  * returned. Refusals are thrown as ILP errors or returned as STREAM declines; nothing is booked.
+ * Nothing is read before the booking but what never changes (`payments`): the booking decides,
+ * under the payment's lock, whether it is still open.
  */
-export async function receiveLocally(
+async function receiveLocally(
   deps: Deps,
   stream: StreamReceiver,
   book: Booker,
+  payments: PaymentFactsCache,
   prepare: IlpPrepare,
   from: Peer,
 ): Promise<IlpReply> {
   const paymentId = stream.paymentId(prepare.destination)
   // Tags are ids we issued; the check keeps anything else away from a uuid column.
   const payment =
-    paymentId !== undefined && UUID.test(paymentId)
-      ? await getIncomingPayment(deps.db, paymentId)
-      : undefined
+    paymentId !== undefined && UUID.test(paymentId) ? await payments.get(paymentId) : undefined
   if (!payment) throw new Errors.UnreachableError('unknown payment address')
   const sent = BigInt(prepare.amount)
   const booking = bookingId(prepare, from)
   // A packet booked before the payment closed may come again (its HTTP response was lost): it gets
-  // its Fulfill again, as the first copy did, and nothing more is booked.
-  if (sent > 0n && !isOpen(payment) && !(await findTransfer(deps.db, booking))) {
+  // its Fulfill again, as the first copy did, and nothing more is booked. (A payment closed by
+  // another process, unseen here, is refused by the booking with the same error.)
+  const closed = payment.closed || payment.expiresAt.getTime() <= Date.now()
+  if (sent > 0n && closed && !(await findTransfer(deps.db, booking))) {
     throw new Errors.UnreachableError('incoming payment is completed or expired')
   }
   // STREAM reports the amount that arrived in the receiver's asset, probes included: that is how
@@ -77,20 +96,23 @@ export async function receiveLocally(
   if (sent > 0n && (await deps.coreBanking.hooks.enabled())) {
     // Core banking may refuse the money (compliance): a final reject, so the sender stops. Asked
     // once per incoming payment; without hooks the hot path reads nothing more.
+    const ip = (await getIncomingPayment(deps.db, payment.id))!
     const wallet = (await getWalletAddress(deps.db, { id: payment.walletAddressId }))!
-    const decision = await incomingDecision(deps, payment, wallet.assetId)
+    const decision = await incomingDecision(deps, ip, wallet.assetId)
     if (!decision.credit) throw new Errors.FinalApplicationError(decision.reason, Buffer.alloc(0))
   }
   const outcome = await book({
     bookingId: booking,
     from,
     payment,
+    wallet: payment.wallet,
     sent,
     received,
     expiresAt: prepare.expiresAt,
   })
   switch (outcome) {
     case 'completed':
+      payment.closed = true
       deps.metrics.incomingCompleted.inc()
       return reply.accept()
     case 'booked':
@@ -100,9 +122,12 @@ export async function receiveLocally(
     case 'exceeds_incoming_amount':
       return reply.finalDecline()
     case 'not_payable':
+      payment.closed = true
       throw new Errors.UnreachableError('incoming payment is completed or expired')
     case 'peer_out_of_credit':
       throw new Errors.InsufficientLiquidityError('peer has exceeded its credit line')
+    case 'unknown_peer':
+      throw new Errors.UnreachableError('peer removed')
   }
 }
 
@@ -114,7 +139,10 @@ export interface Packet {
   /** The first transfer's id: the same packet twice is booked once. */
   bookingId: string
   from: Peer
-  payment: IncomingPayment
+  /** The incoming payment credited (whose owner's wallet receives the money). */
+  payment: { id: string }
+  /** The payment owner's wallet: where the money goes. */
+  wallet: { ledgerAccountId: string; assetId: string }
   /** In the peer's asset. */
   sent: bigint
   /** In the incoming payment's asset. */
@@ -123,7 +151,13 @@ export interface Packet {
 }
 
 /** `completed`: booked, and the packet completed the incoming payment. */
-type BookOutcome = 'booked' | 'completed' | CreditError | 'peer_out_of_credit' | 'expired'
+type BookOutcome =
+  | 'booked'
+  | 'completed'
+  | CreditError
+  | 'peer_out_of_credit'
+  | 'expired'
+  | 'unknown_peer'
 
 /** Books a packet, with the others that arrive meanwhile; resolves once its booking committed. */
 export type Booker = (p: Packet) => Promise<BookOutcome>
@@ -152,16 +186,16 @@ export function createBooker(deps: Deps): Booker {
  * answered as booked, each payment takes the packets that fit in order (what does not fit is
  * refused, the rest still goes), the ledger takes or refuses each packet's transfers against the
  * running totals (a peer over its credit line), and each payment and account is then updated once
- * with the sum. Every packet's outcome holds once the transaction commits.
+ * with the sum. Every packet's outcome holds once the transaction commits. Four round trips
+ * whatever the batch's size (BEGIN, the locks and reads, the writes, COMMIT); more only when a
+ * payment completes (its event) or a peer has a low-liquidity threshold.
  */
 async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
   return db.transaction().execute(async (trx) => {
-    // The receivers' wallets come with the lock: no read per packet before the batch.
-    const payments = await lockForCredit(trx, [...new Set(packets.map((p) => p.payment.id))])
-    const booked = await existingTransferIds(
-      trx,
-      packets.map((p) => p.bookingId),
-    )
+    // Every packet's transfers, before anything is locked: their accounts are locked with the
+    // payments, in one round trip.
+    const legs = await Promise.all(packets.map((p) => transfersOf(trx, p)))
+    const { payments, booked, peers, accounts } = await lockBatch(trx, packets, legs)
     const candidates: number[] = []
     const firstOf = new Map<string, number>()
     const now = Date.now()
@@ -170,6 +204,9 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       if (firstOf.has(p.bookingId)) return undefined
       firstOf.set(p.bookingId, i)
       if (booked.has(p.bookingId)) return 'booked'
+      // Found by a token kept for a few seconds (src/peers/token-cache.ts): no money for a peer
+      // removed meanwhile.
+      if (!peers.has(p.from.id)) return 'unknown_peer'
       // A new packet whose expiry passed while it waited is refused: its sender stopped waiting.
       if (now >= p.expiresAt.getTime()) return 'expired'
       const payment = payments.get(p.payment.id)
@@ -181,20 +218,17 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       candidates.push(i)
       return 'booked'
     })
-    const legs = await Promise.all(
-      candidates.map((i) => {
-        const p = packets[i]!
-        return transfersOf(trx, p, payments.get(p.payment.id)!.wallet)
-      }),
+    const plan = planTransferGroups(
+      accounts,
+      candidates.map((i) => legs[i]!),
     )
-    const posted = await postTransferGroups(trx, legs)
     const credits = new Map<string, bigint>()
     // By peer id: each packet carries its own copy of the peer, and the threshold check needs the
     // batch's whole debit of it at once.
     const debits = new Map<string, { peer: Peer; amount: bigint }>()
     const last = new Map<string, number>()
     candidates.forEach((i, k) => {
-      const result = posted[k]!
+      const result = plan.results[k]!
       const p = packets[i]!
       if (result !== true) {
         if (result.code !== 'exceeds_limit')
@@ -208,8 +242,11 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       debits.set(p.from.id, debit)
       last.set(p.payment.id, i)
     })
-    const completed = await creditIncomingPayments(trx, credits)
-    for (const id of completed) outcomes[last.get(id)!] = 'completed'
+    if (plan.posting) {
+      const completed = await writeBatch(trx, plan, credits)
+      for (const id of completed) outcomes[last.get(id)!] = 'completed'
+      await recordCompletions(trx, completed)
+    }
     for (const { peer, amount } of debits.values()) await afterPeerDebit(trx, peer, amount)
     return packets.map((p, i) => {
       const own = outcomes[i]
@@ -221,12 +258,92 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
   })
 }
 
+/**
+ * One statement: the batch's incoming payments locked, then their transfers' accounts (rows in
+ * this order, as everywhere: `UNION ALL` runs its parts in order); which packets are booked
+ * already; which peers exist.
+ */
+async function lockBatch(trx: Db, packets: Packet[], legs: TransferInput[][]) {
+  const accountIds = new Set(legs.flat().flatMap((t) => [t.debitAccountId, t.creditAccountId]))
+  const { rows } = await sql<{
+    what: 'payment' | 'account' | 'booked' | 'peer'
+    id: string
+    open: boolean
+    room: bigint | null
+    asset_id: string
+    kind: AccountKind
+    rule: BalanceRule
+    debits_posted: bigint
+    credits_posted: bigint
+    debits_pending: bigint
+    credits_pending: bigint
+    debit_limit: bigint | null
+  }>`
+    WITH payments AS (${lockForCreditSql([...new Set(packets.map((p) => p.payment.id))])}),
+         accounts AS (${lockAccountsSql([...accountIds])})
+    SELECT 'payment' AS what, id, open, room, NULL AS asset_id, NULL AS kind, NULL AS rule,
+           NULL::numeric AS debits_posted, NULL::numeric AS credits_posted,
+           NULL::numeric AS debits_pending, NULL::numeric AS credits_pending,
+           NULL::numeric AS debit_limit
+      FROM payments
+    UNION ALL
+    SELECT 'account', id::text, NULL, NULL, asset_id::text, kind, rule, debits_posted,
+           credits_posted, debits_pending, credits_pending, debit_limit
+      FROM accounts
+    UNION ALL
+    SELECT 'booked', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM (${existingTransfersSql(packets.map((p) => p.bookingId))}) b
+    UNION ALL
+    SELECT 'peer', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM (${existingPeersSql([...new Set(packets.map((p) => p.from.id))])}) x`.execute(trx)
+  const payments = new Map<string, LockedForCredit>()
+  const accounts = new Map<string, Account>()
+  const booked = new Set<string>()
+  const peers = new Set<string>()
+  for (const r of rows) {
+    if (r.what === 'payment') payments.set(r.id, { id: r.id, open: r.open, room: r.room })
+    else if (r.what === 'account')
+      accounts.set(r.id, {
+        id: r.id,
+        assetId: r.asset_id,
+        kind: r.kind,
+        rule: r.rule,
+        debitsPosted: r.debits_posted,
+        creditsPosted: r.credits_posted,
+        debitsPending: r.debits_pending,
+        creditsPending: r.credits_pending,
+        debitLimit: r.debit_limit,
+      })
+    else (r.what === 'booked' ? booked : peers).add(r.id)
+  }
+  return { payments, booked, peers, accounts }
+}
+
+/**
+ * One statement: the planned transfers and the payments' credits. Anything short of all of them
+ * (an id booked meanwhile elsewhere, a payment that no longer takes its sum) throws, which rolls
+ * the batch back for the one-by-one booking. Returns the ids of the payments it completed.
+ */
+async function writeBatch(
+  trx: Db,
+  plan: TransferPlan,
+  credits: Map<string, bigint>,
+): Promise<string[]> {
+  const { rows } = await sql<{ kind: 'posted' | 'credited' | 'completed'; v: string }>`
+    WITH ${plan.posting!}, ${creditPaymentsCte(credits)}
+    SELECT 'posted' AS kind, count(*)::text AS v FROM ${sql.ref(POSTED)}
+    UNION ALL
+    SELECT CASE WHEN completed THEN 'completed' ELSE 'credited' END, id FROM credited_payments`.execute(
+    trx,
+  )
+  checkPosted(plan, BigInt(rows.find((r) => r.kind === 'posted')!.v))
+  if (rows.length - 1 !== credits.size) throw new Error('a payment of the batch no longer fits')
+  return rows.filter((r) => r.kind === 'completed').map((r) => r.v)
+}
+
 /** The packet's transfers: peer to wallet, or through the two assets' settlement accounts. */
-async function transfersOf(
-  db: Db,
-  p: Packet,
-  wallet: { ledgerAccountId: string; assetId: string },
-): Promise<TransferInput[]> {
+async function transfersOf(db: Db, p: Packet): Promise<TransferInput[]> {
+  const { wallet } = p
   const id = p.bookingId
   const reference = `incoming_payment:${p.payment.id}`
   return p.from.assetId === wallet.assetId
@@ -272,10 +389,11 @@ class Rollback extends Error {
  */
 async function book(db: Db, p: Packet): Promise<BookOutcome> {
   const id = p.bookingId
-  const wallet = (await getWalletAddress(db, { id: p.payment.walletAddressId }))!
-  const transfers = await transfersOf(db, p, wallet)
+  const transfers = await transfersOf(db, p)
   try {
     return await db.transaction().execute(async (trx) => {
+      if ((await existingPeersSql([p.from.id]).execute(trx)).rows.length === 0)
+        return 'unknown_peer'
       // The credit comes first: it locks the payment's row, as local settlement does, before the
       // accounts' rows, so the two never wait on each other in opposite orders.
       const credited = await creditIncomingPayment(trx, p.payment.id, p.received)

@@ -35,8 +35,14 @@ export interface StreamReceiver {
   createReply(prepare: IlpPrepare): IlpReply | IncomingMoney
 }
 
-export function createStreamReceiver(opts: { secret: Buffer; ilpAddress: string }): StreamReceiver {
+export function createStreamReceiver(opts: {
+  secret: Buffer
+  ilpAddress: string
+  /** How many connection tokens' details are kept (default 10,000). */
+  maxTokens?: number
+}): StreamReceiver {
   const server = new StreamServer({ serverSecret: opts.secret, serverAddress: opts.ilpAddress })
+  rememberConnectionTokens(server, opts.maxTokens ?? MAX_TOKENS)
   return {
     credentials(paymentId, asset) {
       const { ilpAddress, sharedSecret } = server.generateCredentials({
@@ -47,6 +53,40 @@ export function createStreamReceiver(opts: { secret: Buffer; ilpAddress: string 
     },
     paymentId: (destination) => server.decodePaymentTag(destination) || undefined,
     createReply: (prepare) => server.createReply(prepare),
+  }
+}
+
+/** Connections being paid at once; a token and its details are a few hundred bytes. */
+const MAX_TOKENS = 10_000
+
+type DecryptToken = (token: Buffer) => object | undefined
+
+/**
+ * Every packet's address carries its connection's token, which the receiver decrypts (AES-GCM)
+ * twice per packet: for `paymentId` and again in `createReply`. A token decrypts to the same
+ * details for as long as the secret is the same (it is authenticated encryption), so the details of
+ * authentic tokens are kept, per server, least recently used out; anything that fails to decrypt
+ * is decrypted again each time and never kept. `decryptToken` is private to the pinned
+ * `@interledger/stream-receiver`; the interop tests cover it.
+ */
+function rememberConnectionTokens(server: StreamServer, max: number): void {
+  const target = server as unknown as { decryptToken: DecryptToken }
+  const decrypt = target.decryptToken.bind(server)
+  const known = new Map<string, object>()
+  target.decryptToken = (token) => {
+    const key = token.toString('latin1')
+    const hit = known.get(key)
+    if (hit) {
+      known.delete(key)
+      known.set(key, hit)
+      return hit
+    }
+    const details = decrypt(token)
+    if (details) {
+      if (known.size >= max) known.delete(known.keys().next().value!)
+      known.set(key, details)
+    }
+    return details
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
 import { type Db, PREPARE, prepared } from '../db/database.ts'
 import { inTransaction } from '../db/transaction.ts'
@@ -305,60 +305,50 @@ export interface LockedForCredit {
   open: boolean
   /** What it may still receive; null without an incoming amount. */
   room: bigint | null
-  /** The owner's wallet: where the money goes. */
-  wallet: { ledgerAccountId: string; assetId: string }
 }
 
 /**
- * Locks the payments' rows (ascending id order) for a batch of credits in the caller's transaction,
- * as `creditIncomingPayment` locks one: before any ledger account, so that the two never wait on
- * each other in opposite orders.
+ * The query that locks the payments' rows (ascending id order) for a batch of credits in the
+ * caller's transaction, as `creditIncomingPayment` locks one: before any ledger account, so that the
+ * two never wait on each other in opposite orders. Its rows are `LockedForCredit`s; it is a
+ * fragment so that the caller can lock and read more in the same round trip.
  */
-export async function lockForCredit(trx: Db, ids: string[]): Promise<Map<string, LockedForCredit>> {
-  const rows = await trx
-    .selectFrom('incoming_payments as p')
-    .innerJoin('wallet_addresses as w', 'w.id', 'p.wallet_address_id')
-    .select([
-      'p.id',
-      sql<boolean>`p.completed_at IS NULL AND p.expires_at > now()`.as('open'),
-      sql<bigint | null>`p.incoming_amount - p.received_amount`.as('room'),
-      'w.ledger_account_id',
-      'w.asset_id',
-    ])
-    .where('p.id', 'in', ids)
-    .orderBy('p.id')
-    .forUpdate('p')
-    .execute()
-  return new Map(
-    rows.map((r) => [
-      r.id,
-      {
-        id: r.id,
-        open: r.open,
-        room: r.room,
-        wallet: { ledgerAccountId: r.ledger_account_id, assetId: r.asset_id },
-      },
-    ]),
-  )
+export function lockForCreditSql(ids: string[]): RawBuilder<LockedForCredit> {
+  return sql<LockedForCredit>`
+    SELECT id::text AS id, completed_at IS NULL AND expires_at > now() AS open,
+           incoming_amount - received_amount AS room
+      FROM incoming_payments
+     WHERE id IN (${sql.join(ids)})
+     ORDER BY id
+       FOR UPDATE`
 }
 
 /**
- * The batch form of `creditIncomingPayment`, on rows locked by `lockForCredit` and amounts that fit
- * (the caller checked them against `room`): one update per payment carrying its sum, with the same
- * conditions, so that a sum that no longer fits throws instead of crediting. Returns the ids of
- * the payments these credits completed.
+ * The batch form of `creditIncomingPayment`, as a CTE (`credited_payments`, returning `id` and
+ * `completed`) for the caller's statement, on rows locked by `lockForCreditSql` and amounts that
+ * fit (the caller checked them against `room`): one update per payment carrying its sum, with the
+ * same conditions, so that a sum that no longer fits leaves its payment out of the result, which
+ * the caller must treat as a failure. The completed ones then need `recordCompletions`.
  */
-export async function creditIncomingPayments(
-  trx: Db,
-  credits: Map<string, bigint>,
-): Promise<Set<string>> {
-  const completed = new Set<string>()
-  for (const [id, amount] of credits) {
-    const credited = await creditIncomingPayment(trx, id, amount)
-    if (typeof credited === 'string') throw new Error(`incoming payment ${id}: ${credited}`)
-    if (credited.completedAt !== null) completed.add(id)
+export function creditPaymentsCte(credits: Map<string, bigint>): RawBuilder<unknown> {
+  const values = [...credits].map(([id, amount]) => sql`(${id}::uuid, ${amount}::numeric)`)
+  return sql`credited_payments AS (
+    UPDATE incoming_payments p
+       SET received_amount = p.received_amount + v.amount,
+           completed_at = CASE WHEN p.incoming_amount = p.received_amount + v.amount THEN now() END,
+           updated_at = now()
+      FROM (VALUES ${sql.join(values)}) AS v (id, amount)
+     WHERE p.id = v.id AND p.completed_at IS NULL AND p.expires_at > now()
+       AND (p.incoming_amount IS NULL OR p.received_amount + v.amount <= p.incoming_amount)
+    RETURNING p.id::text AS id, p.completed_at IS NOT NULL AS completed)`
+}
+
+/** Records `incoming_payment.completed` for payments a batch of credits completed, in its transaction. */
+export async function recordCompletions(trx: Db, ids: Iterable<string>): Promise<void> {
+  for (const id of ids) {
+    const ip = (await getIncomingPayment(trx, id))!
+    await recordEvent(trx, { type: 'incoming_payment.completed', incomingPayment: ip })
   }
-  return completed
 }
 
 /**

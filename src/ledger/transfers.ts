@@ -81,24 +81,39 @@ export async function createTransfer(
   return { ...toTransfer(inserted), replayed: false }
 }
 
+/** The name of the posting's CTE that returns the inserted transfers' ids. */
+export const POSTED = 'posted_transfers'
+
+export interface TransferPlan {
+  /** Per group: taken, or why not. */
+  results: (true | LedgerError)[]
+  /** How many transfers the posting inserts. */
+  count: number
+  /**
+   * The CTEs (`posted_transfers AS (…), …`) that write the taken transfers and their accounts'
+   * totals; for the caller's statement, which may write more in the same round trip. Undefined
+   * when nothing was taken.
+   */
+  posting: RawBuilder<unknown> | undefined
+}
+
 /**
- * Posts groups of single-phase transfers at once, inside the caller's transaction: every account
- * they touch is locked in one statement (ascending id order, as everywhere), each group is checked
- * in turn against the totals the groups before it left, and is taken whole or refused whole (its
- * LedgerError in the result, at its index). The taken ones go in with one INSERT, and each account
- * gets one UPDATE carrying the sum of its deltas: that is what lets many ILP packets share one
- * transaction on the same hot rows. The caller has ruled out replays under its own lock; an id that
- * exists all the same throws, so that the caller can fall back to one-by-one.
+ * Plans groups of single-phase transfers posted at once, on their accounts locked by the caller
+ * (`lockAccountsSql`, in its transaction; the map's totals are advanced as groups are taken): each
+ * group is checked in turn against the totals the groups before it left, and is taken whole or
+ * refused whole (its LedgerError in the result, at its index). The posting (one INSERT, and one
+ * UPDATE or append per account carrying the sum of its deltas) runs in the caller's statement,
+ * which may write more in the same round trip and must then `checkPosted` the count of
+ * `posted_transfers`: that is what lets many ILP packets share one transaction on the same hot
+ * rows. The caller has ruled out replays under its own lock; an id that exists all the same fails
+ * the check, so that the caller can fall back to one-by-one.
  */
-export async function postTransferGroups(
-  trx: Db,
+export function planTransferGroups(
+  accounts: Map<string, Account>,
   groups: TransferInput[][],
-): Promise<(true | LedgerError)[]> {
-  const all = groups.flat()
-  if (all.some((t) => t.pendingUntil !== undefined)) throw new Error('groups are single-phase')
-  const accounts = await lockAccounts(trx, [
-    ...new Set(all.flatMap((t) => [t.debitAccountId, t.creditAccountId])),
-  ])
+): TransferPlan {
+  if (groups.flat().some((t) => t.pendingUntil !== undefined))
+    throw new Error('groups are single-phase')
   const taken: { input: TransferInput; assetId: string }[] = []
   const results = groups.map((group) => {
     // Tentative copies: a group refused halfway leaves the running totals as they were.
@@ -124,9 +139,22 @@ export async function postTransferGroups(
       taken.push({ input, assetId: accounts.get(input.debitAccountId)!.assetId })
     return true as const
   })
-  if (taken.length === 0) return results
-  await insertPosted(trx, accounts, taken)
-  return results
+  if (taken.length === 0) return { results, count: 0, posting: undefined }
+  const rows = taken.map(
+    ({ input, assetId }) =>
+      sql`(${input.id}, ${input.debitAccountId}::uuid, ${input.creditAccountId}::uuid, ${assetId}::uuid, ${input.amount}::numeric, ${input.reference ?? null})`,
+  )
+  // ON CONFLICT DO NOTHING: an id that exists shows in the count, which the caller checks.
+  const posting = sql`${sql.ref(POSTED)} AS (
+      INSERT INTO ledger_transfers
+        (id, debit_account_id, credit_account_id, asset_id, amount, two_phase, state,
+         posted_amount, reference)
+      SELECT v.id, v.d, v.c, v.a, v.amount, false, 'posted', v.amount, v.ref
+        FROM (VALUES ${sql.join(rows)}) AS v (id, d, c, a, amount, ref)
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id
+    ), ${deltaCtes(accounts, sumsOf(taken))}`
+  return { results, count: taken.length, posting }
 }
 
 /**
@@ -148,9 +176,9 @@ export async function postAtOnce(
  * Prepares the transfers of one local payment, all or none, inside the caller's transaction: one
  * statement locks every account they touch (ascending id order; limit-free ones read), and each
  * transfer is checked in turn against the totals the ones before it left. Returns the writes as a
- * list of CTEs (`lt`, `la`, `lu`: the transfers, the limit-free deltas, the locked accounts'
- * totals), for the caller to run as one statement in the same transaction, with writes of its
- * own if it likes; or the refusal, nothing written. A transfer with `pendingUntil` is a
+ * list of CTEs (`inserted_transfers`, then `deltaCtes`' `appended_deltas` and `updated_accounts`),
+ * for the caller to run as one statement in the same transaction, with writes of its own if it
+ * likes; or the refusal, nothing written. A transfer with `pendingUntil` is a
  * reservation posted in full in the same transaction: recorded two-phase and posted (resolved
  * now), exactly as a reservation made and then posted, so its id, the reservation's, still says
  * the payment's money left once. `lockAlso` names accounts to lock with these (in the same order)
@@ -198,47 +226,7 @@ export async function prepareAtOnce(
           ${input.reference ?? null})`
       }),
     )}`
-  const { append, update } = deltaWrites(accounts, sumsOf(taken))
-  return sql.join(
-    [
-      sql`lt AS (${inserted})`,
-      ...(append ? [sql`la AS (${append})`] : []),
-      ...(update ? [sql`lu AS (${update})`] : []),
-    ],
-    sql`, `,
-  )
-}
-
-/**
- * Inserts single-phase transfers and adds their sums to the accounts' totals: one INSERT, one
- * statement of deltas. The accounts are locked by the caller and their rules checked.
- */
-async function insertPosted(
-  trx: Db,
-  accounts: Map<string, Account>,
-  taken: { input: TransferInput; assetId: string }[],
-): Promise<void> {
-  const inserted = await trx
-    .insertInto('ledger_transfers')
-    .values(
-      taken.map(({ input, assetId }) => ({
-        id: input.id,
-        debit_account_id: input.debitAccountId,
-        credit_account_id: input.creditAccountId,
-        asset_id: assetId,
-        amount: input.amount,
-        two_phase: false,
-        state: 'posted' as const,
-        posted_amount: input.amount,
-        expires_at: null,
-        reference: input.reference ?? null,
-      })),
-    )
-    .onConflict((oc) => oc.column('id').doNothing())
-    .returning('id')
-    .execute()
-  if (inserted.length !== taken.length) throw new Error('a transfer id of the batch exists')
-  await applyDeltas(trx, accounts, sumsOf(taken))
+  return sql`inserted_transfers AS (${inserted}), ${deltaCtes(accounts, sumsOf(taken))}`
 }
 
 /** Each account's posted debits and credits in these transfers, summed. */
@@ -259,12 +247,14 @@ function sumsOf(taken: { input: TransferInput }[]): Delta[] {
   }))
 }
 
-/** Which of these transfer ids exist. */
-export async function existingTransferIds(db: Db, ids: string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set()
-  const rows = await db.selectFrom('ledger_transfers').select('id').where('id', 'in', ids).execute()
-  return new Set(rows.map((r) => r.id))
+/** Throws unless the posting inserted every transfer it planned (`n`: the count of `posted_transfers`). */
+export function checkPosted(plan: TransferPlan, n: bigint | number): void {
+  if (Number(n) !== plan.count) throw new Error('a transfer id of the batch exists')
 }
+
+/** The query of which of these transfer ids exist (rows of `id`), for the caller's statement. */
+export const existingTransfersSql = (ids: string[]) =>
+  sql<{ id: string }>`SELECT id FROM ledger_transfers WHERE id IN (${sql.join(ids)})`
 
 /** Why these accounts cannot take this transfer now, if they cannot. */
 function refuse(input: TransferInput, debit?: Account, credit?: Account): LedgerError | undefined {
@@ -414,7 +404,13 @@ function replay(existing: Transfer, input: TransferInput): CreatedTransfer | Led
  * alone, without the deltas not yet folded) are not used.
  */
 async function lockAccounts(trx: Db, ids: string[]): Promise<Map<string, Account>> {
-  const { rows } = await sql<Selectable<LedgerAccountsTable>>`
+  const { rows } = await lockAccountsSql(ids).execute(trx)
+  return new Map(rows.map((r) => [r.id, toAccount(r)]))
+}
+
+/** `lockAccounts`' query, for a caller that locks (or reads) more in the same statement. */
+export function lockAccountsSql(ids: string[]): RawBuilder<Selectable<LedgerAccountsTable>> {
+  return sql<Selectable<LedgerAccountsTable>>`
     WITH locked AS (
       SELECT * FROM ledger_accounts
        WHERE id IN (${sql.join(ids)}) AND kind NOT IN (${sql.join(LIMIT_FREE_KINDS)})
@@ -423,8 +419,7 @@ async function lockAccounts(trx: Db, ids: string[]): Promise<Map<string, Account
     SELECT * FROM locked
     UNION ALL
     SELECT * FROM ledger_accounts
-     WHERE id IN (${sql.join(ids)}) AND kind IN (${sql.join(LIMIT_FREE_KINDS)})`.execute(trx)
-  return new Map(rows.map((r) => [r.id, toAccount(r)]))
+     WHERE id IN (${sql.join(ids)}) AND kind IN (${sql.join(LIMIT_FREE_KINDS)})`
 }
 
 interface Delta {
@@ -445,14 +440,11 @@ async function applyDeltas(
   accounts: Map<string, Account>,
   deltas: Delta[],
 ): Promise<void> {
-  const { append, update } = deltaWrites(accounts, deltas)
-  if (!append) await update!.execute(trx)
-  else if (!update) await append.execute(trx)
-  else await sql`WITH appended AS (${append}) ${update}`.execute(trx)
+  await sql`WITH ${deltaCtes(accounts, deltas)} SELECT 1`.execute(trx)
 }
 
-/** The two writes of `applyDeltas`, each only when it has rows. */
-function deltaWrites(accounts: Map<string, Account>, deltas: Delta[]) {
+/** `applyDeltas` as CTEs (`appended_deltas`, `updated_accounts`), for a statement that writes more. */
+function deltaCtes(accounts: Map<string, Account>, deltas: Delta[]): RawBuilder<unknown> {
   const values = (ds: Delta[]) =>
     sql.join(
       ds.map(
@@ -462,26 +454,22 @@ function deltaWrites(accounts: Map<string, Account>, deltas: Delta[]) {
     )
   const free = deltas.filter((d) => isLimitFree(accounts.get(d.accountId)!.kind))
   const locked = deltas.filter((d) => !isLimitFree(accounts.get(d.accountId)!.kind))
-  return {
-    append:
-      free.length === 0
-        ? undefined
-        : sql`
-    INSERT INTO ledger_account_deltas
-      (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
-    VALUES ${values(free)}`,
-    update:
-      locked.length === 0
-        ? undefined
-        : sql`
-    UPDATE ledger_accounts a
-       SET debits_posted = a.debits_posted + v.dp,
-           credits_posted = a.credits_posted + v.cp,
-           debits_pending = a.debits_pending + v.dpe,
-           credits_pending = a.credits_pending + v.cpe
-      FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
-     WHERE a.id = v.id`,
-  }
+  const ctes: RawBuilder<unknown>[] = []
+  if (free.length > 0)
+    ctes.push(sql`appended_deltas AS (
+      INSERT INTO ledger_account_deltas
+        (account_id, debits_posted, credits_posted, debits_pending, credits_pending)
+      VALUES ${values(free)})`)
+  if (locked.length > 0)
+    ctes.push(sql`updated_accounts AS (
+      UPDATE ledger_accounts a
+         SET debits_posted = a.debits_posted + v.dp,
+             credits_posted = a.credits_posted + v.cp,
+             debits_pending = a.debits_pending + v.dpe,
+             credits_pending = a.credits_pending + v.cpe
+        FROM (VALUES ${values(locked)}) AS v (id, dp, cp, dpe, cpe)
+       WHERE a.id = v.id)`)
+  return sql.join(ctes)
 }
 
 export function toTransfer(row: Selectable<LedgerTransfersTable>): Transfer {

@@ -6,6 +6,7 @@ import { isUniqueViolation } from '../db/errors.ts'
 import type { PeersTable } from '../db/schema.ts'
 import { createAccount, getAccount } from '../ledger/accounts.ts'
 import { hashToken } from '../lib/secrets.ts'
+import { peerTokenCache } from './token-cache.ts'
 
 export interface Peer {
   id: string
@@ -149,8 +150,13 @@ export async function peerForDestination(db: Db, destination: string): Promise<P
   return row && toPeer(row, [])
 }
 
+/** The query of which of these peers exist (rows of `id`), for the caller's statement. */
+export const existingPeersSql = (ids: string[]) =>
+  sql<{ id: string }>`SELECT id::text AS id FROM peers WHERE id IN (${sql.join(ids)})`
+
 export async function deletePeer(db: Db, id: string): Promise<boolean> {
   const r = await db.deleteFrom('peers').where('id', '=', id).executeTakeFirst()
+  peerTokenCache(db).clear()
   return r.numDeletedRows > 0n
 }
 
@@ -217,7 +223,7 @@ export async function updatePeer(
     creditLimit?: bigint
   },
 ): Promise<Peer | undefined> {
-  return db.transaction().execute(async (trx) => {
+  const updated = await db.transaction().execute(async (trx) => {
     const peer = await getPeer(trx, { id })
     if (!peer) return undefined
     const set = {
@@ -236,4 +242,7 @@ export async function updatePeer(
     }
     return getPeer(trx, { id })
   })
+  // The ILP listener of this process sees the change at once (others within the cache's bound).
+  peerTokenCache(db).clear()
+  return updated
 }
