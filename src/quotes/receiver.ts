@@ -1,5 +1,5 @@
 import type { Deps } from '../deps.ts'
-import { getIncomingPayment, isOpen } from '../incoming-payments/service.ts'
+import { getIncomingPayment, type IncomingPayment, isOpen } from '../incoming-payments/service.ts'
 
 /** What a quote and a payment need to know about the incoming payment they pay into. */
 export interface Receiver {
@@ -18,6 +18,31 @@ const LOCAL =
   /^\/incoming-payments\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
 
 /**
+ * The id of the incoming payment of this ASE that a receiver URL names, if it is one in the form
+ * `resolveReceiver` accepts; undefined for anything else (which `resolveReceiver` then judges).
+ */
+export function localIncomingPaymentId(openPaymentsUrl: string, url: string): string | undefined {
+  if (!URL.canParse(url)) return undefined
+  const u = new URL(url)
+  if (u.origin !== openPaymentsUrl || u.search || u.hash) return undefined
+  return LOCAL.exec(u.pathname)?.[1]
+}
+
+/** The receiver `resolveReceiver` makes of a local incoming payment read by the caller. */
+export function localReceiver(url: string, ip: IncomingPayment | undefined): Receiver | undefined {
+  if (!ip || !isOpen(ip)) return undefined
+  return {
+    url,
+    localIncomingPaymentId: ip.id,
+    ilp: null,
+    asset: { code: ip.assetCode, scale: ip.assetScale },
+    incomingAmount: ip.incomingAmount,
+    receivedAmount: ip.receivedAmount,
+    expiresAt: ip.expiresAt,
+  }
+}
+
+/**
  * Resolves a receiver URL to an incoming payment that can still be paid (unknown, completed or
  * expired → undefined): from the database for this ASE's incoming payments, otherwise read from the
  * other ASE as an Open Payments client (cached for a quote's life, unless `fresh`), charged to
@@ -31,19 +56,8 @@ export async function resolveReceiver(
   if (!URL.canParse(url)) return undefined
   const u = new URL(url)
   if (u.origin === deps.config.openPaymentsUrl) {
-    const m = LOCAL.exec(u.pathname)
-    if (!m || u.search || u.hash) return undefined
-    const ip = await getIncomingPayment(deps.db, m[1]!)
-    if (!ip || !isOpen(ip)) return undefined
-    return {
-      url,
-      localIncomingPaymentId: ip.id,
-      ilp: null,
-      asset: { code: ip.assetCode, scale: ip.assetScale },
-      incomingAmount: ip.incomingAmount,
-      receivedAmount: ip.receivedAmount,
-      expiresAt: ip.expiresAt,
-    }
+    const id = localIncomingPaymentId(deps.config.openPaymentsUrl, url)
+    return localReceiver(url, id === undefined ? undefined : await getIncomingPayment(deps.db, id))
   }
   const remote = await deps.remoteReceivers.get(url, opts)
   if (!remote?.ilp || remote.completed || (remote.expiresAt && remote.expiresAt <= new Date())) {

@@ -12,12 +12,10 @@ import {
   requireWalletAddress,
 } from '../resource-server/resources.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
-import type { Receiver } from './receiver.ts'
+import { localIncomingPaymentId, localReceiver, type Receiver } from './receiver.ts'
 import {
   createQuote,
   getQuoteWithTokenGrant,
-  localIncomingPaymentId,
-  localReceiver,
   type Quote,
   type QuoteError,
   type QuoteRefusal,

@@ -7,7 +7,6 @@ import type { Deps } from '../deps.ts'
 import { getFee } from '../fees/service.ts'
 import { peerSendData } from '../ilp/outgoing.ts'
 import { type IlpTerms, minimumRate } from '../ilp/sender.ts'
-import { type IncomingPayment, isOpen } from '../incoming-payments/service.ts'
 import type { Ratio } from '../rates/ratio.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
 import {
@@ -55,34 +54,6 @@ export interface QuoteRequest {
   receiveAmount?: { value: bigint; assetCode: string; assetScale: number }
   /** The receiver when the caller resolved it already (`localReceiver`): no second read. */
   resolved?: { receiver: Receiver | undefined }
-}
-
-const LOCAL_PATH =
-  /^\/incoming-payments\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
-
-/**
- * The id of the incoming payment of this ASE that a receiver URL names, if it is one in the form
- * `resolveReceiver` accepts; undefined for anything else (which `resolveReceiver` then judges).
- */
-export function localIncomingPaymentId(openPaymentsUrl: string, url: string): string | undefined {
-  if (!URL.canParse(url)) return undefined
-  const u = new URL(url)
-  if (u.origin !== openPaymentsUrl || u.search || u.hash) return undefined
-  return LOCAL_PATH.exec(u.pathname)?.[1]
-}
-
-/** The receiver `resolveReceiver` makes of a local incoming payment read by the caller. */
-export function localReceiver(url: string, ip: IncomingPayment | undefined): Receiver | undefined {
-  if (!ip || !isOpen(ip)) return undefined
-  return {
-    url,
-    localIncomingPaymentId: ip.id,
-    ilp: null,
-    asset: { code: ip.assetCode, scale: ip.assetScale },
-    incomingAmount: ip.incomingAmount,
-    receivedAmount: ip.receivedAmount,
-    expiresAt: ip.expiresAt,
-  }
 }
 
 /**
