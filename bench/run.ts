@@ -10,14 +10,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { Agent, request } from 'node:http'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { createHeaders } from '@interledger/http-signature-utils'
 import pg from 'pg'
 import { consentOverHttp } from '../demo/consent.ts'
 import { streamPrepare } from '../test/helpers/ilp.ts'
-import { type LoadResult, runLoad } from './load.ts'
+import { type LoadResult, runLoad, type Sent, send } from './load.ts'
 import { processStats } from './proc.ts'
 import { measureSenderCpu } from './sender-cpu.ts'
 
@@ -103,13 +102,8 @@ const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const { publicKey, privateKey } = generateKeyPairSync('ed25519')
 const keyId = 'bench-key'
 
-/** A request signed as the official client signs it, ready to send. */
-async function prepareSigned(
-  url: string,
-  method: string,
-  token: string,
-  body?: unknown,
-): Promise<() => Promise<Response>> {
+/** A request's headers and body, signed as the official client signs them. */
+async function signRequest(url: string, method: string, token: string, body?: unknown) {
   const text = body === undefined ? undefined : JSON.stringify(body)
   const headers: Record<string, string> = {
     'content-type': 'application/json',
@@ -122,11 +116,26 @@ async function prepareSigned(
   })
   // Lower-cased: fetch would join `content-type` and `Content-Type` into one doubled value.
   for (const [k, v] of Object.entries(sig)) if (v !== undefined) headers[k.toLowerCase()] = v
-  return () => fetch(url, { method, headers, body: text })
+  return { headers, text }
 }
 
-const signed = async (url: string, method: string, token: string, body?: unknown) =>
-  (await prepareSigned(url, method, token, body))()
+/** A measured request, signed before the clock starts, ready to send. */
+async function prepareSigned(
+  url: string,
+  method: string,
+  token: string,
+  body?: unknown,
+): Promise<() => Promise<Sent>> {
+  const { headers, text } = await signRequest(url, method, token, body)
+  const withLength = { ...headers, 'content-length': text ? Buffer.byteLength(text) : 0 }
+  return () => send(url, { method, headers: withLength, body: text })
+}
+
+/** A signed request of the set-up (not measured), answered as a fetch Response. */
+const signed = async (url: string, method: string, token: string, body?: unknown) => {
+  const { headers, text } = await signRequest(url, method, token, body)
+  return fetch(url, { method, headers, body: text })
+}
 
 /** The bench's client identity on a server: its wallet address with the bench key. */
 async function addBenchApp(
@@ -262,37 +271,18 @@ try {
     Array.from({ length: 100 }, async () => (await createIp(bob.url!)).methods[0]!),
   )
   let nextTarget = 0
-  // node:http with kept-alive connections, not fetch: fetch cost the load generator about 0.9 ms
-  // of CPU per packet (more than the server spent on it), on the two cores the server shares.
-  const ilpAgent = new Agent({ keepAlive: true, maxSockets: 64 })
   const sendPacket = (target: { ilpAddress: string; sharedSecret: string }) => {
     const body = streamPrepare({ ...target, amount: 1n })
-    return () =>
-      new Promise<boolean>((resolve, reject) => {
-        const req = request(
-          `http://127.0.0.1:${ports.ilp}/ilp`,
-          {
-            method: 'POST',
-            agent: ilpAgent,
-            headers: {
-              authorization: `Bearer ${peerToken}`,
-              'content-type': 'application/octet-stream',
-              'content-length': body.length,
-            },
-          },
-          (res) => {
-            let type: number | undefined
-            res.on('data', (chunk: Buffer) => {
-              type ??= chunk[0]
-            })
-            // 13 is the type byte of an ILP Fulfill.
-            res.on('end', () => resolve(res.statusCode === 200 && type === 13))
-            res.on('error', reject)
-          },
-        )
-        req.on('error', reject)
-        req.end(body)
-      })
+    const headers = {
+      authorization: `Bearer ${peerToken}`,
+      'content-type': 'application/octet-stream',
+      'content-length': body.length,
+    }
+    return async () => {
+      const res = await send(`http://127.0.0.1:${ports.ilp}/ilp`, { method: 'POST', headers, body })
+      // 13 is the type byte of an ILP Fulfill.
+      return res.status === 200 && res.firstByte === 13
+    }
   }
 
   const db = new pg.Pool({
@@ -333,7 +323,7 @@ try {
     afterCreateTimes.push(performance.now() - answered)
     return true
   }
-  const created = (prepared: Promise<() => Promise<Response>>) => async () => {
+  const created = (prepared: Promise<() => Promise<Sent>>) => async () => {
     const send = await prepared
     return async () => (await send()).status === 201
   }
@@ -347,14 +337,12 @@ try {
     {
       name: 'baseline: bare INSERT route',
       pid: baseline.pid,
-      prepare: async () => async () =>
-        (
-          await fetch(`http://127.0.0.1:${ports.baseline}/baseline`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ walletAddress: bob.url }),
-          })
-        ).status === 201,
+      prepare: async () => {
+        const body = JSON.stringify({ walletAddress: bob.url })
+        const headers = { 'content-type': 'application/json', 'content-length': body.length }
+        const url = `http://127.0.0.1:${ports.baseline}/baseline`
+        return async () => (await send(url, { method: 'POST', headers, body })).status === 201
+      },
     },
     {
       name: 'create incoming payment',
@@ -373,7 +361,8 @@ try {
     {
       name: 'wallet address GET (unauthenticated)',
       prepare: async () => async () =>
-        (await fetch(bob.url!, { headers: { accept: 'application/json' } })).status === 200,
+        (await send(bob.url!, { method: 'GET', headers: { accept: 'application/json' } }))
+          .status === 200,
     },
     {
       name: 'create quote',
