@@ -242,6 +242,7 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       debits.set(p.from.id, debit)
       last.set(p.payment.id, i)
     })
+    await refusalsStillHold(trx, packets, outcomes)
     if (plan.posting) {
       const completed = await writeBatch(trx, plan, credits)
       for (const id of completed) outcomes[last.get(id)!] = 'completed'
@@ -317,6 +318,29 @@ async function lockBatch(trx: Db, packets: Packet[], legs: TransferInput[][]) {
     else (r.what === 'booked' ? booked : peers).add(r.id)
   }
   return { payments, booked, peers, accounts }
+}
+
+/**
+ * The lock statement's list of booked packets comes from its snapshot, taken before it waited for
+ * the payments' locks, while the payments' rows it returns are the latest: a copy of a packet that
+ * another process booked meanwhile (and with it completed or filled the payment) would be refused
+ * here although its first copy got a Fulfill. Refusals are rare, so only then is the question asked
+ * again, in a statement of its own, whose snapshot sees every booking into these payments (each
+ * takes a payment's lock, which this transaction holds now). A refused packet found booked throws:
+ * the batch is booked again one by one.
+ */
+async function refusalsStillHold(
+  trx: Db,
+  packets: Packet[],
+  outcomes: (BookOutcome | undefined)[],
+): Promise<void> {
+  const refused = packets.filter((_, i) => {
+    const o = outcomes[i]
+    return o !== undefined && o !== 'booked' && o !== 'completed'
+  })
+  if (refused.length === 0) return
+  const { rows } = await existingTransfersSql(refused.map((p) => p.bookingId)).execute(trx)
+  if (rows.length > 0) throw new Error('a refused packet was booked meanwhile by another process')
 }
 
 /**
