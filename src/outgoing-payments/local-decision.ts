@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { incomingDecision, knownIncomingDecision } from '../core-banking/incoming.ts'
 import type { Db } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
@@ -25,10 +26,11 @@ export async function knownLocalDecision(deps: Deps, trx: Db, incomingPaymentId:
 }
 
 /**
- * Outside any transaction: asks core banking about the receiver of a local payment. A stored
- * answer lets the worker claim the payment again and settle or fail it by that answer; no answer
- * (time-out, malformed) fails the payment here, while it is still sending, releasing its
- * reservation, since the question would otherwise be asked again and again.
+ * Outside any transaction, while the worker's lease keeps the payment from being claimed: asks
+ * core banking about the receiver of a local payment. A stored answer lets the worker claim the
+ * payment again and settle or fail it by that answer; no answer (time-out, malformed) fails the
+ * payment here, while it is still sending, releasing its reservation, since the question would
+ * otherwise be asked again and again.
  */
 export async function decideLocalCredit(
   deps: Deps,
@@ -37,7 +39,16 @@ export async function decideLocalCredit(
 ): Promise<'decided' | 'failed' | 'gone'> {
   const ip = (await getIncomingPayment(deps.db, incomingPaymentId))!
   const decision = await incomingDecision(deps, ip, await assetOf(deps.db, incomingPaymentId))
-  if (decision.credit || !decision.unanswered) return 'decided'
+  if (decision.credit || !decision.unanswered) {
+    // The answer is stored: the payment is due again at once, no longer leased for the callout.
+    await deps.db
+      .updateTable('outgoing_payments')
+      .set({ next_attempt_at: sql<Date>`now()` })
+      .where('id', '=', paymentId)
+      .where('state', '=', 'sending')
+      .execute()
+    return 'decided'
+  }
   return deps.db.transaction().execute(async (trx) => {
     const p = await trx
       .selectFrom('outgoing_payments')

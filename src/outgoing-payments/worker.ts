@@ -31,6 +31,8 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
   const pollMs = opts.pollMs ?? 1000
   // How long one attempt may send a payment over Interledger before another may take it over.
   const leaseMs = deps.config.openPayments.paymentSendLeaseSeconds * 1000
+  // How long asking core banking about a local receiver keeps the payment claimed.
+  const callLeaseMs = deps.config.coreBanking.timeoutMs + 5000
   let stopped = false
   let wake: AbortController = new AbortController()
 
@@ -102,8 +104,17 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
         }
         if (p.receiver_incoming_payment_id !== null) {
           const decision = await knownLocalDecision(deps, trx, p.receiver_incoming_payment_id)
-          // Asked outside this transaction, then the payment is claimed again.
-          if (decision === 'ask') return { decide: p.receiver_incoming_payment_id }
+          if (decision === 'ask') {
+            // Asked outside this transaction, then the payment is claimed again. Meanwhile a
+            // lease keeps the loop (or another process) from claiming it and asking a second
+            // time; a process that dies while asking leaves it to be asked again once it ends.
+            await trx
+              .updateTable('outgoing_payments')
+              .set({ next_attempt_at: new Date(Date.now() + callLeaseMs) })
+              .where('id', '=', p.id)
+              .execute()
+            return { decide: p.receiver_incoming_payment_id }
+          }
           if (!decision.credit) return fail(trx, p.id, `receiver declined: ${decision.reason}`)
           const local = { ...due, receiverIncomingPaymentId: p.receiver_incoming_payment_id }
           return settleLocally(trx, local, () => {
