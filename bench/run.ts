@@ -422,6 +422,8 @@ try {
     },
     {
       name: 'ILP packet received and credited into one incoming payment (full pipeline)',
+      // 64 too: a peer (a connector) carries many senders' packets, and bigger batches share more.
+      concurrency: [1, 8, 32, 64],
       prepare: async () => sendPacket(ilpTarget),
     },
     {
