@@ -5,9 +5,16 @@ import { isFulfill } from 'ilp-packet'
 import { createPaymentFactsCache } from '../src/ilp/payment-facts.ts'
 import { hashToken } from '../src/lib/secrets.ts'
 import { createPeerTokenCache } from '../src/peers/token-cache.ts'
-import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
-import { addPeer, peerDebt, postIlp, sendPacket, streamPrepare } from './helpers/ilp.ts'
-import { createWalletAddress, startTestServer, type TestServer } from './helpers/server.ts'
+import type { ClientIdentity } from './helpers/clients.ts'
+import {
+  addPeer,
+  peerDebt,
+  postIlp,
+  sendPacket,
+  startReceivingAse,
+  streamPrepare,
+} from './helpers/ilp.ts'
+import type { TestServer } from './helpers/server.ts'
 
 /**
  * The ILP listener's per-process caches. Peers are found by their bearer token through one
@@ -22,12 +29,7 @@ let bob: { id: string; url: string }
 let token: string
 
 before(async () => {
-  server = await startTestServer({ ILP_ADDRESS: 'test.ase-b' })
-  app = await createClientIdentity(server, { path: '/app' })
-  bob = await createWalletAddress(server, { path: '/bob' })
-  token = await grantToken(server, app, [
-    { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
-  ])
+  ;({ server, app, bob, token } = await startReceivingAse())
 })
 after(() => server.close())
 

@@ -9,14 +9,16 @@ import { getIncomingPayment } from '../src/incoming-payments/service.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { getPeer } from '../src/peers/service.ts'
 import { getWalletAddress } from '../src/wallet-addresses/service.ts'
-import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
-import { addPeer, peerDebt, sendPacket, streamPrepare, type TestPeer } from './helpers/ilp.ts'
+import type { ClientIdentity } from './helpers/clients.ts'
 import {
-  balanceOf,
-  createWalletAddress,
-  startTestServer,
-  type TestServer,
-} from './helpers/server.ts'
+  addPeer,
+  peerDebt,
+  sendPacket,
+  startReceivingAse,
+  streamPrepare,
+  type TestPeer,
+} from './helpers/ilp.ts'
+import { balanceOf, type TestServer } from './helpers/server.ts'
 
 /**
  * Packets that arrive together are booked together (group commit, src/ilp/receive.ts). Hammered
@@ -29,12 +31,7 @@ let bob: { id: string; url: string }
 let token: string
 
 before(async () => {
-  server = await startTestServer({ ILP_ADDRESS: 'test.ase-b' })
-  app = await createClientIdentity(server, { path: '/app' })
-  bob = await createWalletAddress(server, { path: '/bob' })
-  token = await grantToken(server, app, [
-    { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
-  ])
+  ;({ server, app, bob, token } = await startReceivingAse())
 })
 after(() => server.close())
 

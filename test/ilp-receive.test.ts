@@ -2,14 +2,16 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { deserializeIlpPrepare } from 'ilp-packet'
 import { checkBooks } from '../src/ledger/invariants.ts'
-import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
-import { addPeer, payOverStream, peerDebt, peerPlugin, type TestPeer } from './helpers/ilp.ts'
+import type { ClientIdentity } from './helpers/clients.ts'
 import {
-  balanceOf,
-  createWalletAddress,
-  startTestServer,
-  type TestServer,
-} from './helpers/server.ts'
+  addPeer,
+  payOverStream,
+  peerDebt,
+  peerPlugin,
+  startReceivingAse,
+  type TestPeer,
+} from './helpers/ilp.ts'
+import { balanceOf, type TestServer } from './helpers/server.ts'
 
 /**
  * Another ASE's STREAM sender (`@interledger/pay`, as Rafiki runs it) pays incoming payments of
@@ -27,15 +29,9 @@ const USD = { code: 'USD', scale: 2 }
 const usd = (value: bigint) => ({ value: value.toString(), assetCode: 'USD', assetScale: 2 })
 
 before(async () => {
-  server = await startTestServer({
-    ILP_ADDRESS: 'test.ase-b',
+  ;({ server, app, bob, token } = await startReceivingAse({
     RATES: JSON.stringify({ EUR: { USD: '1.25' } }),
-  })
-  app = await createClientIdentity(server, { path: '/app' })
-  bob = await createWalletAddress(server, { path: '/bob' })
-  token = await grantToken(server, app, [
-    { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
-  ])
+  }))
   const credit = 1_000_000n
   peer = await addPeer(server, { name: 'ase-a', creditLimit: credit })
   smallPackets = await addPeer(server, { name: 'ase-c', creditLimit: credit, maxPacketAmount: 10n })

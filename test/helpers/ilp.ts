@@ -11,7 +11,8 @@ import {
 } from 'interledger-pay-alpha.9'
 import { getAccount } from '../../src/ledger/accounts.ts'
 import { getPeer } from '../../src/peers/service.ts'
-import type { TestServer } from './server.ts'
+import { type ClientIdentity, createClientIdentity, grantToken } from './clients.ts'
+import { createWalletAddress, startTestServer, type TestServer } from './server.ts'
 
 export interface TestPeer {
   id: string
@@ -179,4 +180,23 @@ export function streamPrepare(opts: {
     destination: opts.ilpAddress,
     data,
   })
+}
+
+/**
+ * The receiving ASE of the ILP tests: a server at `test.ase-b`, a client app, and Bob with a token
+ * of the app's to create and read his incoming payments.
+ */
+export async function startReceivingAse(env: Record<string, string> = {}): Promise<{
+  server: TestServer
+  app: ClientIdentity
+  bob: { id: string; url: string }
+  token: string
+}> {
+  const server = await startTestServer({ ILP_ADDRESS: 'test.ase-b', ...env })
+  const app = await createClientIdentity(server, { path: '/app' })
+  const bob = await createWalletAddress(server, { path: '/bob' })
+  const token = await grantToken(server, app, [
+    { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
+  ])
+  return { server, app, bob, token }
 }
