@@ -58,24 +58,18 @@ before(async () => {
     { ...op, accessToken: ipToken },
     { walletAddress: bob.url, incomingAmount: { value: '500', assetCode: 'USD', assetScale: 2 } },
   )
-  const quote = await app.client.quote.create(
-    { ...op, accessToken: quoteToken },
-    {
-      walletAddress: alice.url,
-      receiver: ip.id,
-      method: 'ilp',
-      debitAmount: { value: '10', assetCode: 'USD', assetScale: 2 },
-    },
-  )
-  const spare = await app.client.quote.create(
-    { ...op, accessToken: quoteToken },
-    {
-      walletAddress: alice.url,
-      receiver: ip.id,
-      method: 'ilp',
-      debitAmount: { value: '10', assetCode: 'USD', assetScale: 2 },
-    },
-  )
+  const quoteOf10 = () =>
+    app.client.quote.create(
+      { ...op, accessToken: quoteToken },
+      {
+        walletAddress: alice.url,
+        receiver: ip.id,
+        method: 'ilp',
+        debitAmount: { value: '10', assetCode: 'USD', assetScale: 2 },
+      },
+    )
+  const quote = await quoteOf10()
+  const spare = await quoteOf10()
   const payment = await app.client.outgoingPayment.create(
     { ...op, accessToken: opToken },
     { walletAddress: alice.url, quoteId: quote.id },
