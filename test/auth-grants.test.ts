@@ -9,6 +9,7 @@ import {
   type PendingGrant,
 } from '@interledger/open-payments'
 import type { Browser } from 'playwright-core'
+import { consentOverHttp } from '../demo/consent.ts'
 import { introspect } from '../src/auth/introspection.ts'
 import { launchBrowser, startCallbackServer } from './helpers/browser.ts'
 import { type ClientIdentity, createClientIdentity } from './helpers/clients.ts'
@@ -197,6 +198,40 @@ describe('grants with the official client', () => {
         (g: any) => g.access[0].type === 'outgoing-payment' && g.finalization === 'issued',
       ),
     )
+  })
+
+  test('racing continuations with one interact_ref: one token, the rest invalid_continuation', async () => {
+    const pending = await requestOutgoingGrant('n-race')
+    const finish = await consentOverHttp({
+      redirect: pending.interact.redirect,
+      walletAddress: alice.url,
+      password: DEV_PASSWORD,
+      decision: 'accept',
+    })
+    const interactRef = finish.searchParams.get('interact_ref')!
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, () =>
+        app.client.grant.continue(
+          { url: pending.continue.uri, accessToken: pending.continue.access_token.value },
+          { interact_ref: interactRef },
+        ),
+      ),
+    )
+    const issued = results.filter((r) => r.status === 'fulfilled')
+    assert.equal(issued.length, 1)
+    assert.ok(isFinalizedGrantWithAccessToken((issued[0] as PromiseFulfilledResult<any>).value))
+    for (const r of results.filter((r) => r.status === 'rejected')) {
+      const err = (r as PromiseRejectedResult).reason
+      assert.ok(err.status === 404 && err.code === 'invalid_continuation', String(err))
+    }
+    const grantId = pending.continue.uri.split('/').at(-1)!
+    const tokens = await db()
+      .selectFrom('access_tokens as t')
+      .innerJoin('grants as g', 'g.id', 't.grant_id')
+      .select('t.id')
+      .where('g.continue_id', '=', grantId)
+      .execute()
+    assert.equal(tokens.length, 1)
   })
 
   test('interactive grant denied: result=grant_rejected, no token', async () => {

@@ -211,23 +211,84 @@ type GrantPatch = Partial<{
   refHash: string | null
 }>
 
-export async function updateGrant(trx: Db, id: string, p: GrantPatch): Promise<void> {
-  await trx
-    .updateTable('grants')
-    .set({
-      ...(p.state && { state: p.state }),
-      ...(p.finalization && { finalization: p.finalization }),
-      ...(p.lastContinuedAt && { last_continued_at: p.lastContinuedAt }),
-      ...(p.sessionHash && { interact_session_hash: p.sessionHash }),
-      ...(p.signedInAs && { interact_signed_in_as: p.signedInAs }),
-      ...(p.subjectWalletAddressId !== undefined && {
-        subject_wallet_address_id: p.subjectWalletAddressId,
-      }),
-      ...(p.refHash !== undefined && { interact_ref_hash: p.refHash }),
-      updated_at: new Date(),
-    })
-    .where('id', '=', id)
-    .execute()
+/**
+ * Changes a grant; with `whileState`, only while it is still in that state (one statement: the
+ * row's lock is taken by the update itself). True when the grant was changed.
+ */
+export async function updateGrant(
+  trx: Db,
+  id: string,
+  p: GrantPatch,
+  opts: { whileState?: Grant['state'] } = {},
+): Promise<boolean> {
+  let q = trx.updateTable('grants').set(grantValues(p)).where('id', '=', id)
+  if (opts.whileState) q = q.where('state', '=', opts.whileState)
+  const { numUpdatedRows } = await q.executeTakeFirst()
+  return numUpdatedRows > 0n
+}
+
+const grantValues = (p: GrantPatch) => ({
+  ...(p.state && { state: p.state }),
+  ...(p.finalization && { finalization: p.finalization }),
+  ...(p.lastContinuedAt && { last_continued_at: p.lastContinuedAt }),
+  ...(p.sessionHash && { interact_session_hash: p.sessionHash }),
+  ...(p.signedInAs && { interact_signed_in_as: p.signedInAs }),
+  ...(p.subjectWalletAddressId !== undefined && {
+    subject_wallet_address_id: p.subjectWalletAddressId,
+  }),
+  ...(p.refHash !== undefined && { interact_ref_hash: p.refHash }),
+  updated_at: new Date(),
+})
+
+/**
+ * The continuation with an `interact_ref` of an approved grant that asked for access only (no
+ * subject), in one statement: the grant is finalized as issued, its `interact_ref` cleared (it is
+ * single use), and its access token written. Undefined when the grant is not (or no longer) in that
+ * state or the reference does not match: nothing was written, and the caller decides why under the
+ * grant's lock.
+ */
+export async function issueOnInteractRef(
+  db: Db,
+  grantId: string,
+  ref: string,
+  lifetimeSeconds: number,
+): Promise<{ value: string; token: AccessToken } | undefined> {
+  const { value, row } = newAccessToken(grantId, lifetimeSeconds)
+  const inserted = await db
+    .with('g', (w) =>
+      w
+        .updateTable('grants')
+        .set(
+          grantValues({
+            state: 'finalized',
+            finalization: 'issued',
+            refHash: null,
+            lastContinuedAt: new Date(),
+          }),
+        )
+        .where('id', '=', grantId)
+        .where('state', '=', 'approved')
+        .where('interact_ref_hash', '=', hashToken(ref))
+        .where('subject_id', 'is', null)
+        .returning('id'),
+    )
+    .insertInto('access_tokens')
+    .columns(['id', 'grant_id', 'value_hash', 'manage_id', 'expires_at', 'revoked_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('g')
+        .select([
+          eb.val(row.id).as('id'),
+          'g.id as grant_id',
+          eb.val(row.value_hash).as('value_hash'),
+          eb.val(row.manage_id).as('manage_id'),
+          eb.val(row.expires_at).as('expires_at'),
+          eb.val(null).as('revoked_at'),
+        ]),
+    )
+    .returningAll()
+    .executeTakeFirst()
+  return inserted && { value, token: toToken(inserted) }
 }
 
 /**
@@ -262,20 +323,29 @@ export async function issueToken(
   grantId: string,
   lifetimeSeconds: number,
 ): Promise<{ value: string; token: AccessToken }> {
-  const value = newToken()
-  const row = await trx
+  const { value, row } = newAccessToken(grantId, lifetimeSeconds)
+  const stored = await trx
     .insertInto('access_tokens')
-    .values({
+    .values(row)
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  return { value, token: toToken(stored) }
+}
+
+/** A new access token's value (handed out once) and its row (which holds only its hash). */
+function newAccessToken(grantId: string, lifetimeSeconds: number) {
+  const value = newToken()
+  return {
+    value,
+    row: {
       id: randomUUID(),
       grant_id: grantId,
       value_hash: hashToken(value),
       manage_id: randomUUID(),
       expires_at: new Date(Date.now() + lifetimeSeconds * 1000),
       revoked_at: null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow()
-  return { value, token: toToken(row) }
+    },
+  }
 }
 
 export async function findToken(

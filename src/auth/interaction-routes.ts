@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { hashToken, hmac, newToken, safeEqual } from '../lib/secrets.ts'
-import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { needsInteraction } from './access.ts'
 import { describeAccess, describeSubject } from './describe.ts'
@@ -121,7 +120,7 @@ export function interactionRoutes(
 
   const ownerUrl = async (grant: Grant) => {
     const wa = grant.walletAddressId
-      ? await getWalletAddress(db, { id: grant.walletAddressId })
+      ? await deps.walletAddresses.byId(grant.walletAddressId)
       : undefined
     return wa ? walletAddressUrl(config, wa.path) : ''
   }
@@ -233,18 +232,15 @@ export function interactionRoutes(
 
   const decide = async (reply: FastifyReply, grant: Grant, decision: 'accept' | 'deny') => {
     const ref = newToken(16)
-    const answered = await db.transaction().execute(async (trx) => {
-      const g = await findGrant(trx, { id: grant.id }, { forUpdate: true })
-      if (g?.state !== 'pending') return false
-      await updateGrant(
-        trx,
-        g.id,
-        decision === 'accept'
-          ? { state: 'approved', refHash: hashToken(ref) }
-          : { state: 'finalized', finalization: 'rejected' },
-      )
-      return true
-    })
+    // Only the first answer counts: the update applies while the grant is still pending.
+    const answered = await updateGrant(
+      db,
+      grant.id,
+      decision === 'accept'
+        ? { state: 'approved', refHash: hashToken(ref) }
+        : { state: 'finalized', finalization: 'rejected' },
+      { whileState: 'pending' },
+    )
     if (!answered)
       return finish(reply, grant, { result: 'grant_invalid' }, 'This request was already answered.')
     if (decision === 'deny')

@@ -16,6 +16,7 @@ import {
   findToken,
   type Grant,
   type GrantClient,
+  issueOnInteractRef,
   issueToken,
   revokeGrant,
   revokeToken,
@@ -98,7 +99,7 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
       // The schema allows exactly one sub_id, of format "uri".
       const subject = body.subject?.sub_ids[0]?.id
       if (subject !== undefined) {
-        const wa = await findActiveByUrl(db, config, subject)
+        const wa = await findActiveByUrl(deps.walletAddresses, config, subject)
         if (!wa) {
           // Only the account holders of this server's wallet addresses can prove control here.
           throw gnapError(
@@ -116,7 +117,8 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
         if (problem) throw gnapError(400, 'invalid_request', problem)
         if (item.identifier === undefined) continue
         const wa =
-          owners.get(item.identifier) ?? (await findActiveByUrl(db, config, item.identifier))
+          owners.get(item.identifier) ??
+          (await findActiveByUrl(deps.walletAddresses, config, item.identifier))
         if (!wa)
           throw gnapError(400, 'invalid_request', `unknown wallet address ${item.identifier}`)
         owners.set(item.identifier, wa)
@@ -233,6 +235,18 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
         throw gnapError(401, 'invalid_continuation', 'grant revoked')
       const ref = req.body?.interact_ref
       if (ref !== undefined) {
+        // The usual case, an approved grant for access, in one statement; anything else (a wrong
+        // or used reference, a subject to prove) is decided below, under the grant's lock.
+        const issued =
+          grant.subject === undefined
+            ? await issueOnInteractRef(db, grant.id, ref, auth.accessTokenExpirySeconds)
+            : undefined
+        if (issued) {
+          return {
+            access_token: tokenJson(issued.value, issued.token, grant),
+            continue: continueJson(grant),
+          }
+        }
         // interact_ref is single use: the first continuation that presents it clears it.
         return answer(
           await db.transaction().execute(async (trx) => {

@@ -2,8 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AccessType } from '../auth/access.ts'
 import type { Deps } from '../deps.ts'
 import { badRequest } from '../lib/errors.ts'
-import type { WalletAddress } from '../wallet-addresses/service.ts'
-import { walletAddressPath } from '../wallet-addresses/urls.ts'
+import { findActiveByUrl, type WalletAddress } from '../wallet-addresses/service.ts'
 import type { AccessNeed } from './authorize.ts'
 
 export { isUuid } from '../lib/uuid.ts'
@@ -49,8 +48,7 @@ export const onQueryWalletAddress =
 
 /** The active wallet address of this server a request names, or 400 `unknown wallet address`. */
 export async function requireWalletAddress(deps: Deps, url: string): Promise<WalletAddress> {
-  const path = walletAddressPath(deps.config, url)
-  const wa = path === undefined ? undefined : await deps.walletAddresses.byPath(path)
-  if (wa?.status !== 'active') throw badRequest('unknown wallet address')
+  const wa = await findActiveByUrl(deps.walletAddresses, deps.config, url)
+  if (!wa) throw badRequest('unknown wallet address')
   return wa
 }

@@ -19,6 +19,8 @@ const MAX_ENTRIES = 10_000
 export interface LocalWalletAddresses {
   /** The wallet address at `path` (active or not). */
   byPath(path: string): Promise<WalletAddress | undefined>
+  /** The wallet address with this id (active or not). */
+  byId(id: string): Promise<WalletAddress | undefined>
   /** The active key `kid` of the active wallet address at `path`. */
   activeKey(path: string, kid: string): Promise<Jwk | undefined>
   /** Forgets everything (this process changed a wallet address or a key). */
@@ -37,28 +39,29 @@ export function createLocalWalletAddresses(
   const maxAgeMs = opts.maxAgeMs ?? LOCAL_CACHE_MAX_AGE_MS
   const now = opts.now ?? Date.now
   const addresses = new Map<string, Entry<WalletAddress | undefined>>()
+  const addressesById = new Map<string, Entry<WalletAddress | undefined>>()
   const keySets = new Map<string, Entry<Jwk[]>>()
 
   /** Concurrent callers share one query; a result nobody should keep is dropped when it lands. */
   const cached = <T>(
     cache: Map<string, Entry<T>>,
-    path: string,
+    key: string,
     load: () => Promise<T>,
     keep: (v: T) => boolean,
     fresh = false,
   ): Promise<T> => {
-    const hit = cache.get(path)
+    const hit = cache.get(key)
     if (!fresh && hit && now() - hit.at < maxAgeMs) return hit.value
     const entry: Entry<T> = { at: now(), value: load() }
-    cache.delete(path)
-    cache.set(path, entry)
+    cache.delete(key)
+    cache.set(key, entry)
     if (cache.size > MAX_ENTRIES) cache.delete(cache.keys().next().value!)
     entry.value.then(
       (v) => {
-        if (!keep(v) && cache.get(path) === entry) cache.delete(path)
+        if (!keep(v) && cache.get(key) === entry) cache.delete(key)
       },
       () => {
-        if (cache.get(path) === entry) cache.delete(path)
+        if (cache.get(key) === entry) cache.delete(key)
       },
     )
     return entry.value
@@ -81,6 +84,13 @@ export function createLocalWalletAddresses(
         () => getWalletAddress(db, { path }),
         (wa) => wa !== undefined,
       ),
+    byId: (id) =>
+      cached(
+        addressesById,
+        id,
+        () => getWalletAddress(db, { id }),
+        (wa) => wa !== undefined,
+      ),
     async activeKey(path, kid) {
       let key = (await keysOf(path)).find((k) => k.kid === kid)
       // The key may have been added (by another process) since the set was read.
@@ -89,6 +99,7 @@ export function createLocalWalletAddresses(
     },
     invalidate() {
       addresses.clear()
+      addressesById.clear()
       keySets.clear()
     },
   }

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
 import { isUniqueViolation } from '../db/errors.ts'
 import { createAccount } from '../ledger/accounts.ts'
+import type { LocalWalletAddresses } from './local-cache.ts'
 import { walletAddressPath, walletAddressUrl } from './urls.ts'
 
 export interface WalletAddress {
@@ -166,15 +167,18 @@ function toWalletAddress(r: Row): WalletAddress {
   }
 }
 
-/** The active wallet address served here at `url`, if any. */
+/**
+ * The active wallet address served here at `url`, if any, from this process's cache of them
+ * (local-cache.ts: a change made through another process shows within its bound).
+ */
 export async function findActiveByUrl(
-  db: Db,
+  walletAddresses: LocalWalletAddresses,
   config: Config,
   url: string,
 ): Promise<WalletAddress | undefined> {
   const path = walletAddressPath(config, url)
   if (path === undefined) return undefined
-  const wa = await getWalletAddress(db, { path })
+  const wa = await walletAddresses.byPath(path)
   return wa?.status === 'active' ? wa : undefined
 }
 
