@@ -280,6 +280,23 @@ describe('outgoing payments that are refused, and nothing is reserved', () => {
     )
   })
 
+  test('a quote is read with the token, which is judged first and on every request', async () => {
+    const unknown = `${rs}/quotes/00000000-0000-4000-8000-000000000000`
+    const q = await quoteFor()
+    for (const quoteId of [q.id, unknown]) {
+      await expectRefused(await postPayment({ quoteId }, 'no-such-token'), 403, 'Inactive Token')
+      await expectRefused(await postPayment({ quoteId }, quoteToken), 403, 'Insufficient Grant')
+    }
+    // A revoked token is refused on the very next request, and nothing is paid.
+    const token = await outgoingPaymentToken(server, app, alice.url)
+    assert.equal((await postPayment({ quoteId: (await quoteFor()).id }, token)).status, 201)
+    const { body } = await server.admin('POST', '/introspect', { access_token: token })
+    await server.admin('POST', `/grants/${body.grant}/revoke`)
+    const before = await outgoingCount()
+    await expectRefused(await postPayment({ quoteId: q.id }, token), 403, 'Inactive Token')
+    assert.equal(await outgoingCount(), before)
+  })
+
   test('more than the balance: 400 insufficient balance, nothing reserved', async () => {
     const poor = await createWalletAddress(server, { path: '/poor' })
     await deposit(server, poor.id, 50n)

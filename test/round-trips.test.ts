@@ -4,9 +4,10 @@ import {
   type ClientIdentity,
   createClientIdentity,
   grantToken,
+  outgoingPaymentToken,
   signedRequest,
 } from './helpers/clients.ts'
-import { createWalletAddress, startTestServer, type TestServer } from './helpers/server.ts'
+import { createWalletAddress, deposit, startTestServer, type TestServer } from './helpers/server.ts'
 
 /**
  * Database round trips per signed request, as the bench counts them (issue 9: at most one read and
@@ -80,4 +81,30 @@ test('signed quote to a local incoming payment: one read (receiver and introspec
   const id = (await quote()).body.id
   const get = () => signedRequest(id, { method: 'GET', token: quoteToken, identity: app })
   assert.deepEqual(await roundTrips(get), { status: 200, statements: 1, transactions: 1 })
+})
+
+test('signed create of an outgoing payment from a quote: one read (quote and introspection), then its transaction', async () => {
+  const alice = await createWalletAddress(server, { path: '/alice' })
+  await deposit(server, alice.id, 100_000n)
+  const opToken = await outgoingPaymentToken(server, app, alice.url)
+  const quotes: string[] = []
+  for (let i = 0; i < 2; i++) {
+    const receiver = (await createIp()).body.id
+    const quote = await signedRequest(`${rs}/quotes`, {
+      body: { walletAddress: alice.url, receiver, method: 'ilp', debitAmount: usd('100') },
+      token: quoteToken,
+      identity: app,
+    })
+    quotes.push(quote.body.id)
+  }
+  const create = () =>
+    signedRequest(`${rs}/outgoing-payments`, {
+      body: { walletAddress: alice.url, quoteId: quotes.shift() },
+      token: opToken,
+      identity: app,
+    })
+  // Without the workers role the payment is reserved for the worker, in one transaction: BEGIN,
+  // the grant's lock, its spending, the reservation (its accounts locked, the transfer, the
+  // deltas), the payment's row, its event, COMMIT. Before it, the one read.
+  assert.deepEqual(await roundTrips(create), { status: 201, statements: 10, transactions: 2 })
 })

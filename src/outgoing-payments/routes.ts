@@ -3,8 +3,9 @@ import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { HttpError, notFound } from '../lib/errors.ts'
 import { quoteRefused } from '../quotes/routes.ts'
-import { createQuote, type Quote } from '../quotes/service.ts'
+import { createQuote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
+import { gnapToken } from '../resource-server/authorize.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
 import {
   isUuid,
@@ -19,10 +20,13 @@ import { spentUnderGrant } from './limits.ts'
 import { outgoingPaymentJson } from './serialize.ts'
 import {
   type CreateError,
+  type CreateInput,
   createOutgoingPayment,
   getOutgoingPayment,
   type OutgoingPayment,
   outgoingPaymentPages,
+  readQuoteForPayment,
+  type StoredQuote,
 } from './service.ts'
 import type { PaymentWorker } from './worker.ts'
 
@@ -58,6 +62,12 @@ export async function outgoingPaymentRoutes(
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
   const payments = loadedResource<{ payment: OutgoingPayment; sender: WalletAddress }>()
+  const quotes = loadedResource<{ stored: StoredQuote | undefined }>()
+  /** The id of a quote of this server named by its URL; undefined for anything else. */
+  const localQuoteId = (url: string) => {
+    const m = /\/quotes\/([^/]+)\/?$/.exec(url)
+    return m?.[1] && isUuid(m[1]) && url.startsWith(`${config.openPaymentsUrl}/`) ? m[1] : undefined
+  }
 
   const json = (p: OutgoingPayment, sender: WalletAddress) => outgoingPaymentJson(config, p, sender)
   const senderOf = async (p: OutgoingPayment) =>
@@ -68,20 +78,27 @@ export async function outgoingPaymentRoutes(
     {
       schema: { body: requestBodySchema(spec, '/outgoing-payments', 'post') },
       config: {
-        access: onBodyWalletAddress('outgoing-payment', 'create'),
+        access: async (req) => {
+          const body = req.body as CreateBody
+          const need = await onBodyWalletAddress('outgoing-payment', 'create')(req)
+          const id = body.quoteId === undefined ? undefined : localQuoteId(body.quoteId)
+          if (id === undefined) return need
+          // One read: the quote and the token's grant (the introspection).
+          const read = await readQuoteForPayment(db, id, gnapToken(req))
+          quotes.set(req, { stored: read.quote })
+          return { ...need, grant: read.grant ?? null }
+        },
       },
     },
     async (req, reply) => {
       const body = req.body
       const auth = req.auth!
       const wa = await requireWalletAddress(deps, body.walletAddress)
-      let quote: string | Quote
+      let quote: CreateInput['quote']
       if (body.quoteId !== undefined) {
-        const m = /\/quotes\/([^/]+)\/?$/.exec(body.quoteId)
-        if (!m?.[1] || !isUuid(m[1]) || !body.quoteId.startsWith(`${config.openPaymentsUrl}/`)) {
-          throw CREATE_ERRORS.unknown_quote
-        }
-        quote = m[1]
+        const stored = quotes.find(req)
+        if (!stored) throw CREATE_ERRORS.unknown_quote
+        quote = stored
       } else {
         // Straight from an incoming payment: a fixed-send quote made on the spot.
         const made = await createQuote(deps, {
@@ -91,7 +108,7 @@ export async function outgoingPaymentRoutes(
           debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
         })
         if (typeof made === 'string' || 'error' in made) throw quoteRefused(made)
-        quote = made
+        quote = { made }
       }
       const created = await createOutgoingPayment(deps, {
         walletAddress: wa,

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { type Selectable, sql } from 'kysely'
 import type { OutgoingLimits } from '../auth/access.ts'
+import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
 import { approveOutgoing, queueUnusedApproval, recordApproval } from '../core-banking/outgoing.ts'
-import type { Db } from '../db/database.ts'
-import type { OutgoingPaymentState, OutgoingPaymentsTable } from '../db/schema.ts'
+import { type Db, prepared } from '../db/database.ts'
+import type { OutgoingPaymentState, OutgoingPaymentsTable, QuotesTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer } from '../ledger/transfers.ts'
@@ -74,10 +75,10 @@ export interface CreateInput {
   grantId: string
   limits: OutgoingLimits | undefined
   /**
-   * The quote's id, or the quote this request has just made (fixed send straight from an
-   * incoming payment), which is then neither read nor its receiver resolved again.
+   * The stored quote the request names (`readQuoteForPayment`), or the quote this request has just
+   * made (fixed send straight from an incoming payment), whose receiver is not resolved again.
    */
-  quote: string | Quote
+  quote: { stored: StoredQuote | undefined } | { made: Quote }
   metadata?: Record<string, unknown>
   /**
    * This process runs the payment worker: a payment to a local incoming payment is settled in
@@ -108,7 +109,7 @@ export async function createOutgoingPayment(
   const { db } = deps
   const wa = input.walletAddress
   const quote =
-    typeof input.quote === 'string' ? await payableQuote(deps, input.quote) : input.quote
+    'made' in input.quote ? input.quote.made : await payableQuote(deps, input.quote.stored)
   if (typeof quote === 'string') return quote
   if (quote.walletAddressId !== wa.id || quote.expiresAt <= new Date()) return 'invalid_quote'
 
@@ -210,17 +211,42 @@ const firstAttemptFailed = () =>
  * The quote `id` if it can still be paid: for a local receiver, its incoming payment is read in the
  * same statement; another ASE's is resolved (cached for the quote's life).
  */
+/** A quote as read for a payment (`readQuoteForPayment`); undefined: no such quote. */
+export type StoredQuote = Selectable<QuotesTable> & { local_open: boolean | null }
+
+const quoteForPayment = prepared<
+  Omit<StoredQuote, 'id'> & { id: string | null; token_grant: unknown }
+>(
+  // From a one-row relation, so that the token's grant comes back when the quote does not exist.
+  `SELECT q.*, p.completed_at IS NULL AND p.expires_at > now() AS local_open,
+          ${tokenGrantSql('$2', '$3')} AS token_grant
+     FROM (SELECT 1) one
+     LEFT JOIN quotes q ON q.id = $1
+     LEFT JOIN incoming_payments p ON p.id = q.receiver_incoming_payment_id`,
+)
+
+/**
+ * The quote a payment is created from, whether its local receiver is still open, and the grant of
+ * the request's access token, in one statement (the introspection rides in the read).
+ */
+export async function readQuoteForPayment(
+  db: Db,
+  id: string,
+  token: string | undefined,
+): Promise<{ quote: StoredQuote | undefined; grant: TokenGrant | undefined }> {
+  const [row] = await quoteForPayment(db, [id, ...tokenParams(token, new Date())])
+  const { token_grant, ...quote } = row!
+  return {
+    quote: quote.id === null ? undefined : (quote as StoredQuote),
+    grant: tokenGrantOf(token_grant),
+  }
+}
+
+/** The terms of a stored quote, when it can still be paid (its receiver is still payable). */
 async function payableQuote(
   deps: Deps,
-  id: string,
+  row: StoredQuote | undefined,
 ): Promise<QuoteTerms | 'unknown_quote' | 'invalid_quote'> {
-  const row = await deps.db
-    .selectFrom('quotes as q')
-    .leftJoin('incoming_payments as p', 'p.id', 'q.receiver_incoming_payment_id')
-    .selectAll('q')
-    .select(sql<boolean | null>`p.completed_at IS NULL AND p.expires_at > now()`.as('local_open'))
-    .where('q.id', '=', id)
-    .executeTakeFirst()
   if (!row) return 'unknown_quote'
   const payable =
     row.receiver_incoming_payment_id !== null
