@@ -119,15 +119,18 @@ describe('local wallet addresses', () => {
     const url = 'https://wallet.example/erin'
     assert.equal((await clients.walletAddress(url))?.id, url)
     assert.equal((await local.byPath('/erin'))?.status, 'active')
+    assert.equal((await local.byId(wa.id))?.status, 'active')
     assert.notEqual(await clients.key(url, 'k1'), 'unknown_key')
     await updateWalletAddress(database.db, wa.id, { status: 'inactive' })
     now += LOCAL_CACHE_MAX_AGE_MS - 1
     assert.equal((await clients.walletAddress(url))?.id, url)
     assert.notEqual(await clients.key(url, 'k1'), 'unknown_key')
+    assert.equal((await local.byId(wa.id))?.status, 'active')
     now += 1
     assert.equal(await clients.walletAddress(url), undefined)
     assert.equal(await clients.key(url, 'k1'), 'unknown_key')
     assert.equal((await local.byPath('/erin'))?.status, 'inactive')
+    assert.equal((await local.byId(wa.id))?.status, 'inactive')
   })
 
   test('what does not exist is not cached: a wallet address or key made elsewhere is found at once', async () => {
