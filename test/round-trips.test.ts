@@ -108,3 +108,22 @@ test('signed create of an outgoing payment from a quote: one read (quote and int
   // deltas), the payment's row, its event, COMMIT. Before it, the one read.
   assert.deepEqual(await roundTrips(create), { status: 201, statements: 10, transactions: 2 })
 })
+
+test('signed create of an outgoing payment straight from a local incoming payment: one read (receiver and introspection), the quote, then its transaction', async () => {
+  const carol = await createWalletAddress(server, { path: '/carol' })
+  await deposit(server, carol.id, 100_000n)
+  const opToken = await outgoingPaymentToken(server, app, carol.url)
+  const receivers = [(await createIp()).body.id, (await createIp()).body.id]
+  const create = () =>
+    signedRequest(`${rs}/outgoing-payments`, {
+      body: {
+        walletAddress: carol.url,
+        incomingPayment: receivers.shift(),
+        debitAmount: usd('100'),
+      },
+      token: opToken,
+      identity: app,
+    })
+  // The read, the quote's write, and the payment's transaction as above.
+  assert.deepEqual(await roundTrips(create), { status: 201, statements: 11, transactions: 3 })
+})

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { HttpError, notFound } from '../lib/errors.ts'
-import { quoteRefused } from '../quotes/routes.ts'
+import { localReceivers, quoteRefused, withLocalReceiver } from '../quotes/routes.ts'
 import { createQuote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { gnapToken } from '../resource-server/authorize.ts'
@@ -81,7 +81,11 @@ export async function outgoingPaymentRoutes(
         access: async (req) => {
           const body = req.body as CreateBody
           const need = await onBodyWalletAddress('outgoing-payment', 'create')(req)
-          const id = body.quoteId === undefined ? undefined : localQuoteId(body.quoteId)
+          if (body.quoteId === undefined) {
+            // Straight from an incoming payment: a local one is read with the token's grant.
+            return withLocalReceiver(deps, req, need, body.incomingPayment!)
+          }
+          const id = localQuoteId(body.quoteId)
           if (id === undefined) return need
           // One read: the quote and the token's grant (the introspection).
           const read = await readQuoteForPayment(db, id, gnapToken(req))
@@ -105,6 +109,7 @@ export async function outgoingPaymentRoutes(
           walletAddress: wa,
           client: auth.clientId,
           receiver: body.incomingPayment!,
+          resolved: localReceivers.find(req),
           debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
         })
         if (typeof made === 'string' || 'error' in made) throw quoteRefused(made)

@@ -1,10 +1,10 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { getIncomingPaymentWithTokenGrant } from '../incoming-payments/service.ts'
 import { badRequest, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
-import { gnapToken } from '../resource-server/authorize.ts'
+import { type AccessNeed, gnapToken } from '../resource-server/authorize.ts'
 import {
   isUuid,
   loadedResource,
@@ -46,11 +46,31 @@ export function quoteRefused(r: QuoteRefusal) {
     : badRequest(QUOTE_ERRORS[r.error], { minSendAmount: r.minSendAmount.toString() })
 }
 
+/** The receivers the access checks below read, for the handlers of the same requests. */
+export const localReceivers = loadedResource<{ receiver: Receiver | undefined }>()
+
+/**
+ * The access check of a request quoting to `receiver`: a receiver of this server is read with the
+ * token's grant in one statement (the introspection rides in the read) and kept for the handler
+ * (`localReceivers`); for any other the need is left as it is.
+ */
+export async function withLocalReceiver(
+  deps: Deps,
+  req: FastifyRequest,
+  need: AccessNeed,
+  receiver: string,
+): Promise<AccessNeed> {
+  const id = localIncomingPaymentId(deps.config.openPaymentsUrl, receiver)
+  if (id === undefined) return need
+  const read = await getIncomingPaymentWithTokenGrant(deps.db, id, gnapToken(req))
+  localReceivers.set(req, { receiver: localReceiver(receiver, read.payment) })
+  return { ...need, grant: read.grant ?? null }
+}
+
 export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
   const quotes = loadedResource<{ quote: Quote; sender: QuoteSender }>()
-  const receivers = loadedResource<{ receiver: Receiver | undefined }>()
   const createAccess = onBodyWalletAddress('quote', 'create')
 
   app.post<{ Body: CreateBody }>(
@@ -58,16 +78,8 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     {
       schema: { body: requestBodySchema(spec, '/quotes', 'post') },
       config: {
-        access: async (req) => {
-          const need = await createAccess(req)
-          const { receiver } = req.body as CreateBody
-          const id = localIncomingPaymentId(config.openPaymentsUrl, receiver)
-          if (id === undefined) return need
-          // A local receiver is read with the token's grant, in one statement.
-          const read = await getIncomingPaymentWithTokenGrant(db, id, gnapToken(req))
-          receivers.set(req, { receiver: localReceiver(receiver, read.payment) })
-          return { ...need, grant: read.grant ?? null }
-        },
+        access: async (req) =>
+          withLocalReceiver(deps, req, await createAccess(req), (req.body as CreateBody).receiver),
       },
     },
     async (req, reply) => {
@@ -77,7 +89,7 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
         walletAddress: wa,
         client: req.auth!.clientId,
         receiver: body.receiver,
-        resolved: receivers.find(req),
+        resolved: localReceivers.find(req),
         debitAmount:
           body.debitAmount &&
           amountIn(body.debitAmount, { code: wa.assetCode, scale: wa.assetScale }),
