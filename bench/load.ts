@@ -60,17 +60,55 @@ export interface Sent {
 // ratios fair.
 const agent = new Agent({ keepAlive: true, maxSockets: 256 })
 
-export function send(
+export async function send(
   url: string,
   opts: { method: string; headers?: Record<string, string | number>; body?: string | Buffer },
 ): Promise<Sent> {
+  const { status, body } = await exchange(url, opts)
+  return { status, firstByte: body[0] }
+}
+
+/**
+ * `fetch`'s shape over the same sender, for the requests whose answers are read (the full local
+ * flow's, consent pages included): redirects are never followed (as `redirect: 'manual'`).
+ */
+export async function fetchOverHttp(url: string, init: RequestInit = {}): Promise<Response> {
+  const body = init.body as string | undefined
+  const {
+    status,
+    headers,
+    body: answerBody,
+  } = await exchange(url, {
+    method: init.method ?? 'GET',
+    headers: {
+      ...(init.headers as Record<string, string> | undefined),
+      ...(body !== undefined && { 'content-length': Buffer.byteLength(body) }),
+    },
+    body,
+  })
+  const answer = new Headers()
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value ?? '']) answer.append(name, v)
+  }
+  const empty = status === 204 || status === 304
+  return new Response(empty ? null : answerBody, { status, headers: answer })
+}
+
+function exchange(
+  url: string,
+  opts: { method: string; headers?: Record<string, string | number>; body?: string | Buffer },
+): Promise<{ status: number; headers: import('node:http').IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: opts.method, agent, headers: opts.headers }, (res) => {
-      let firstByte: number | undefined
-      res.on('data', (chunk: Buffer) => {
-        firstByte ??= chunk[0]
-      })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, firstByte }))
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+        }),
+      )
       res.on('error', reject)
     })
     req.on('error', reject)

@@ -10,10 +10,13 @@ export async function consentOverHttp(opts: {
   walletAddress: string
   password: string
   decision: 'accept' | 'deny'
+  /** The HTTP client (the bench passes its own sender); redirects must not be followed. */
+  fetch?: (url: string, init?: RequestInit) => Promise<Response>
 }): Promise<URL> {
+  const http = opts.fetch ?? fetch
   let cookie = ''
   const go = async (url: string, init: RequestInit = {}): Promise<Response> => {
-    const res = await fetch(url, {
+    const res = await http(url, {
       ...init,
       redirect: 'manual',
       headers: { ...(init.headers as Record<string, string>), ...(cookie && { cookie }) },
