@@ -1,5 +1,9 @@
-import { badRequest } from '../lib/errors.ts'
+import type { FastifyInstance } from 'fastify'
+import type { Db } from '../db/database.ts'
+import { badRequest, notFound } from '../lib/errors.ts'
 import type { FetchPage } from '../resource-server/pagination.ts'
+import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { errorResponse, listOf, listQuery, uuid } from './schemas.ts'
 
 export interface PageRequest {
   first: number
@@ -28,4 +32,43 @@ export async function adminPage<T extends { id: string }>(
       ...(items.length > 0 && { endCursor: items.at(-1)!.id }),
     },
   }
+}
+
+/**
+ * `GET <path>`: an admin list of payments, newest first, of one wallet address (404 when there is
+ * no such wallet address) or of all, optionally in one state.
+ */
+export function paymentListRoute<T extends { id: string }, S extends string>(
+  app: FastifyInstance,
+  db: Db,
+  opts: {
+    path: string
+    /** What the list holds, plural ("incoming payments"): its summary and tag. */
+    noun: string
+    states: readonly S[]
+    itemSchema: unknown
+    exists: (id: string) => Promise<boolean>
+    pages: (filter: { walletAddressId?: string; state?: S }) => FetchPage<T>
+    render: (items: T[]) => unknown[] | Promise<unknown[]>
+  },
+): void {
+  app.get<{ Querystring: PageRequest & { walletAddressId?: string; state?: S } }>(
+    opts.path,
+    {
+      schema: {
+        summary: `List ${opts.noun}, newest first`,
+        description: 'Of one wallet address or of all, optionally in one state.',
+        tags: [opts.noun],
+        querystring: listQuery({ walletAddressId: uuid, state: { enum: opts.states } }),
+        response: { 200: listOf(opts.itemSchema), 404: errorResponse },
+      },
+    },
+    async (req) => {
+      const { walletAddressId, state } = req.query
+      if (walletAddressId && !(await getWalletAddress(db, { id: walletAddressId })))
+        throw notFound('wallet address not found')
+      const page = await adminPage(req.query, opts.exists, opts.pages({ walletAddressId, state }))
+      return { items: await opts.render(page.items), pagination: page.pagination }
+    },
+  )
 }

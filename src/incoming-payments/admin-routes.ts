@@ -1,25 +1,14 @@
 import type { FastifyInstance } from 'fastify'
-import { adminPage, type PageRequest } from '../admin/paging.ts'
-import {
-  amount,
-  cancelBody,
-  dateTime,
-  errorResponse,
-  idParams,
-  listOf,
-  listQuery,
-  uuid,
-} from '../admin/schemas.ts'
+import { paymentListRoute } from '../admin/paging.ts'
+import { amount, cancelBody, dateTime, errorResponse, idParams, uuid } from '../admin/schemas.ts'
 import type { Deps } from '../deps.ts'
 import { HttpError, notFound } from '../lib/errors.ts'
-import { getWalletAddress } from '../wallet-addresses/service.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import {
   cancelIncomingPayment,
   completeIncomingPayment,
   getIncomingPayment,
   type IncomingPayment,
-  type IncomingPaymentState,
   incomingPaymentPages,
   stateOf,
 } from './service.ts'
@@ -97,31 +86,15 @@ export function incomingPaymentAdminRoutes(app: FastifyInstance, deps: Deps): vo
     return ip
   }
 
-  app.get<{
-    Querystring: PageRequest & { walletAddressId?: string; state?: IncomingPaymentState }
-  }>(
-    '/incoming-payments',
-    {
-      schema: {
-        summary: 'List incoming payments, newest first',
-        description: 'Of one wallet address or of all, optionally in one state.',
-        tags: ['incoming payments'],
-        querystring: listQuery({ walletAddressId: uuid, state: { enum: STATES } }),
-        response: { 200: listOf(incomingPaymentSchema), 404: errorResponse },
-      },
-    },
-    async (req) => {
-      const { walletAddressId, state } = req.query
-      if (walletAddressId && !(await getWalletAddress(db, { id: walletAddressId })))
-        throw notFound('wallet address not found')
-      const page = await adminPage(
-        req.query,
-        async (id) => (await getIncomingPayment(db, id)) !== undefined,
-        incomingPaymentPages(db, { walletAddressId, state }),
-      )
-      return { items: page.items.map(json), pagination: page.pagination }
-    },
-  )
+  paymentListRoute(app, db, {
+    path: '/incoming-payments',
+    noun: 'incoming payments',
+    states: STATES,
+    itemSchema: incomingPaymentSchema,
+    exists: async (id) => (await getIncomingPayment(db, id)) !== undefined,
+    pages: (filter) => incomingPaymentPages(db, filter),
+    render: (items) => items.map(json),
+  })
 
   app.get<IdParams>(
     '/incoming-payments/:id',

@@ -1,16 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { adminPage, type PageRequest } from '../admin/paging.ts'
-import {
-  amount,
-  cancelBody,
-  dateTime,
-  errorResponse,
-  idParams,
-  listOf,
-  listQuery,
-  uuid,
-} from '../admin/schemas.ts'
-import type { OutgoingPaymentState } from '../db/schema.ts'
+import { paymentListRoute } from '../admin/paging.ts'
+import { amount, cancelBody, dateTime, errorResponse, idParams, uuid } from '../admin/schemas.ts'
 import type { Deps } from '../deps.ts'
 import { transferJson, transferSchema } from '../ledger/admin-json.ts'
 import { referencedTransfers } from '../ledger/history.ts'
@@ -146,31 +136,15 @@ export function outgoingPaymentAdminRoutes(app: FastifyInstance, deps: Deps): vo
     ).map(transferJson),
   })
 
-  app.get<{
-    Querystring: PageRequest & { walletAddressId?: string; state?: OutgoingPaymentState }
-  }>(
-    '/outgoing-payments',
-    {
-      schema: {
-        summary: 'List outgoing payments, newest first',
-        description: 'Of one wallet address or of all, optionally in one state.',
-        tags: ['outgoing payments'],
-        querystring: listQuery({ walletAddressId: uuid, state: { enum: STATES } }),
-        response: { 200: listOf(outgoingPaymentSchema), 404: errorResponse },
-      },
-    },
-    async (req) => {
-      const { walletAddressId, state } = req.query
-      if (walletAddressId && !(await getWalletAddress(db, { id: walletAddressId })))
-        throw notFound('wallet address not found')
-      const page = await adminPage(
-        req.query,
-        async (id) => (await getOutgoingPayment(db, id)) !== undefined,
-        outgoingPaymentPages(db, { walletAddressId, state }),
-      )
-      return { items: await render(page.items), pagination: page.pagination }
-    },
-  )
+  paymentListRoute(app, db, {
+    path: '/outgoing-payments',
+    noun: 'outgoing payments',
+    states: STATES,
+    itemSchema: outgoingPaymentSchema,
+    exists: async (id) => (await getOutgoingPayment(db, id)) !== undefined,
+    pages: (filter) => outgoingPaymentPages(db, filter),
+    render: render,
+  })
 
   app.get<IdParams>(
     '/outgoing-payments/:id',
