@@ -92,6 +92,29 @@ test('20 concurrent outgoing payments under a grant limit that covers 5: exactly
   assert.ok((await checkBooks(server.database.db)).balanced)
 })
 
+test('one quote sent six times at once (settled at create): one payment, the others invalid quote', async () => {
+  const { sender, receiver } = await setup('one-quote', 100_000n)
+  const token = await outgoingPaymentToken(server, app, sender.url)
+  const q = await quote(sender.url, (await incomingPayment(receiver.url)).id, '1000')
+  const answers = await Promise.all(
+    Array.from({ length: 6 }, () =>
+      signedRequest(`${rs}/outgoing-payments`, {
+        body: { walletAddress: sender.url, quoteId: q.id },
+        token,
+        identity: app,
+      }),
+    ),
+  )
+  assert.deepEqual(answers.map((a) => a.status).sort(), [201, 400, 400, 400, 400, 400])
+  for (const a of answers.filter((x) => x.status === 400)) {
+    assert.equal(a.body.error.description, 'invalid quote')
+  }
+  assert.equal((await paymentsOf(sender.id)).length, 1)
+  assert.equal(await balanceOf(server, receiver.id), 1000n)
+  assert.equal(await balanceOf(server, sender.id), 99_000n)
+  assert.ok((await checkBooks(server.database.db)).balanced)
+})
+
 test('20 concurrent payments into one incoming payment: it never receives more than its amount', async () => {
   const { sender, receiver } = await setup('cap', 100_000n)
   const token = await outgoingPaymentToken(server, app, sender.url)

@@ -104,8 +104,9 @@ test('signed create of an outgoing payment from a quote: one read (quote and int
       identity: app,
     })
   // Without the workers role the payment is reserved for the worker, in one transaction: BEGIN,
-  // the grant's lock, its spending, the reservation (its accounts locked, the transfer, the
-  // deltas), the payment's row, its event, COMMIT. Before it, the one read.
+  // the grant's lock (which returns its spending), the reservation (its accounts locked, the
+  // transfer, the deltas), the payment's row, the grant's new spending, its event, COMMIT. Before
+  // it, the one read.
   assert.deepEqual(await roundTrips(create), { status: 201, statements: 10, transactions: 2 })
 })
 

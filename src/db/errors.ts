@@ -5,3 +5,7 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 export const isUniqueViolation = (err: unknown) => sqlState(err) === '23505'
+
+/** A unique violation of the constraint (or unique index) named `constraint`. */
+export const isUniqueViolationOf = (err: unknown, constraint: string) =>
+  isUniqueViolation(err) && (err as { constraint?: unknown }).constraint === constraint

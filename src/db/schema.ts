@@ -196,6 +196,11 @@ export interface OutgoingPaymentsTable {
 export interface OutgoingPaymentGrantsTable {
   grant_id: string
   created_at: CreatedAt
+  totals_valid: Generated<boolean>
+  totals_since: Date | null
+  debit_total: Generated<bigint>
+  /** Receive amounts by "CODE:scale", as decimal strings. */
+  receive_totals: Generated<Record<string, string>>
 }
 
 export interface PeersTable {

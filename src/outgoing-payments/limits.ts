@@ -1,5 +1,6 @@
+import { type RawBuilder, sql } from 'kysely'
 import type { OutgoingLimits } from '../auth/access.ts'
-import type { Db } from '../db/database.ts'
+import { type Db, prepared } from '../db/database.ts'
 import { currentInterval, parseRepeatingInterval } from '../lib/interval.ts'
 
 /** What a grant has spent in its current interval (or in all, without an interval). */
@@ -10,8 +11,9 @@ export interface Spent {
   receiveAsset: { code: string; scale: number }
 }
 
-/** The new payment's terms, from its quote. */
+/** The new payment's terms: its quote. */
 interface NewPayment {
+  /** The quote's id. */
   id: string
   debitAmount: bigint
   receiveAmount: bigint
@@ -21,30 +23,17 @@ interface NewPayment {
 
 /**
  * Sums what the grant's payments (failed and cancelled ones excluded: their reservations were
- * released) spent
- * since `since`. The caller holds the grant's lock, so concurrent creates cannot both fit.
+ * released) spent since `since`, from their rows: what `GET /outgoing-payment-grant` reports.
  */
 async function sumSpent(
   db: Db,
   grantId: string,
   since: Date | undefined,
   receiveAsset: { code: string; scale: number },
-  quoteId?: string,
-): Promise<{ debit: bigint; receive: bigint; quoteUsed: boolean }> {
+): Promise<{ debit: bigint; receive: bigint }> {
   let q = db
     .selectFrom('outgoing_payments')
     .select((eb) => [
-      // In the same statement: whether a payment exists for the quote (any grant's).
-      quoteId === undefined
-        ? eb.val(false).as('quote_used')
-        : eb
-            .exists(
-              eb
-                .selectFrom('outgoing_payments as u')
-                .select('u.id')
-                .where('u.quote_id', '=', quoteId),
-            )
-            .as('quote_used'),
       eb.fn.coalesce(eb.fn.sum<bigint>('debit_amount'), eb.val(0n)).as('debit'),
       eb.fn
         .coalesce(
@@ -69,26 +58,84 @@ async function sumSpent(
     .where('state', 'not in', ['failed', 'cancelled'])
   if (since) q = q.where('created_at', '>=', since)
   const row = await q.executeTakeFirstOrThrow()
-  return {
-    debit: BigInt(row.debit),
-    receive: BigInt(row.receive),
-    quoteUsed: Boolean(row.quote_used),
-  }
+  return { debit: BigInt(row.debit), receive: BigInt(row.receive) }
 }
 
+/** The running totals a grant's lock row keeps (migration 0019), as a create leaves them. */
+export interface GrantTotals {
+  since: Date | undefined
+  debit: bigint
+  /** Receive amounts by `receiveKey`. */
+  receive: Record<string, bigint>
+}
+
+const receiveKey = (a: { code: string; scale: number }) => `${a.code}:${a.scale}`
+
+// The grant's lock (an upsert that always writes, so it holds the row until commit) and, returned
+// by it, the running totals (the latest committed row: every create before this one counted) with
+// what the grant's failed and cancelled payments since `$3` give back in debit and in the receive
+// asset `$4`/`$5`, and whether quote `$2` was used. Those subqueries read the statement's snapshot,
+// which may predate the lock wait: a payment that failed meanwhile gives nothing back to this
+// create yet (it errs on the safe side), and a payment made meanwhile from the same quote is
+// refused by the unique index on outgoing_payments.quote_id.
+const lockGrantTotals = prepared<{
+  totals_valid: boolean
+  totals_since: Date | null
+  debit_total: bigint
+  receive_totals: Record<string, string>
+  quote_used: boolean
+  given_back_debit: bigint
+  given_back_receive: bigint
+}>(
+  `INSERT INTO outgoing_payment_grants AS g (grant_id) VALUES ($1)
+   ON CONFLICT (grant_id) DO UPDATE SET grant_id = EXCLUDED.grant_id
+   RETURNING g.totals_valid, g.totals_since, g.debit_total, g.receive_totals,
+     EXISTS (SELECT 1 FROM outgoing_payments u WHERE u.quote_id = $2) AS quote_used,
+     (SELECT coalesce(sum(f.debit_amount), 0) FROM outgoing_payments f
+       WHERE f.grant_id = $1 AND f.state IN ('failed', 'cancelled')
+         AND f.created_at >= coalesce($3::timestamptz, '-infinity')) AS given_back_debit,
+     (SELECT coalesce(sum(f.receive_amount), 0) FROM outgoing_payments f
+       WHERE f.grant_id = $1 AND f.state IN ('failed', 'cancelled')
+         AND f.created_at >= coalesce($3::timestamptz, '-infinity')
+         AND f.receive_asset_code = $4 AND f.receive_asset_scale = $5) AS given_back_receive`,
+)
+
+// The totals summed afresh (under the lock, in a new snapshot): every payment since `$2` by
+// receive asset, and what the failed and cancelled ones among them give back.
+const sumGrantPayments = prepared<{
+  code: string
+  scale: number
+  debit: bigint
+  receive: bigint
+  given_back_debit: bigint
+  given_back_receive: bigint
+}>(
+  `SELECT receive_asset_code AS code, receive_asset_scale AS scale,
+          sum(debit_amount) AS debit, sum(receive_amount) AS receive,
+          coalesce(sum(debit_amount) FILTER (WHERE state IN ('failed', 'cancelled')), 0)
+            AS given_back_debit,
+          coalesce(sum(receive_amount) FILTER (WHERE state IN ('failed', 'cancelled')), 0)
+            AS given_back_receive
+     FROM outgoing_payments
+    WHERE grant_id = $1 AND created_at >= coalesce($2::timestamptz, '-infinity')
+    GROUP BY 1, 2`,
+)
+
 /**
- * Checks a new payment, paid from quote `p`, against the grant's limits: the receiver if
- * pinned, the current interval, and the debit or receive maximum counting what was already spent.
- * One query, which also says whether the quote was used already (`quote_used`, answered first).
- * Returns the spending including this payment, or why not.
+ * Takes the grant's lock and checks a new payment, paid from quote `p`, against the grant's
+ * limits: the receiver if pinned, the current interval, and the debit or receive maximum counting
+ * what was already spent (failed and cancelled payments excluded). One statement locks the grant
+ * and returns its running totals; only a grant's first create (or its first in a new interval)
+ * sums its payments. Returns the spending including this payment and the totals to store with it
+ * (`grantTotalsCte`, `storeGrantTotals`), or why not.
  */
-export async function checkLimits(
-  db: Db,
+export async function lockAndCheckLimits(
+  trx: Db,
   grantId: string,
   limits: OutgoingLimits | undefined,
   p: NewPayment,
   now: Date,
-): Promise<Spent | 'unauthorized' | 'quote_used'> {
+): Promise<{ spent: Spent; totals: GrantTotals } | 'unauthorized' | 'quote_used'> {
   let refused = limits?.receiver !== undefined && limits.receiver !== p.receiver
   let since: Date | undefined
   if (limits?.interval !== undefined) {
@@ -104,18 +151,81 @@ export async function checkLimits(
   ) {
     refused = true
   }
-  const before = await sumSpent(db, grantId, since, p.receiveAsset, p.id)
-  if (before.quoteUsed) return 'quote_used'
+  const key = receiveKey(p.receiveAsset)
+  const [locked] = await lockGrantTotals(trx, [
+    grantId,
+    p.id,
+    since ?? null,
+    p.receiveAsset.code,
+    p.receiveAsset.scale,
+  ])
+  if (locked!.quote_used) return 'quote_used'
   if (refused) return 'unauthorized'
+
+  let before: GrantTotals
+  let givenBack: { debit: bigint; receive: bigint }
+  if (locked!.totals_valid && locked!.totals_since?.getTime() === since?.getTime()) {
+    before = {
+      since,
+      debit: locked!.debit_total,
+      receive: Object.fromEntries(
+        Object.entries(locked!.receive_totals).map(([k, v]) => [k, BigInt(v)]),
+      ),
+    }
+    givenBack = { debit: locked!.given_back_debit, receive: locked!.given_back_receive }
+  } else {
+    const rows = await sumGrantPayments(trx, [grantId, since ?? null])
+    before = { since, debit: 0n, receive: {} }
+    givenBack = { debit: 0n, receive: 0n }
+    for (const r of rows) {
+      before.debit += r.debit
+      before.receive[receiveKey(r)] = r.receive
+      givenBack.debit += r.given_back_debit
+      if (receiveKey(r) === key) givenBack.receive = r.given_back_receive
+    }
+  }
   const spent = {
-    debit: before.debit + p.debitAmount,
-    receive: before.receive + p.receiveAmount,
+    debit: before.debit - givenBack.debit + p.debitAmount,
+    receive: (before.receive[key] ?? 0n) - givenBack.receive + p.receiveAmount,
     receiveAsset: p.receiveAsset,
   }
   if (limits?.debitAmount && spent.debit > BigInt(limits.debitAmount.value)) return 'unauthorized'
   if (receiveLimit && spent.receive > BigInt(receiveLimit.value)) return 'unauthorized'
-  return spent
+  return {
+    spent,
+    totals: {
+      since,
+      debit: before.debit + p.debitAmount,
+      receive: { ...before.receive, [key]: (before.receive[key] ?? 0n) + p.receiveAmount },
+    },
+  }
 }
+
+/** The grant's running totals after a create, as a CTE of the create's write. */
+export function grantTotalsCte(grantId: string, t: GrantTotals): RawBuilder<unknown> {
+  return sql`grant_totals AS (
+    UPDATE outgoing_payment_grants
+       SET totals_valid = true, totals_since = ${t.since ?? null},
+           debit_total = ${t.debit}, receive_totals = ${receiveJson(t)}::jsonb
+     WHERE grant_id = ${grantId})`
+}
+
+/** The grant's running totals after a create, written on their own. */
+export async function storeGrantTotals(trx: Db, grantId: string, t: GrantTotals): Promise<void> {
+  await trx
+    .updateTable('outgoing_payment_grants')
+    .set({
+      totals_valid: true,
+      totals_since: t.since ?? null,
+      debit_total: t.debit,
+      receive_totals: sql`${receiveJson(t)}::jsonb`,
+    })
+    .where('grant_id', '=', grantId)
+    .execute()
+}
+
+const receiveJson = (t: GrantTotals) =>
+  JSON.stringify(Object.fromEntries(Object.entries(t.receive).map(([k, v]) => [k, String(v)])))
 
 /**
  * What `GET /outgoing-payment-grant` reports: the current interval's spending, zero in a new

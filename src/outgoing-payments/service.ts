@@ -4,6 +4,7 @@ import type { OutgoingLimits } from '../auth/access.ts'
 import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
 import { approveOutgoing, queueUnusedApproval, recordApproval } from '../core-banking/outgoing.ts'
 import { type Db, prepared } from '../db/database.ts'
+import { isUniqueViolationOf } from '../db/errors.ts'
 import type { OutgoingPaymentState, OutgoingPaymentsTable, QuotesTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
@@ -16,7 +17,7 @@ import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
 import { recordPaymentEvent } from './events.ts'
-import { checkLimits, type Spent } from './limits.ts'
+import { lockAndCheckLimits, type Spent, storeGrantTotals } from './limits.ts'
 import { createAndSettle } from './settle-at-create.ts'
 
 export interface OutgoingPayment {
@@ -143,10 +144,10 @@ export async function createOutgoingPayment(
   }
 
   const reserve = async (trx: Db): Promise<Created | CreateError> => {
-    await lockGrant(trx, input.grantId)
-    const spent = await checkLimits(trx, input.grantId, input.limits, quote, new Date())
-    if (spent === 'quote_used') return 'invalid_quote'
-    if (spent === 'unauthorized') return 'unauthorized'
+    const allowed = await lockAndCheckLimits(trx, input.grantId, input.limits, quote, new Date())
+    if (allowed === 'quote_used') return 'invalid_quote'
+    if (allowed === 'unauthorized') return 'unauthorized'
+    const { spent } = allowed
 
     const reserved = await createTransfer(trx, {
       id: reservationId(id),
@@ -170,6 +171,7 @@ export async function createOutgoingPayment(
       })
       .returningAll()
       .executeTakeFirstOrThrow()
+    await storeGrantTotals(trx, input.grantId, allowed.totals)
     if (decision) await recordApproval(trx, id, wa.assetId)
     if (failedAttempt) {
       // As the worker records a failed attempt (worker.ts retryLater); the created event first.
@@ -184,19 +186,29 @@ export async function createOutgoingPayment(
     await afterWalletDebit(trx, wa, quote.debitAmount)
     return { payment: toOutgoingPayment(row), spent }
   }
-  return db.transaction().execute(async (trx) => {
-    const created = await reserve(trx)
-    // Refused after core banking approved: it is told to release, with the refusal.
-    if (typeof created === 'string' && decision)
-      await queueUnusedApproval(trx, {
-        id,
-        assetId: wa.assetId,
-        debitAmount: quote.debitAmount,
-        refusal: created,
-      })
-    return created
-  })
+  // Refused after core banking approved: it is told to release, with the refusal.
+  const release = (trx: Db, refusal: CreateError) =>
+    queueUnusedApproval(trx, { id, assetId: wa.assetId, debitAmount: quote.debitAmount, refusal })
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const created = await reserve(trx)
+      if (typeof created === 'string' && decision) await release(trx, created)
+      return created
+    })
+  } catch (err) {
+    if (!isQuotePaid(err)) throw err
+    if (decision) await release(db, 'invalid_quote')
+    return 'invalid_quote'
+  }
 }
+
+/**
+ * The quote's unique index refused a second payment from it: another create paid from the same
+ * quote while this one waited for the grant's lock (whose check of the quote read an older
+ * snapshot), or under another grant at the same moment.
+ */
+export const isQuotePaid = (err: unknown) =>
+  isUniqueViolationOf(err, 'outgoing_payments_quote_id_key')
 
 /** A first settlement attempt that failed, retried after the worker's first backoff (2 s). */
 const firstAttemptFailed = () =>
@@ -207,10 +219,6 @@ const firstAttemptFailed = () =>
     nextAttemptAt: new Date(Date.now() + 2000),
   }) as const
 
-/**
- * The quote `id` if it can still be paid: for a local receiver, its incoming payment is read in the
- * same statement; another ASE's is resolved (cached for the quote's life).
- */
 /** A quote as read for a payment (`readQuoteForPayment`); undefined: no such quote. */
 export type StoredQuote = Selectable<QuotesTable> & { local_open: boolean | null }
 
@@ -264,15 +272,6 @@ async function payableQuote(
     receiveAsset: { code: row.receive_asset_code, scale: row.receive_asset_scale },
     expiresAt: row.expires_at,
   }
-}
-
-/** An upsert that always writes, so it holds the grant's row lock until commit. */
-export async function lockGrant(trx: Db, grantId: string): Promise<void> {
-  await trx
-    .insertInto('outgoing_payment_grants')
-    .values({ grant_id: grantId })
-    .onConflict((oc) => oc.column('grant_id').doUpdateSet({ grant_id: grantId }))
-    .execute()
 }
 
 export const reservationEnd = () => new Date(Date.now() + RESERVATION_SECONDS * 1000)

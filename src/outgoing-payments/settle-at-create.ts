@@ -7,12 +7,12 @@ import { prepareAtOnce, type TransferInput } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { writeWithEvent } from '../webhooks/outbox.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
-import { checkLimits } from './limits.ts'
+import { grantTotalsCte, lockAndCheckLimits } from './limits.ts'
 import {
   type Created,
   type CreateError,
   type CreateInput,
-  lockGrant,
+  isQuotePaid,
   type OutgoingPayment,
   paymentValues,
   type QuoteTerms,
@@ -55,10 +55,10 @@ export async function createAndSettle(
   const wa = input.walletAddress
   try {
     const settled = await deps.db.transaction().execute(async (trx) => {
-      await lockGrant(trx, input.grantId)
-      const spent = await checkLimits(trx, input.grantId, input.limits, quote, new Date())
-      if (spent === 'quote_used') throw new Refused('invalid_quote')
-      if (spent === 'unauthorized') throw new Refused('unauthorized')
+      const allowed = await lockAndCheckLimits(trx, input.grantId, input.limits, quote, new Date())
+      if (allowed === 'quote_used') throw new Refused('invalid_quote')
+      if (allowed === 'unauthorized') throw new Refused('unauthorized')
+      const { spent } = allowed
 
       const credited = await creditIncomingPayment(
         trx,
@@ -122,7 +122,7 @@ export async function createAndSettle(
             sender: wa,
           },
         ],
-        ledgerWrites,
+        sql`${ledgerWrites}, ${grantTotalsCte(input.grantId, allowed.totals)}`,
       )
       await afterWalletDebit(trx, wa, quote.debitAmount)
       return {
@@ -137,6 +137,7 @@ export async function createAndSettle(
   } catch (err) {
     if (err instanceof Refused) return err.reason
     if (err instanceof ReceiverRefused) return 'receiver_refused'
+    if (isQuotePaid(err)) return 'invalid_quote'
     deps.logger.error({ err, payment: id, attempts: 1 }, 'outgoing payment settlement failed')
     return 'attempt_failed'
   }
