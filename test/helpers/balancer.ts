@@ -36,6 +36,9 @@ export async function startBalancer(backends: string[]): Promise<Balancer> {
     })
     req.pipe(upstream)
   })
+  // Longer than any test: a client reusing a kept-alive connection just as the balancer closes it
+  // idle (5 s by default, easily reached on a loaded machine) sees "fetch failed".
+  server.keepAliveTimeout = 120_000
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
