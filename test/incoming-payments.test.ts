@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { createUnauthenticatedClient, getResourceServerOpenAPI } from '@interledger/open-payments'
 import {
@@ -268,6 +269,44 @@ describe('refusals', () => {
     const second = await create({}, byClient)
     await app.client.token.revoke({ url: grant.access_token.manage, accessToken: byClient })
     await refused(byClient, second.id)
+  })
+
+  test('a revoked token is refused by the create itself, and cannot replay an Idempotency-Key', async () => {
+    const access = [
+      { type: 'incoming-payment' as const, actions: ['create' as const], identifier: bob.url },
+    ]
+    const t = await grantToken(server, app, access)
+    const key = randomUUID()
+    const send = (idempotencyKey?: string) =>
+      signedRequest(`${rs}/incoming-payments`, {
+        body: { walletAddress: bob.url },
+        token: t,
+        identity: app,
+        ...(idempotencyKey && {
+          tamper: (h: Record<string, string>) => {
+            h['idempotency-key'] = idempotencyKey
+          },
+        }),
+      })
+    const first = await send(key)
+    assert.equal(first.status, 201)
+    assert.equal((await send(key)).body.id, first.body.id)
+    // Known to this process now: the next creates take the grant from its cache, and the write
+    // checks the token.
+    assert.equal((await send()).status, 201)
+    // Nothing of a refused create is written: neither the payment nor its webhook event.
+    const count = async () =>
+      (await server.database.db.selectFrom('incoming_payments').select('id').execute()).length +
+      (await server.database.db.selectFrom('webhook_events').select('id').execute()).length
+    const { body } = await server.admin('POST', '/introspect', { access_token: t })
+    await server.admin('POST', `/grants/${body.grant}/revoke`)
+    const before = await count()
+    for (const res of [await send(), await send(key), await send()]) {
+      assert.equal(res.status, 403)
+      assert.equal(res.body.error.description, 'Inactive Token')
+      assert.equal(res.headers.get('www-authenticate'), `GNAP as_uri=${server.authUrl}/`)
+    }
+    assert.equal(await count(), before)
   })
 
   test('signed by another key: 401 Signature validation error', async () => {

@@ -4,7 +4,7 @@ import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import type { StreamReceiver } from '../ilp/stream-receiver.ts'
 import { badRequest, HttpError, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn } from '../resource-server/amounts.ts'
-import { gnapToken } from '../resource-server/authorize.ts'
+import { gnapToken, inactiveToken, tokenGrants } from '../resource-server/authorize.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
 import {
   isUuid,
@@ -80,7 +80,11 @@ export async function incomingPaymentRoutes(
     {
       schema: { body: requestBodySchema(spec, '/incoming-payments', 'post') },
       config: {
-        access: onBodyWalletAddress('incoming-payment', 'create'),
+        // The payment's write checks the token's state: a token this process knows is not read.
+        access: async (req) => ({
+          ...(await onBodyWalletAddress('incoming-payment', 'create')(req)),
+          writeChecksToken: true,
+        }),
       },
     },
     async (req, reply) => {
@@ -98,13 +102,19 @@ export async function incomingPaymentRoutes(
       ) {
         throw badRequest('invalid expiresAt')
       }
+      const auth = req.auth!
       const ip = await createIncomingPayment(db, {
         walletAddress: wa,
-        client: req.auth!.clientId,
+        client: auth.clientId,
         incomingAmount,
         expiresAt,
         metadata: body.metadata,
+        ...(auth.tokenUnchecked !== undefined && { tokenUnchecked: auth.tokenUnchecked }),
       })
+      if (ip === 'inactive_token') {
+        tokenGrants.delete(auth.tokenUnchecked!)
+        throw inactiveToken(config)
+      }
       return reply.code(201).send(withMethods(ip))
     },
   )

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { type RawBuilder, sql } from 'kysely'
-import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
+import {
+  type TokenGrant,
+  tokenActive,
+  tokenGrantOf,
+  tokenGrantSql,
+  tokenParams,
+} from '../auth/grants.ts'
 import { type Db, PREPARE, prepared } from '../db/database.ts'
 import { inTransaction } from '../db/transaction.ts'
 import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
@@ -48,8 +54,10 @@ export async function createIncomingPayment(
     incomingAmount?: bigint
     expiresAt: Date
     metadata?: Record<string, unknown>
+    /** The hash of an access token whose state is checked by the write (`tokenActive`). */
+    tokenUnchecked?: string
   },
-): Promise<IncomingPayment> {
+): Promise<IncomingPayment | 'inactive_token'> {
   const wa = input.walletAddress
   // Known before the write, so that the payment and its event are written by one statement. The
   // clock is this process's, to the millisecond (what a Date holds).
@@ -71,15 +79,22 @@ export async function createIncomingPayment(
     createdAt: now,
     updatedAt: now,
   }
+  const values = sql`${ip.id}::uuid, ${wa.id}::uuid, ${ip.client}, ${ip.incomingAmount}::numeric,
+    ${ip.expiresAt}::timestamptz,
+    ${ip.metadata === null ? null : JSON.stringify(ip.metadata)}::jsonb, ${now}::timestamptz,
+    ${now}::timestamptz`
+  const token = input.tokenUnchecked
   const [row] = await writeWithEvent<{ metadata: Record<string, unknown> | null }>(
     db,
     sql`${PREPARE} INSERT INTO incoming_payments
           (id, wallet_address_id, client, incoming_amount, expires_at, metadata, created_at, updated_at)
-        VALUES (${ip.id}, ${wa.id}, ${ip.client}, ${ip.incomingAmount}, ${ip.expiresAt},
-          ${ip.metadata === null ? null : JSON.stringify(ip.metadata)}::jsonb, ${now}, ${now})
+        ${token === undefined ? sql`VALUES (${values})` : sql`SELECT ${values} WHERE ${tokenActive(token, now)}`}
         RETURNING metadata`,
     { type: 'incoming_payment.created', incomingPayment: ip },
+    undefined,
+    { conditional: token !== undefined },
   )
+  if (!row) return 'inactive_token'
   // As stored (jsonb orders keys), as every later read returns it.
   return { ...ip, metadata: row!.metadata }
 }

@@ -2,8 +2,10 @@ import type { FastifyRequest } from 'fastify'
 import type { AccessItem, AccessType } from '../auth/access.ts'
 import { findTokenGrant, type GrantClient, type TokenGrant } from '../auth/grants.ts'
 import { introspectGrant } from '../auth/introspection.ts'
+import { createTokenGrants } from '../auth/token-grants.ts'
 import type { Deps } from '../deps.ts'
 import { HttpError } from '../lib/errors.ts'
+import { hashToken } from '../lib/secrets.ts'
 import { requesterOf } from '../rate-limit/keys.ts'
 import { targetUri, verifySignature } from '../signatures/verify.ts'
 
@@ -17,7 +19,24 @@ export interface Authorization {
   item: AccessItem
   /** `read-all` / `list-all`: every resource of the wallet address, not only the client's own. */
   all: boolean
+  /**
+   * The token's hash when its state was not read for this request (`AccessNeed.writeChecksToken`):
+   * the route's write must check it (`tokenActive`) and answer `inactiveToken` when it fails.
+   */
+  tokenUnchecked?: string
 }
+
+/**
+ * Access tokens' unchanging facts (token-grants.ts), for the routes whose writes check the token's
+ * state. Shared by the servers of a process: token hashes are unique.
+ */
+export const tokenGrants = createTokenGrants()
+
+/** 403 `Inactive Token`, which clients answer by rotating or asking anew (contract section 10). */
+export const inactiveToken = (config: Deps['config']) =>
+  new HttpError(403, '403', 'Inactive Token', undefined, {
+    'www-authenticate': `GNAP as_uri=${config.authServerUrl}/`,
+  })
 
 export const clientIdOf = (c: GrantClient) =>
   'walletAddress' in c ? c.walletAddress : `jwk:${c.jwk.x}`
@@ -45,10 +64,24 @@ export async function authorize(
     })
   const token = gnapToken(req)
   if (token === undefined) throw fail(401, 'Missing or invalid authorization header value')
-  const grant =
-    need.grant === undefined
-      ? await findTokenGrant(db, token, new Date())
-      : (need.grant ?? undefined)
+  let grant: TokenGrant | undefined
+  let tokenUnchecked: string | undefined
+  if (need.grant !== undefined) grant = need.grant ?? undefined
+  else {
+    const hash = hashToken(token)
+    // A replayed Idempotency-Key answers without the write: its token is read, as for any route.
+    const known =
+      need.writeChecksToken && req.headers['idempotency-key'] === undefined
+        ? tokenGrants.get(hash)
+        : undefined
+    if (known) {
+      grant = known
+      tokenUnchecked = hash
+    } else {
+      grant = await findTokenGrant(db, token, new Date())
+      if (grant) tokenGrants.set(hash, grant)
+    }
+  }
   const result = introspectGrant(grant, [
     {
       type: need.type,
@@ -56,7 +89,7 @@ export async function authorize(
       ...(need.identifier && { identifier: need.identifier }),
     },
   ])
-  if (!result.active) throw fail(403, 'Inactive Token')
+  if (!result.active) throw inactiveToken(config)
   const item = result.access[0]
   if (!item) throw fail(403, 'Insufficient Grant')
 
@@ -82,6 +115,7 @@ export async function authorize(
     clientId: clientIdOf(client),
     item,
     all: result.access.some((a) => a.actions.includes(`${need.action}-all`)),
+    ...(tokenUnchecked !== undefined && { tokenUnchecked }),
   }
 }
 
@@ -94,6 +128,11 @@ export interface AccessNeed {
    * statement that loaded the resource (`tokenGrantSql`); null when that read found no active token.
    */
   grant?: TokenGrant | null
+  /**
+   * The route's write checks the token's state itself (`tokenActive`): when the token's grant is
+   * known to this process, it is not read for the request (`Authorization.tokenUnchecked`).
+   */
+  writeChecksToken?: boolean
 }
 
 declare module 'fastify' {

@@ -28,28 +28,44 @@ export async function writeWithEvent<R>(
   write: RawBuilder<unknown>,
   event: NewEvent | readonly NewEvent[],
   alsoWrite?: RawBuilder<unknown>,
+  opts: {
+    /** `write` may write nothing (a condition of its own): the events are recorded only if it did. */
+    conditional?: boolean
+  } = {},
 ): Promise<R[]> {
   const events = Array.isArray(event) ? event : [event as NewEvent]
   const { rows } = await sql<R>`
     WITH ${alsoWrite ? sql`${alsoWrite}, ` : sql``}w AS (${write}),
-      ${eventAndDeliveries(events.map((e) => [randomUUID(), e]))}
+      ${eventAndDeliveries(
+        events.map((e) => [randomUUID(), e]),
+        opts.conditional,
+      )}
     SELECT * FROM w`.execute(db)
   return rows
 }
 
 /**
  * The CTEs `e` and `d` that write the events and their deliveries (run even though nothing reads
- * `d`). The rows of one VALUES list are inserted in order, so their `seq` follows it.
+ * `d`). The rows of one VALUES list are inserted in order, so their `seq` follows it; `onlyIfW`,
+ * only when the CTE `w` returned a row.
  */
-const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[]) => sql`
+const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[], onlyIfW = false) => {
+  const values = sql.join(
+    events.map(
+      ([id, event]) =>
+        sql`(${id}, ${event.type}, ${resourceOf(event)}, ${factsJson(event)}::jsonb)`,
+    ),
+  )
+  return sql`
   e AS (
     INSERT INTO webhook_events (id, type, resource, data)
-    VALUES ${sql.join(
-      events.map(
-        ([id, event]) =>
-          sql`(${id}, ${event.type}, ${resourceOf(event)}, ${factsJson(event)}::jsonb)`,
-      ),
-    )}
+    ${
+      onlyIfW
+        ? sql`SELECT v.id::uuid, v.type, v.resource, v.data
+                FROM (VALUES ${values}) v (id, type, resource, data)
+               WHERE EXISTS (SELECT 1 FROM w)`
+        : sql`VALUES ${values}`
+    }
     RETURNING id, type, resource, seq
   ),
   d AS (
@@ -58,3 +74,4 @@ const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[]) =>
       FROM e JOIN webhook_endpoints w
         ON e.type = ANY (w.event_types) AND w.enabled AND w.deleted_at IS NULL
   )`
+}
