@@ -41,8 +41,8 @@ before(async () => {
 })
 after(() => server?.close())
 
-/** Alice pays Bob 1.00 under `token`: the answer's status and the grant's spending it reports. */
-async function pay(token: string) {
+/** A quote of 1.00 from Alice to a new incoming payment of Bob's; its URL. */
+async function quoteToBob(): Promise<string> {
   const ip = await signedRequest(`${rs}/incoming-payments`, {
     body: { walletAddress: bob.url },
     token: ipToken,
@@ -58,11 +58,19 @@ async function pay(token: string) {
     token: quoteToken,
     identity: app,
   })
-  const op = await signedRequest(`${rs}/outgoing-payments`, {
-    body: { walletAddress: alice.url, quoteId: quote.body.id },
+  return quote.body.id
+}
+
+const payFrom = (quoteId: string, token: string) =>
+  signedRequest(`${rs}/outgoing-payments`, {
+    body: { walletAddress: alice.url, quoteId },
     token,
     identity: app,
   })
+
+/** Alice pays Bob 1.00 under `token`: the answer's status and the grant's spending it reports. */
+async function pay(token: string) {
+  const op = await payFrom(await quoteToBob(), token)
   return {
     status: op.status,
     id: op.status === 201 ? idOf(op.body.id) : undefined,
@@ -165,28 +173,8 @@ test('twelve concurrent creates under a limit that covers four: four created, to
 
 test('one quote sent six times at once under one grant: one payment, the others invalid quote', async () => {
   const token = await outgoingPaymentToken(server, app, alice.url)
-  const ip = await signedRequest(`${rs}/incoming-payments`, {
-    body: { walletAddress: bob.url },
-    token: ipToken,
-    identity: app,
-  })
-  const quote = await signedRequest(`${rs}/quotes`, {
-    body: {
-      walletAddress: alice.url,
-      receiver: ip.body.id,
-      method: 'ilp',
-      debitAmount: usd('100'),
-    },
-    token: quoteToken,
-    identity: app,
-  })
-  const send = () =>
-    signedRequest(`${rs}/outgoing-payments`, {
-      body: { walletAddress: alice.url, quoteId: quote.body.id },
-      token,
-      identity: app,
-    })
-  const answers = await Promise.all(Array.from({ length: 6 }, send))
+  const quoteId = await quoteToBob()
+  const answers = await Promise.all(Array.from({ length: 6 }, () => payFrom(quoteId, token)))
   assert.deepEqual(answers.map((a) => a.status).sort(), [201, 400, 400, 400, 400, 400])
   for (const a of answers.filter((x) => x.status === 400)) {
     assert.equal(a.body.error.description, 'invalid quote')
