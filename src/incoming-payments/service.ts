@@ -290,7 +290,7 @@ export async function creditIncomingPayment(
 ): Promise<CreditedPayment | CreditError> {
   // The wallet and asset are joined in, not locked (an UPDATE locks only its target's rows).
   const { rows } = await sql<Row & { ledger_account_id: string; asset_id: string }>`
-    UPDATE incoming_payments p
+    ${PREPARE} UPDATE incoming_payments p
        SET received_amount = p.received_amount + ${amount},
            completed_at = CASE WHEN p.incoming_amount = p.received_amount + ${amount} THEN now() END,
            updated_at = now()

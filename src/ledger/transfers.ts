@@ -1,5 +1,5 @@
 import { type RawBuilder, type Selectable, sql } from 'kysely'
-import type { Db } from '../db/database.ts'
+import { type Db, PREPARE } from '../db/database.ts'
 import type { LedgerAccountsTable, LedgerTransfersTable } from '../db/schema.ts'
 import { UINT64_MAX } from '../lib/amount.ts'
 import { toAccount } from './accounts.ts'
@@ -404,7 +404,10 @@ function replay(existing: Transfer, input: TransferInput): CreatedTransfer | Led
  * alone, without the deltas not yet folded) are not used.
  */
 async function lockAccounts(trx: Db, ids: string[]): Promise<Map<string, Account>> {
-  const { rows } = await lockAccountsSql(ids).execute(trx)
+  // A few texts in all (by the number of accounts): each is prepared once per connection.
+  const { rows } = await sql<
+    Selectable<LedgerAccountsTable>
+  >`${PREPARE}${lockAccountsSql(ids)}`.execute(trx)
   return new Map(rows.map((r) => [r.id, toAccount(r)]))
 }
 

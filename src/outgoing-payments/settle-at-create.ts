@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import type { Db } from '../db/database.ts'
+import { type Db, PREPARE } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
 import { creditIncomingPayment } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
@@ -101,7 +101,7 @@ export async function createAndSettle(
       const v = paymentValues(id, input, quote)
       const [row] = await writeWithEvent<Parameters<typeof toOutgoingPayment>[0]>(
         trx,
-        sql`INSERT INTO outgoing_payments
+        sql`${PREPARE} INSERT INTO outgoing_payments
               (id, wallet_address_id, client, grant_id, quote_id, receiver, debit_amount,
                fee_amount, receive_amount, receive_asset_code, receive_asset_scale, sent_amount,
                state, next_attempt_at, metadata, created_at, updated_at)
