@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 /** Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux for every architecture). */
 const TICKS = 100
@@ -24,4 +24,30 @@ export function processStats(
   } catch {
     return undefined
   }
+}
+
+/**
+ * CPU seconds (user + system) of every PostgreSQL process on this machine, from /proc (the
+ * database the bench uses is local): the backends serving the server and the baseline, and
+ * PostgreSQL's own background processes. Undefined where /proc is not readable.
+ */
+export function postgresCpuSeconds(): number | undefined {
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p))
+  } catch {
+    return undefined
+  }
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      if (!stat.includes('(postgres)')) continue
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(f[11]) + Number(f[12])
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ticks / TICKS
 }
