@@ -27,7 +27,7 @@ export function processStats(
 }
 
 /**
- * CPU seconds (user + system) of every PostgreSQL process on this machine, from /proc (the
+ * CPU seconds (user + system) of every PostgreSQL process on this machine, ended ones included, from /proc (the
  * database the bench uses is local): the backends serving the server and the baseline, and
  * PostgreSQL's own background processes. Undefined where /proc is not readable.
  */
@@ -44,7 +44,10 @@ export function postgresCpuSeconds(): number | undefined {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
       if (!stat.includes('(postgres)')) continue
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(f[11]) + Number(f[12])
+      // utime and stime, plus cutime and cstime: a backend that exits during the cell (an idle
+      // connection closed, an autovacuum worker done) leaves its time to the postmaster, which
+      // waited for it.
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
     } catch {
       // The process ended meanwhile.
     }
