@@ -3,7 +3,7 @@ import { collectDefaultMetrics } from 'prom-client'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
-import { createDeps, createServer } from './server.ts'
+import { createDeps, createServer, ListenError } from './server.ts'
 
 /** Start: config → database → migrations → listeners; stop gracefully on SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -45,7 +45,15 @@ async function main(): Promise<void> {
   // Process metrics (CPU, memory, event-loop lag) once per process, not per test server.
   collectDefaultMetrics({ register: deps.metrics.registry })
   const server = await createServer(deps)
-  await server.start(config.host)
+  try {
+    await server.start(config.host)
+  } catch (err) {
+    if (!(err instanceof ListenError)) throw err
+    console.error(err.message)
+    await server.stop()
+    await database.close()
+    process.exit(1)
+  }
   const { listeners } = server
   for (const l of listeners)
     logger.info(`${l.role} listening on ${config.host}:${l.port}, public URL ${l.url()}`)

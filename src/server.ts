@@ -169,7 +169,13 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
   return {
     listeners,
     start: async (host) => {
-      for (const l of listeners) await l.app.listen({ host, port: l.port })
+      for (const l of listeners) {
+        try {
+          await l.app.listen({ host, port: l.port })
+        } catch (err) {
+          throw new ListenError(l, host, err as Error)
+        }
+      }
       if (enabled.has('workers')) {
         worker = startPaymentWorker(deps)
         expiry = startLedgerExpiry(deps)
@@ -191,6 +197,17 @@ export async function createServer(deps: Deps, opts: ListenerOptions = {}): Prom
       await coreBanking?.stop()
       deps.outage.stop()
     },
+  }
+}
+
+/** A listener could not bind its port (in use, or not allowed): named with the setting to change. */
+export class ListenError extends Error {
+  constructor(listener: Listener, host: string, cause: Error) {
+    const setting = `${listener.role.toUpperCase().replace('-', '_')}_PORT`
+    super(
+      `the ${listener.role} listener cannot listen on ${host}:${listener.port} (${setting}): ${cause.message}`,
+      { cause },
+    )
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -135,6 +136,28 @@ test('a bad setting stops start-up with one clear line', async () => {
   })
   assert.equal(await p.exited, 1)
   assert.equal(p.output().trim(), 'Invalid configuration: OPEN_PAYMENTS_PORT must be a port number')
+})
+
+test('a port in use stops start-up with one line naming the listener and its setting', async () => {
+  const schema = `p_${randomBytes(6).toString('hex')}`
+  const env = { DATABASE_URL, DATABASE_SCHEMA: schema, ...(await ports()) }
+  const holder = createNetServer()
+  await new Promise<void>((resolve) => holder.listen(Number(env.ADMIN_PORT), '127.0.0.1', resolve))
+  try {
+    const p = spawnServer({ ...env, DATA_DIR: mkdtempSync(join(tmpdir(), 'op-port-')) })
+    assert.equal(await p.exited, 1)
+    assert.match(
+      p.output(),
+      new RegExp(
+        `^the admin listener cannot listen on 127\\.0\\.0\\.1:${env.ADMIN_PORT} \\(ADMIN_PORT\\): listen EADDRINUSE`,
+        'm',
+      ),
+    )
+    assert.doesNotMatch(p.output(), /^\s+at /m)
+  } finally {
+    holder.close()
+    await dropSchema(schema)
+  }
 })
 
 test('production without secrets refuses to start', async () => {
