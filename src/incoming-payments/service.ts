@@ -282,32 +282,52 @@ export interface CreditedPayment extends IncomingPayment {
  * `incoming_payment.completed` event is recorded here, unless `callerRecordsCompletion`: then the
  * caller records it in the same transaction). Concurrent credits serialise on the row.
  */
+/**
+ * The credit of incoming payment `id` by `amount` (parameter names, as `$1`), and `also`, a further
+ * condition: it returns the payment's row (`CreditedRow`) only if the payment is open and the
+ * amount fits. The wallet and asset are joined in, not locked (an UPDATE locks only its target's
+ * rows). A statement that locks more may use this text as a CTE.
+ */
+export const creditSql = (id: string, amount: string, also = 'true') => `
+  UPDATE incoming_payments p
+     SET received_amount = p.received_amount + ${amount},
+         completed_at = CASE WHEN p.incoming_amount = p.received_amount + ${amount} THEN now() END,
+         updated_at = now()
+    FROM wallet_addresses w JOIN assets a ON a.id = w.asset_id
+   WHERE p.id = ${id} AND w.id = p.wallet_address_id
+     AND p.completed_at IS NULL AND p.expires_at > now()
+     AND (p.incoming_amount IS NULL OR p.received_amount + ${amount} <= p.incoming_amount)
+     AND ${also}
+  RETURNING p.id, p.wallet_address_id, w.path, a.code, a.scale, p.client, p.incoming_amount,
+    p.received_amount, p.completed_at, p.cancelled_at, p.cancel_reason, p.expires_at, p.metadata,
+    p.created_at, p.updated_at, w.ledger_account_id, w.asset_id`
+
+/** A row `creditSql` returns. */
+export type CreditedRow = Row & { ledger_account_id: string; asset_id: string }
+
+const creditOne = prepared<CreditedRow>(creditSql('$1', '$2::numeric'))
+
+/** The incoming payment and its wallet's ledger account, from a row `creditSql` returned. */
+export function toCreditedPayment(row: CreditedRow): CreditedPayment {
+  return {
+    ...toIncomingPayment(row),
+    wallet: { ledgerAccountId: row.ledger_account_id, assetId: row.asset_id },
+  }
+}
+
 export async function creditIncomingPayment(
   trx: Db,
   id: string,
   amount: bigint,
   opts: { callerRecordsCompletion?: boolean } = {},
 ): Promise<CreditedPayment | CreditError> {
-  // The wallet and asset are joined in, not locked (an UPDATE locks only its target's rows).
-  const { rows } = await sql<Row & { ledger_account_id: string; asset_id: string }>`
-    ${PREPARE} UPDATE incoming_payments p
-       SET received_amount = p.received_amount + ${amount},
-           completed_at = CASE WHEN p.incoming_amount = p.received_amount + ${amount} THEN now() END,
-           updated_at = now()
-      FROM wallet_addresses w JOIN assets a ON a.id = w.asset_id
-     WHERE p.id = ${id} AND w.id = p.wallet_address_id
-       AND p.completed_at IS NULL AND p.expires_at > now()
-       AND (p.incoming_amount IS NULL OR p.received_amount + ${amount} <= p.incoming_amount)
-    RETURNING p.id, p.wallet_address_id, w.path, a.code, a.scale, p.client, p.incoming_amount,
-      p.received_amount, p.completed_at, p.cancelled_at, p.cancel_reason, p.expires_at, p.metadata,
-      p.created_at, p.updated_at, w.ledger_account_id, w.asset_id`.execute(trx)
-  const row = rows[0]
+  const row = (await creditOne(trx, [id, amount]))[0]
   if (row) {
-    const ip = toIncomingPayment(row)
+    const { wallet, ...ip } = toCreditedPayment(row)
     // Completed by this credit: the update only touches payments that were open.
     if (ip.completedAt !== null && !opts.callerRecordsCompletion)
       await recordEvent(trx, { type: 'incoming_payment.completed', incomingPayment: ip })
-    return { ...ip, wallet: { ledgerAccountId: row.ledger_account_id, assetId: row.asset_id } }
+    return { ...ip, wallet }
   }
   const current = await getIncomingPayment(trx, id)
   return current && isOpen(current) ? 'exceeds_incoming_amount' : 'not_payable'

@@ -193,6 +193,17 @@ export async function prepareAtOnce(
   const accounts = await lockAccounts(trx, [
     ...new Set([...transfers.flatMap((t) => [t.debitAccountId, t.creditAccountId]), ...lockAlso]),
   ])
+  return planAtOnce(accounts, transfers)
+}
+
+/**
+ * `prepareAtOnce` on accounts the caller locked (and read) as `lockAccountsCtes` does: every
+ * account the transfers touch must be in `accounts`.
+ */
+export function planAtOnce(
+  accounts: Map<string, Account>,
+  transfers: TransferInput[],
+): RawBuilder<unknown> | LedgerError {
   const taken: { input: TransferInput; assetId: string }[] = []
   for (const input of transfers) {
     if (input.amount <= 0n || input.amount > UINT64_MAX) {
@@ -423,6 +434,22 @@ export function lockAccountsSql(ids: string[]): RawBuilder<Selectable<LedgerAcco
     UNION ALL
     SELECT * FROM ledger_accounts
      WHERE id IN (${sql.join(ids)}) AND kind IN (${sql.join(LIMIT_FREE_KINDS)})`
+}
+
+/**
+ * `lockAccountsSql` as CTEs for a statement of fixed text that names the accounts by expressions
+ * (parameters, or subqueries of its earlier CTEs, which then run first): `locked_accounts` locks
+ * those of `ids` that are not limit-free, in ascending id order; `limit_free_accounts` reads the
+ * limit-free accounts of the assets `assetIds`.
+ */
+export function lockAccountsCtes(ids: string[], assetIds: string[]): string {
+  const kinds = LIMIT_FREE_KINDS.map((k) => `'${k}'`).join(', ')
+  return `locked_accounts AS (
+      SELECT * FROM ledger_accounts
+       WHERE id IN (${ids.join(', ')}) AND kind NOT IN (${kinds})
+       ORDER BY id FOR UPDATE),
+    limit_free_accounts AS (
+      SELECT * FROM ledger_accounts WHERE asset_id IN (${assetIds.join(', ')}) AND kind IN (${kinds}))`
 }
 
 interface Delta {

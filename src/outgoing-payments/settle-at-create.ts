@@ -1,10 +1,11 @@
 import { sql } from 'kysely'
-import { type Db, PREPARE } from '../db/database.ts'
+import { type Db, PREPARE, prepared } from '../db/database.ts'
+import type { AccountKind, BalanceRule } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
-import { creditIncomingPayment } from '../incoming-payments/service.ts'
+import { type CreditedRow, creditSql, toCreditedPayment } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
-import { prepareAtOnce, type TransferInput } from '../ledger/transfers.ts'
-import { isLedgerError } from '../ledger/types.ts'
+import { lockAccountsCtes, planAtOnce, type TransferInput } from '../ledger/transfers.ts'
+import { type Account, isLedgerError } from '../ledger/types.ts'
 import { writeWithEvent } from '../webhooks/outbox.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
 import { grantTotalsCte, lockAndCheckLimits } from './limits.ts'
@@ -31,13 +32,15 @@ class ReceiverRefused {}
 
 /**
  * Creates a payment to an incoming payment of this ASE and settles it in the same transaction,
- * in few statements: the grant's lock; its spending and whether the quote was used (one query);
- * the incoming payment's credit (which locks its row, as every credit does, before any ledger
- * account); the ledger's transfers checked at once (one statement locking the sender's and the
- * receiver's wallets in id order), the reservation among them recorded as made and posted in full;
- * and one statement writing the transfers, the accounts' deltas, the payment row, its `created` and
- * `completed` events, and the incoming payment's `completed` when this credit completed it.
- * Nothing is read twice: the quote, the wallet addresses and the asset's account ids are known.
+ * in three statements between BEGIN and COMMIT: the grant's lock, which returns its spending and
+ * whether the quote was used; `creditAndLock`, the incoming payment's credit (which locks its row,
+ * as every credit does, before any ledger account) with the sender's and the receiver's wallets
+ * locked in id order and the assets' limit-free accounts read; then, the ledger's transfers
+ * checked at once and the reservation among them recorded as made and posted in full, one
+ * statement writing the transfers, the accounts' deltas, the payment row, its `created` and
+ * `completed` events, the grant's new totals, and the incoming payment's `completed` when this
+ * credit completed it. Nothing is read twice: the quote, the wallet addresses and the asset's
+ * account ids are known.
  *
  * The outcome is what creating the payment and then settling it (settlement.ts) would give, with
  * the same transfer ids, events in the same order, and no moment in which the payment is sending.
@@ -60,17 +63,20 @@ export async function createAndSettle(
       if (allowed === 'unauthorized') throw new Refused('unauthorized')
       const { spent } = allowed
 
-      const credited = await creditIncomingPayment(
-        trx,
-        quote.localIncomingPaymentId!,
+      const rows = await creditAndLock(trx, [
+        quote.localIncomingPaymentId,
         quote.receiveAmount,
-        { callerRecordsCompletion: true },
-      )
-      if (typeof credited === 'string') throw new ReceiverRefused()
-      const { wallet, ...incomingPayment } = credited
+        wa.ledgerAccountId,
+        wa.assetId,
+      ])
+      if (rows[0]!.id === null) throw new ReceiverRefused()
+      const { wallet, ...incomingPayment } = toCreditedPayment(rows[0] as CreditedRow)
 
       // Checked now (the accounts locked); written below, in the payment's statement.
-      const ledgerWrites = await prepareAtOnce(trx, await transfers(trx, id, quote, wa, wallet))
+      const ledgerWrites = planAtOnce(
+        new Map(rows.map((r) => [r.account_id, accountOf(r)])),
+        await transfers(trx, id, quote, wa, wallet),
+      )
       if (isLedgerError(ledgerWrites)) {
         if (ledgerWrites.code === 'insufficient_balance') throw new Refused('insufficient_balance')
         throw new Error(`settlement at create failed: ${ledgerWrites.message}`)
@@ -142,6 +148,52 @@ export async function createAndSettle(
     return 'attempt_failed'
   }
 }
+
+/** A row of `creditAndLock`: the credit's (null: refused) and one account's. */
+type CreditAndLockRow = { [K in keyof CreditedRow]: CreditedRow[K] | null } & {
+  account_id: string
+  account_asset_id: string
+  account_kind: AccountKind
+  account_rule: BalanceRule
+  account_debits_posted: bigint
+  account_credits_posted: bigint
+  account_debits_pending: bigint
+  account_credits_pending: bigint
+  account_debit_limit: bigint | null
+}
+
+// The rest of settlement at create's locks, in one round trip and in the order every path takes
+// them: the incoming payment's row by its credit (`$1`, by `$2`), then the ledger accounts: the
+// sender's wallet (`$3`) and the receiver's (the credit's, so the credit runs first) locked in id
+// order, with the limit-free accounts of both wallets' assets (`$4`, the credit's) read. One row
+// per account; the credit's columns are null when the receiver refused it. The grant's lock comes
+// before, on its own: a statement waiting for a busy grant's lock would go on from a snapshot as
+// old as its wait, and re-reading the sender's account after every payment made meanwhile cost
+// PostgreSQL more than the round trip saved (measured: one grant, 8 creates at a time).
+const creditAndLock = prepared<CreditAndLockRow>(`
+  WITH credited AS (${creditSql('$1::uuid', '$2::numeric')}),
+  ${lockAccountsCtes(
+    ['$3::uuid', '(SELECT ledger_account_id FROM credited)'],
+    ['$4::uuid', '(SELECT asset_id FROM credited)'],
+  )}
+  SELECT c.*, a.id AS account_id, a.asset_id AS account_asset_id, a.kind AS account_kind,
+         a.rule AS account_rule, a.debits_posted AS account_debits_posted,
+         a.credits_posted AS account_credits_posted, a.debits_pending AS account_debits_pending,
+         a.credits_pending AS account_credits_pending, a.debit_limit AS account_debit_limit
+    FROM (SELECT * FROM locked_accounts UNION ALL SELECT * FROM limit_free_accounts) a
+    LEFT JOIN credited c ON true`)
+
+const accountOf = (r: CreditAndLockRow): Account => ({
+  id: r.account_id,
+  assetId: r.account_asset_id,
+  kind: r.account_kind,
+  rule: r.account_rule,
+  debitsPosted: r.account_debits_posted,
+  creditsPosted: r.account_credits_posted,
+  debitsPending: r.account_debits_pending,
+  creditsPending: r.account_credits_pending,
+  debitLimit: r.account_debit_limit,
+})
 
 /**
  * The transfers of settlement.ts, with its ids: the reservation (posted at once) into the asset's
