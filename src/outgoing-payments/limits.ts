@@ -77,7 +77,9 @@ const receiveKey = (a: { code: string; scale: number }) => `${a.code}:${a.scale}
 // asset `$4`/`$5`, and whether quote `$2` was used. Those subqueries read the statement's snapshot,
 // which may predate the lock wait: a payment that failed meanwhile gives nothing back to this
 // create yet (it errs on the safe side), and a payment made meanwhile from the same quote is
-// refused by the unique index on outgoing_payments.quote_id.
+// refused by the unique index on outgoing_payments.quote_id. A grant's first create inserts the
+// row with valid totals of zero since `$3`: every create takes this lock, so a grant without the
+// row has no payments to sum.
 const lockGrantTotals = prepared<{
   totals_valid: boolean
   totals_since: Date | null
@@ -87,7 +89,8 @@ const lockGrantTotals = prepared<{
   given_back_debit: bigint
   given_back_receive: bigint
 }>(
-  `INSERT INTO outgoing_payment_grants AS g (grant_id) VALUES ($1)
+  `INSERT INTO outgoing_payment_grants AS g (grant_id, totals_valid, totals_since)
+   VALUES ($1, true, $3::timestamptz)
    ON CONFLICT (grant_id) DO UPDATE SET grant_id = EXCLUDED.grant_id
    RETURNING g.totals_valid, g.totals_since, g.debit_total, g.receive_totals,
      EXISTS (SELECT 1 FROM outgoing_payments u WHERE u.quote_id = $2) AS quote_used,
@@ -125,9 +128,9 @@ const sumGrantPayments = prepared<{
  * Takes the grant's lock and checks a new payment, paid from quote `p`, against the grant's
  * limits: the receiver if pinned, the current interval, and the debit or receive maximum counting
  * what was already spent (failed and cancelled payments excluded). One statement locks the grant
- * and returns its running totals; only a grant's first create (or its first in a new interval)
- * sums its payments. Returns the spending including this payment and the totals to store with it
- * (`grantTotalsCte`, `storeGrantTotals`), or why not.
+ * and returns its running totals; only a grant's first create in a new interval (or its first
+ * since the totals were kept, migration 0019) sums its payments. Returns the spending including
+ * this payment and the totals to store with it (`grantTotalsCte`, `storeGrantTotals`), or why not.
  */
 export async function lockAndCheckLimits(
   trx: Db,
