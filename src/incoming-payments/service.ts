@@ -276,19 +276,12 @@ export interface CreditedPayment extends IncomingPayment {
 }
 
 /**
- * Adds `amount` to what the payment received, inside the caller's transaction, as one conditional
- * update that returns the payment as updated: never after completion or expiry, never beyond
- * `incomingAmount`, and completing the payment when it reaches that amount (its
- * `incoming_payment.completed` event is recorded here, unless `callerRecordsCompletion`: then the
- * caller records it in the same transaction). Concurrent credits serialise on the row.
+ * The credit of incoming payment `id` by `amount` (parameter names, as `$1`): it returns the
+ * payment's row (`CreditedRow`) only if the payment is open and the amount fits. The wallet and
+ * asset are joined in, not locked (an UPDATE locks only its target's rows). A statement that
+ * locks more may use this text as a CTE, as settlement at create does.
  */
-/**
- * The credit of incoming payment `id` by `amount` (parameter names, as `$1`), and `also`, a further
- * condition: it returns the payment's row (`CreditedRow`) only if the payment is open and the
- * amount fits. The wallet and asset are joined in, not locked (an UPDATE locks only its target's
- * rows). A statement that locks more may use this text as a CTE.
- */
-export const creditSql = (id: string, amount: string, also = 'true') => `
+export const creditSql = (id: string, amount: string) => `
   UPDATE incoming_payments p
      SET received_amount = p.received_amount + ${amount},
          completed_at = CASE WHEN p.incoming_amount = p.received_amount + ${amount} THEN now() END,
@@ -297,7 +290,6 @@ export const creditSql = (id: string, amount: string, also = 'true') => `
    WHERE p.id = ${id} AND w.id = p.wallet_address_id
      AND p.completed_at IS NULL AND p.expires_at > now()
      AND (p.incoming_amount IS NULL OR p.received_amount + ${amount} <= p.incoming_amount)
-     AND ${also}
   RETURNING p.id, p.wallet_address_id, w.path, a.code, a.scale, p.client, p.incoming_amount,
     p.received_amount, p.completed_at, p.cancelled_at, p.cancel_reason, p.expires_at, p.metadata,
     p.created_at, p.updated_at, w.ledger_account_id, w.asset_id`
@@ -315,17 +307,22 @@ export function toCreditedPayment(row: CreditedRow): CreditedPayment {
   }
 }
 
+/**
+ * Adds `amount` to what the payment received, inside the caller's transaction, as one conditional
+ * update that returns the payment as updated: never after completion or expiry, never beyond
+ * `incomingAmount`, and completing the payment when it reaches that amount (its
+ * `incoming_payment.completed` event is recorded here). Concurrent credits serialise on the row.
+ */
 export async function creditIncomingPayment(
   trx: Db,
   id: string,
   amount: bigint,
-  opts: { callerRecordsCompletion?: boolean } = {},
 ): Promise<CreditedPayment | CreditError> {
   const row = (await creditOne(trx, [id, amount]))[0]
   if (row) {
     const { wallet, ...ip } = toCreditedPayment(row)
     // Completed by this credit: the update only touches payments that were open.
-    if (ip.completedAt !== null && !opts.callerRecordsCompletion)
+    if (ip.completedAt !== null)
       await recordEvent(trx, { type: 'incoming_payment.completed', incomingPayment: ip })
     return { ...ip, wallet }
   }
