@@ -82,6 +82,8 @@ await build({
     // `ilp/stream-receiver.ts` configures the `debug` instance ilp-logger requires at run time:
     // a bundled copy would be another instance.
     'debug',
+    // A native addon, loaded from its own package directory (its prebuilt binaries).
+    'sodium-native',
   ],
   // The bundled CommonJS packages call `require` and read `__dirname`, which an ES module lacks.
   banner: {

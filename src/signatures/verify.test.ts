@@ -201,6 +201,27 @@ describe('requests signed by @interledger/http-signature-utils', () => {
     assert.equal(!notEd25519.ok && notEd25519.reason, 'invalid_signature')
   })
 
+  test('a malformed or small-order key, or a signature of another length, is an invalid signature', async () => {
+    const req = await official({ method: 'GET', authorization: 'GNAP tok' })
+    const invalid = { ok: false, reason: 'invalid_signature' }
+    const withKey = async (x: string) => {
+      const r = await verifySignature(req, async () => ({ ...jwk, x }))
+      return { ok: r.ok, reason: !r.ok && r.reason }
+    }
+    assert.deepEqual(await withKey(client.x.slice(0, -1)), invalid) // 31.x bytes
+    assert.deepEqual(await withKey(`${client.x}A`), invalid) // 33 bytes
+    assert.deepEqual(await withKey(`${client.x.slice(0, -1)}=`), invalid) // not base64url
+    // The identity point: every signature "verifies" under it without the small-order check.
+    assert.deepEqual(await withKey(`AQ${'A'.repeat(41)}`), invalid)
+    const [label, value] = (req.headers.signature as string).split('=:')
+    const sig = Buffer.from(value!.slice(0, -1), 'base64')
+    for (const bytes of [sig.subarray(0, 63), Buffer.concat([sig, Buffer.from([0])])]) {
+      const headers = { ...req.headers, signature: `${label}=:${bytes.toString('base64')}:` }
+      const r = await verifySignature({ ...req, headers }, lookup)
+      assert.deepEqual({ ok: r.ok, reason: !r.ok && r.reason }, invalid)
+    }
+    await assertOk(req)
+  })
   test('the key is looked up by keyid', async () => {
     const seen: string[] = []
     const req = await official({ method: 'GET', authorization: 'GNAP tok' })

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject, verify } from 'node:crypto'
+import sodium from 'sodium-native'
 import type { Jwk } from '../wallet-addresses/keys.ts'
 import { checkContentDigest } from './content-digest.ts'
 import {
@@ -154,7 +154,11 @@ async function verifyOne(
   }
   const key = ed25519Key(jwk)
   if (!key) return failure('invalid_signature', 'client key is not an Ed25519 key')
-  if (!verify(null, Buffer.from(lines.join('\n')), key, signature.value.value)) {
+  const sig = signature.value.value
+  if (
+    sig.length !== sodium.crypto_sign_BYTES ||
+    !sodium.crypto_sign_verify_detached(sig, Buffer.from(lines.join('\n')), key)
+  ) {
     return failure('invalid_signature', 'provided signature is invalid')
   }
   return { ok: true, keyId: params.keyId }
@@ -239,22 +243,27 @@ function rawPathAndQuery(uri: string): { path: string; query: string | undefined
 }
 
 /**
- * Imported keys by JWK object: the key caches hand out the same object while they keep it, so a
- * client's key is imported once per cache period instead of once per request.
+ * Public keys by JWK object: the key caches hand out the same object while they keep it, so a
+ * client's key is decoded once per cache period instead of once per request.
  */
-const imported = new WeakMap<Jwk, KeyObject>()
+const decoded = new WeakMap<Jwk, Buffer>()
+/** An Ed25519 public key's `x`: 32 bytes in unpadded base64url. */
+const ED25519_X = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/
 
-function ed25519Key(jwk: Jwk): KeyObject | undefined {
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519') return undefined
-  const known = imported.get(jwk)
+/**
+ * Verification is libsodium's (sodium-native), not Node's: OpenSSL's Ed25519 verify took 105 µs
+ * here and libsodium's 50 µs, and it was the largest single cost of a signed request (a fifth of
+ * the server's CPU in creating an incoming payment). libsodium is also the stricter of the two:
+ * it refuses keys of small order and non-canonical signatures.
+ */
+function ed25519Key(jwk: Jwk): Buffer | undefined {
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') return undefined
+  const known = decoded.get(jwk)
   if (known) return known
-  try {
-    const key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, format: 'jwk' })
-    imported.set(jwk, key)
-    return key
-  } catch {
-    return undefined
-  }
+  if (!ED25519_X.test(jwk.x)) return undefined
+  const key = Buffer.from(jwk.x, 'base64url')
+  decoded.set(jwk, key)
+  return key
 }
 
 const failure = (reason: SignatureFailureReason, message: string): SignatureFailure => ({
