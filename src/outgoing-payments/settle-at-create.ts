@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import { type Db, PREPARE, prepared } from '../db/database.ts'
+import { LAST_STATEMENT } from '../db/pipelined-postgres.ts'
 import type { AccountKind, BalanceRule } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import { type CreditedRow, creditSql, toCreditedPayment } from '../incoming-payments/service.ts'
@@ -7,7 +8,7 @@ import { assetAccountId } from '../ledger/accounts.ts'
 import { lockAccountsCtes, planAtOnce, type TransferInput } from '../ledger/transfers.ts'
 import { type Account, isLedgerError } from '../ledger/types.ts'
 import { writeWithEvent } from '../webhooks/outbox.ts'
-import { afterWalletDebit } from '../webhooks/thresholds.ts'
+import { balanceLowEvent } from '../webhooks/thresholds.ts'
 import { grantTotalsCte, lockAndCheckLimits } from './limits.ts'
 import {
   type Created,
@@ -72,11 +73,10 @@ export async function createAndSettle(
       if (rows[0]!.id === null) throw new ReceiverRefused()
       const { wallet, ...incomingPayment } = toCreditedPayment(rows[0] as CreditedRow)
 
-      // Checked now (the accounts locked); written below, in the payment's statement.
-      const ledgerWrites = planAtOnce(
-        new Map(rows.map((r) => [r.account_id, accountOf(r)])),
-        await transfers(trx, id, quote, wa, wallet),
-      )
+      // Checked now (the accounts locked); written below, in the payment's statement. `accounts`
+      // is left as the transfers leave the accounts.
+      const accounts = new Map(rows.map((r) => [r.account_id, accountOf(r)]))
+      const ledgerWrites = planAtOnce(accounts, await transfers(trx, id, quote, wa, wallet))
       if (isLedgerError(ledgerWrites)) {
         if (ledgerWrites.code === 'insufficient_balance') throw new Refused('insufficient_balance')
         throw new Error(`settlement at create failed: ${ledgerWrites.message}`)
@@ -105,9 +105,16 @@ export async function createAndSettle(
       }
       const sent = quote.debitAmount - quote.feeAmount
       const v = paymentValues(id, input, quote)
+      const balanceLow = await balanceLowEvent(
+        trx,
+        wa,
+        quote.debitAmount,
+        () => accounts.get(wa.ledgerAccountId)!,
+      )
+      // The transaction's last statement: COMMIT goes with it.
       const [row] = await writeWithEvent<Parameters<typeof toOutgoingPayment>[0]>(
         trx,
-        sql`${PREPARE} INSERT INTO outgoing_payments
+        sql`${PREPARE}${LAST_STATEMENT} INSERT INTO outgoing_payments
               (id, wallet_address_id, client, grant_id, quote_id, receiver, debit_amount,
                fee_amount, receive_amount, receive_asset_code, receive_asset_scale, sent_amount,
                state, next_attempt_at, metadata, created_at, updated_at)
@@ -127,10 +134,10 @@ export async function createAndSettle(
             outgoingPayment: { ...created, state: 'completed', sentAmount: sent },
             sender: wa,
           },
+          ...(balanceLow ? [balanceLow] : []),
         ],
         sql`${ledgerWrites}, ${grantTotalsCte(input.grantId, allowed.totals)}`,
       )
-      await afterWalletDebit(trx, wa, quote.debitAmount)
       return {
         payment: toOutgoingPayment(row!),
         spent,

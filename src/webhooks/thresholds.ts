@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { Db } from '../db/database.ts'
 import { available, getAccount } from '../ledger/accounts.ts'
+import type { Account } from '../ledger/types.ts'
 import type { Peer } from '../peers/service.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
+import type { NewEvent } from './events.ts'
 import { recordEvent } from './outbox.ts'
 
 /** What a low-balance threshold watches: a wallet address, every wallet address of an asset, or a peer. */
@@ -78,13 +80,33 @@ export async function deleteThreshold(db: Db, target: ThresholdTarget): Promise<
  * row, so concurrent debits see each other's balances.
  */
 export async function afterWalletDebit(trx: Db, wa: WalletAddress, amount: bigint): Promise<void> {
-  const own = await cachedThreshold(trx, 'wallet_address_id', wa.id)
-  const threshold = own ?? (await cachedThreshold(trx, 'asset_id', wa.assetId))
-  if (threshold === null) return
-  const account = (await getAccount(trx, wa.ledgerAccountId))!
+  const event = await balanceLowEvent(
+    trx,
+    wa,
+    amount,
+    async () => (await getAccount(trx, wa.ledgerAccountId))!,
+  )
+  if (event) await recordEvent(trx, event)
+}
+
+/**
+ * `afterWalletDebit`'s event, for a caller that writes it itself, in the statement of its debit:
+ * `accountAfter` gives the wallet address's account as the debit leaves it (read only when a
+ * threshold applies).
+ */
+export async function balanceLowEvent(
+  db: Db,
+  wa: WalletAddress,
+  amount: bigint,
+  accountAfter: () => Account | Promise<Account>,
+): Promise<NewEvent | undefined> {
+  const own = await cachedThreshold(db, 'wallet_address_id', wa.id)
+  const threshold = own ?? (await cachedThreshold(db, 'asset_id', wa.assetId))
+  if (threshold === null) return undefined
+  const account = await accountAfter()
   const after = available(account)
-  if (after + amount < threshold || after >= threshold) return
-  await recordEvent(trx, {
+  if (after + amount < threshold || after >= threshold) return undefined
+  return {
     type: 'wallet_address.balance_low',
     walletAddress: wa,
     balance: {
@@ -94,7 +116,7 @@ export async function afterWalletDebit(trx: Db, wa: WalletAddress, amount: bigin
     },
     threshold,
     thresholdOf: own === null ? 'asset' : 'wallet_address',
-  })
+  }
 }
 
 /**

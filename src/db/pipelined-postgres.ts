@@ -1,0 +1,170 @@
+import type { Socket } from 'node:net'
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  PostgresDialect,
+  type QueryResult,
+  sql,
+  type TransactionSettings,
+} from 'kysely'
+import type pg from 'pg'
+
+/**
+ * Marks a BEGIN or COMMIT sent in the same write as a statement: `countRoundTrips` (database.ts)
+ * counts its transaction but not a round trip.
+ */
+export const PIPELINED = '/* pipelined */'
+
+const LAST_MARK = '/* last statement */'
+/**
+ * Written anywhere in a statement's `sql` text inside a transaction, sends COMMIT right behind the
+ * statement, in the same round trip. Nothing may run in the transaction after it (that throws),
+ * and the caller must not fail after it: the transaction commits if the statement succeeds.
+ * COMMIT is still reported where Kysely reports it (a failed commit fails the transaction's
+ * `execute`); outside a transaction the mark does nothing.
+ */
+export const LAST_STATEMENT = sql.raw(LAST_MARK)
+
+/**
+ * Kysely's PostgreSQL dialect with BEGIN sent together with a transaction's first statement, and
+ * COMMIT with a statement marked as its last (`LAST_STATEMENT`): one or two round trips fewer per
+ * transaction, which matters most where PostgreSQL is across a network. The pool's clients run in
+ * `pg`'s pipeline mode, which sends a query without waiting for the one before it; Kysely still
+ * runs one statement at a time per connection, so only BEGIN and COMMIT ever share a round trip.
+ *
+ * A BEGIN that fails fails its transaction's first statement too (it may run outside the
+ * transaction, alone, only if BEGIN failed while the connection still worked: PostgreSQL refuses
+ * BEGIN on an open connection for no other reason than a transaction already open, and then only
+ * warns). A transaction that runs no statement sends nothing.
+ */
+export class PipelinedPostgresDialect extends PostgresDialect {
+  readonly #pool: pg.Pool
+
+  constructor(pool: pg.Pool) {
+    super({ pool })
+    this.#pool = pool
+  }
+
+  override createDriver(): Driver {
+    return new PipelinedDriver(this.#pool)
+  }
+}
+
+class PipelinedDriver implements Driver {
+  readonly #connections = new WeakMap<pg.PoolClient, PipelinedConnection>()
+
+  constructor(readonly pool: pg.Pool) {}
+
+  async init(): Promise<void> {}
+
+  async acquireConnection(): Promise<PipelinedConnection> {
+    const client = await this.pool.connect()
+    let connection = this.#connections.get(client)
+    if (!connection) {
+      connection = new PipelinedConnection(client)
+      this.#connections.set(client, connection)
+    }
+    return connection
+  }
+
+  async beginTransaction(c: PipelinedConnection, settings: TransactionSettings): Promise<void> {
+    const mode = [
+      settings.isolationLevel && `isolation level ${settings.isolationLevel}`,
+      settings.accessMode,
+    ].filter(Boolean)
+    c.begin(`BEGIN ${mode.join(' ')} ${PIPELINED}`)
+  }
+
+  async commitTransaction(c: PipelinedConnection): Promise<void> {
+    await c.end('COMMIT')
+  }
+
+  async rollbackTransaction(c: PipelinedConnection): Promise<void> {
+    await c.end('ROLLBACK')
+  }
+
+  async releaseConnection(c: PipelinedConnection): Promise<void> {
+    c.client.release()
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool.end()
+  }
+}
+
+const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE'])
+
+class PipelinedConnection implements DatabaseConnection {
+  /** The BEGIN not sent yet: it goes with the transaction's first statement. */
+  #begin: string | undefined
+  /** Whether this transaction's BEGIN was sent. */
+  #begun = false
+  /** The COMMIT sent with a `LAST_STATEMENT`, awaited by Kysely's commit (or its rollback). */
+  #committing: Promise<unknown> | undefined
+
+  constructor(readonly client: pg.PoolClient) {}
+
+  begin(text: string): void {
+    this.#begin = text
+    this.#begun = false
+  }
+
+  async end(text: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    this.#begin = undefined
+    const committing = this.#committing
+    this.#committing = undefined
+    if (!this.#begun) return
+    this.#begun = false
+    // Sent already: a failed last statement made it a rollback, which is what a rollback wants.
+    if (committing) await (text === 'COMMIT' ? committing : committing.catch(() => {}))
+    else await this.client.query(text)
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.#committing) throw new Error('a statement after its transaction’s last statement')
+    const last = this.#begun || this.#begin !== undefined ? query.sql.includes(LAST_MARK) : false
+    if (this.#begin === undefined && !last) return toResult(await this.send(query))
+    // Corked, they go in one write: PostgreSQL finds each statement behind the one before it
+    // without a wait, and a statement that fails makes the COMMIT behind it a rollback.
+    const { stream } = (this.client as unknown as { connection: { stream: Socket } }).connection
+    stream.cork()
+    let begun: Promise<unknown> | undefined
+    let result: Promise<pg.QueryResult>
+    try {
+      if (this.#begin !== undefined) {
+        begun = this.client.query(this.#begin)
+        this.#begin = undefined
+        this.#begun = true
+      }
+      result = this.send(query)
+      if (last) {
+        this.#committing = this.client.query(`COMMIT ${PIPELINED}`)
+        this.#committing.catch(() => {}) // awaited by end()
+      }
+    } finally {
+      stream.uncork()
+    }
+    const [b, r] = await Promise.allSettled([begun, result])
+    // A failed BEGIN fails the statement, whose own error (if it has one) says more.
+    if (b.status === 'rejected' && r.status === 'fulfilled') throw b.reason
+    if (r.status === 'rejected') throw r.reason
+    return toResult(r.value)
+  }
+
+  send(query: CompiledQuery): Promise<pg.QueryResult> {
+    return this.client.query(query.sql, [...query.parameters])
+  }
+
+  // biome-ignore lint/correctness/useYield: streaming is not used; Kysely's interface requires it
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not supported')
+  }
+}
+
+function toResult<R>({ command, rowCount, rows }: pg.QueryResult): QueryResult<R> {
+  return {
+    numAffectedRows: WRITES.has(command) ? BigInt(rowCount ?? 0) : undefined,
+    rows: (rows ?? []) as R[],
+  }
+}
