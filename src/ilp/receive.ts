@@ -186,8 +186,8 @@ export function createBooker(deps: Deps): Booker {
  * answered as booked, each payment takes the packets that fit in order (what does not fit is
  * refused, the rest still goes), the ledger takes or refuses each packet's transfers against the
  * running totals (a peer over its credit line), and each payment and account is then updated once
- * with the sum. Every packet's outcome holds once the transaction commits. Four round trips
- * whatever the batch's size (BEGIN, the locks and reads, the writes, COMMIT); more only when a
+ * with the sum. Every packet's outcome holds once the transaction commits. Three round trips
+ * whatever the batch's size (BEGIN with the locks and reads, the writes, COMMIT); more only when a
  * payment completes (its event) or a peer has a low-liquidity threshold.
  */
 async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {

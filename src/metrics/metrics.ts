@@ -79,7 +79,7 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
     if (pool().statements !== undefined) {
       new Counter({
         name: 'op_db_statements_total',
-        help: 'Statements sent to the database (each one round trip), BEGIN and COMMIT included.',
+        help: 'Round trips to the database: statements sent, BEGIN and COMMIT included unless sent with a statement.',
         registers,
         collect() {
           this.reset()

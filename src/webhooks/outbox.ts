@@ -17,8 +17,8 @@ export async function recordEvent(trx: Db, event: NewEvent): Promise<string> {
 
 /**
  * Runs `write` (a data-modifying statement with RETURNING) and records `event` in the same
- * statement: as atomic as a transaction, in one round trip instead of four (BEGIN, the write, the
- * event, COMMIT). For a state change that is a single write. Several events are recorded in the
+ * statement: as atomic as a transaction, in one round trip instead of a transaction's two or more
+ * (the write and the event, with BEGIN and COMMIT sent along: db/pipelined-postgres.ts). For a state change that is a single write. Several events are recorded in the
  * order given (their `seq`, which orders deliveries per resource). `alsoWrite`, CTEs of other
  * writes of the same change (not named `w`, `e` or `d`), run in the same statement. Returns the
  * rows `write` returned.
