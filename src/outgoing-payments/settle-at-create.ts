@@ -33,15 +33,15 @@ class ReceiverRefused {}
 
 /**
  * Creates a payment to an incoming payment of this ASE and settles it in the same transaction,
- * in three round trips: BEGIN with the grant's lock, which returns its spending and
- * whether the quote was used; `creditAndLock`, the incoming payment's credit (which locks its row,
- * as every credit does, before any ledger account) with the sender's and the receiver's wallets
- * locked in id order and the assets' limit-free accounts read; then, the ledger's transfers
- * checked at once and the reservation among them recorded as made and posted in full, one
- * statement, with COMMIT, writing the transfers, the accounts' deltas, the payment row, its
- * `created` and `completed` events, the grant's new totals, the incoming payment's `completed`
- * when this credit completed it, and the sender's `balance_low` when it crossed its threshold. Nothing is read twice: the quote, the wallet addresses and the asset's
- * account ids are known.
+ * in three round trips: BEGIN with the grant's lock, which returns its spending and whether the
+ * quote was used; `creditAndLock`, the incoming payment's credit (which locks its row, as every
+ * credit does, before any ledger account) with the sender's and the receiver's wallets locked in
+ * id order and the assets' limit-free accounts read; then, the ledger's transfers checked at once
+ * and the reservation among them recorded as made and posted in full, one statement, with COMMIT,
+ * writing the transfers, the accounts' deltas, the payment row, its `created` and `completed`
+ * events, the grant's new totals, the incoming payment's `completed` when this credit completed
+ * it, and the sender's `balance_low` when it crossed its threshold. Nothing is read twice: the
+ * quote, the wallet addresses and the asset's account ids are known.
  *
  * The outcome is what creating the payment and then settling it (settlement.ts) would give, with
  * the same transfer ids, events in the same order, and no moment in which the payment is sending.
