@@ -107,6 +107,18 @@ export interface TokenGrant {
 }
 
 /**
+ * The rows of an active token, as SQL text: its row (`t`) and its grant's (`g`) when the token is
+ * unrevoked, unexpired at `now` and its grant issued. `hash` and `now` are SQL (placeholders). The
+ * one definition of an active token for the statements that check one themselves.
+ */
+const activeToken = (
+  hash: string,
+  now: string,
+) => `access_tokens t JOIN grants g ON g.id = t.grant_id
+   WHERE t.value_hash = ${hash} AND t.revoked_at IS NULL AND t.expires_at > ${now}
+     AND g.finalization = 'issued'`
+
+/**
  * SQL of a scalar subquery: the issued grant of an unrevoked, unexpired token, as JSON, or NULL.
  * `hash` and `now` name the parameters that hold `tokenParams`. A resource read embeds it so
  * that the introspection costs no statement of its own.
@@ -114,19 +126,22 @@ export interface TokenGrant {
 export const tokenGrantSql = (hash: string, now: string) => `(
   SELECT json_build_object('id', g.id, 'access', g.access,
            'walletAddress', g.client_wallet_address, 'jwk', g.client_jwk)
-    FROM access_tokens t JOIN grants g ON g.id = t.grant_id
-   WHERE t.value_hash = ${hash} AND t.revoked_at IS NULL AND t.expires_at > ${now}
-     AND g.finalization = 'issued')`
+    FROM ${activeToken(hash, now)})`
+
+// `activeToken`'s text around its two values, for Kysely to put its own parameters between.
+const [beforeHash, betweenHashAndNow, afterNow] = activeToken('\0', '\0').split('\0') as [
+  string,
+  string,
+  string,
+]
 
 /**
- * A condition, as SQL: the token whose hash is `hash` is unrevoked, unexpired at `now`, and its
- * grant issued. A write that must only happen for an active token embeds it, so that the token's
- * state costs no statement of its own (`authorize`'s `tokenUnchecked`).
+ * A condition, as SQL: the token whose hash is `hash` is active at `now` (`activeToken`). A write
+ * that must only happen for an active token embeds it, so that the token's state costs no
+ * statement of its own (`authorize`'s `tokenUnchecked`).
  */
-export const tokenActive = (hash: string, now: Date) => sql<boolean>`EXISTS (
-  SELECT 1 FROM access_tokens t JOIN grants g ON g.id = t.grant_id
-   WHERE t.value_hash = ${hash} AND t.revoked_at IS NULL AND t.expires_at > ${now}
-     AND g.finalization = 'issued')`
+export const tokenActive = (hash: string, now: Date) =>
+  sql<boolean>`EXISTS (SELECT 1 FROM ${sql.raw(beforeHash)}${hash}${sql.raw(betweenHashAndNow)}${now}${sql.raw(afterNow)})`
 
 /** The parameters of `tokenGrantSql`; no token (a malformed header) matches nothing. */
 export const tokenParams = (value: string | undefined, now: Date) => [
