@@ -197,6 +197,16 @@ describe('the full flow', () => {
       { walletAddress: alice.url, incomingPayment: ip.id, debitAmount: usd('1000') },
     )
     assert.deepEqual(created.receiveAmount, usd('980'))
+    // The quote made on the spot is stored with the payment (by the statement that settled it).
+    const quote = await server.database.db
+      .selectFrom('quotes')
+      .selectAll()
+      .where('id', '=', created.quoteId!.split('/').at(-1)!)
+      .executeTakeFirstOrThrow()
+    assert.deepEqual(
+      [quote.debit_amount, quote.fee_amount, quote.receive_amount, quote.receiver],
+      [1000n, 20n, 980n, ip.id],
+    )
     const done = await settled(opToken, created.id)
     assert.deepEqual(done.sentAmount, usd('980'))
     const received = await app.client.incomingPayment.get({ url: ip.id, accessToken: ipToken })

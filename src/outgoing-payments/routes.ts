@@ -3,7 +3,7 @@ import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { HttpError, notFound } from '../lib/errors.ts'
 import { localReceivers, quoteRefused, withLocalReceiver } from '../quotes/routes.ts'
-import { createQuote } from '../quotes/service.ts'
+import { priceQuote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { gnapToken } from '../resource-server/authorize.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
@@ -104,8 +104,9 @@ export async function outgoingPaymentRoutes(
         if (!stored) throw CREATE_ERRORS.unknown_quote
         quote = stored
       } else {
-        // Straight from an incoming payment: a fixed-send quote made on the spot.
-        const made = await createQuote(deps, {
+        // Straight from an incoming payment: a fixed-send quote made on the spot, stored with
+        // the payment.
+        const made = await priceQuote(deps, {
           walletAddress: wa,
           client: auth.clientId,
           receiver: body.incomingPayment!,
@@ -113,7 +114,7 @@ export async function outgoingPaymentRoutes(
           debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
         })
         if (typeof made === 'string' || 'error' in made) throw quoteRefused(made)
-        quote = { made }
+        quote = { priced: made }
       }
       const created = await createOutgoingPayment(deps, {
         walletAddress: wa,

@@ -12,7 +12,7 @@ import { createTransfer } from '../ledger/transfers.ts'
 import { isLedgerError } from '../ledger/types.ts'
 import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
-import type { Quote } from '../quotes/service.ts'
+import { type PricedQuote, type Quote, saveQuote } from '../quotes/service.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
@@ -77,9 +77,11 @@ export interface CreateInput {
   limits: OutgoingLimits | undefined
   /**
    * The stored quote the request names (`readQuoteForPayment`), or the quote this request has just
-   * made (fixed send straight from an incoming payment), whose receiver is not resolved again.
+   * priced (fixed send straight from an incoming payment), whose receiver is not resolved again:
+   * stored with the payment, by the statement that settles it at create or else before its
+   * transaction.
    */
-  quote: { stored: StoredQuote | undefined } | { made: Quote }
+  quote: { stored: StoredQuote | undefined } | { priced: PricedQuote }
   metadata?: Record<string, unknown>
   /**
    * This process runs the payment worker: a payment to a local incoming payment is settled in
@@ -109,8 +111,9 @@ export async function createOutgoingPayment(
 ): Promise<Created | CreateError> {
   const { db } = deps
   const wa = input.walletAddress
+  const priced = 'priced' in input.quote ? input.quote.priced : undefined
   const quote =
-    'made' in input.quote ? input.quote.made : await payableQuote(deps, input.quote.stored)
+    'priced' in input.quote ? input.quote.priced : await payableQuote(deps, input.quote.stored)
   if (typeof quote === 'string') return quote
   if (quote.walletAddressId !== wa.id || quote.expiresAt <= new Date()) return 'invalid_quote'
 
@@ -137,11 +140,13 @@ export async function createOutgoingPayment(
     !decision &&
     !(await deps.coreBanking.hooks.enabled())
   ) {
-    const settled = await createAndSettle(deps, { ...input, id, quote })
+    const settled = await createAndSettle(deps, { ...input, id, quote, unsaved: priced })
     // Settling at create failed unexpectedly: that was the payment's first attempt.
     if (settled === 'attempt_failed') failedAttempt = firstAttemptFailed()
     else if (settled !== 'receiver_refused') return settled
   }
+  // Not settled at create: the quote made for this payment is stored first, as any quote.
+  if (priced) await saveQuote(db, priced)
 
   const reserve = async (trx: Db): Promise<Created | CreateError> => {
     const allowed = await lockAndCheckLimits(trx, input.grantId, input.limits, quote, new Date())

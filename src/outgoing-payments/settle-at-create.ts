@@ -7,6 +7,7 @@ import { type CreditedRow, creditSql, toCreditedPayment } from '../incoming-paym
 import { assetAccountId } from '../ledger/accounts.ts'
 import { lockAccountsCtes, planAtOnce, type TransferInput } from '../ledger/transfers.ts'
 import { type Account, isLedgerError } from '../ledger/types.ts'
+import { type PricedQuote, QUOTE_COLUMNS, quoteValues } from '../quotes/service.ts'
 import { writeWithEvent } from '../webhooks/outbox.ts'
 import { balanceLowEvent } from '../webhooks/thresholds.ts'
 import { grantTotalsCte, lockAndCheckLimits } from './limits.ts'
@@ -53,7 +54,12 @@ class ReceiverRefused {}
  */
 export async function createAndSettle(
   deps: Deps,
-  input: Omit<CreateInput, 'quote'> & { id: string; quote: QuoteTerms },
+  input: Omit<CreateInput, 'quote'> & {
+    id: string
+    quote: QuoteTerms
+    /** The quote when it is made for this payment and not stored yet: the write stores it. */
+    unsaved: PricedQuote | undefined
+  },
 ): Promise<Created | CreateError | 'receiver_refused' | 'attempt_failed'> {
   const { id, quote } = input
   const wa = input.walletAddress
@@ -136,7 +142,9 @@ export async function createAndSettle(
           },
           ...(balanceLow ? [balanceLow] : []),
         ],
-        sql`${ledgerWrites}, ${grantTotalsCte(input.grantId, allowed.totals)}`,
+        sql`${ledgerWrites}, ${grantTotalsCte(input.grantId, allowed.totals)}${
+          input.unsaved ? sql`, ${quoteCte(input.unsaved)}` : sql``
+        }`,
       )
       return {
         payment: toOutgoingPayment(row!),
@@ -155,6 +163,11 @@ export async function createAndSettle(
     return 'attempt_failed'
   }
 }
+
+/** A CTE storing a quote made for the payment, in the payment's own statement. */
+const quoteCte = (q: PricedQuote) =>
+  sql`saved_quote AS (INSERT INTO quotes (${sql.raw(QUOTE_COLUMNS)})
+        VALUES (${sql.join(quoteValues(q))}))`
 
 /** A row of `creditAndLock`: the credit's (null: refused) and one account's. */
 type CreditAndLockRow = { [K in keyof CreditedRow]: CreditedRow[K] | null } & {

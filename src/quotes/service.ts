@@ -62,6 +62,21 @@ export interface QuoteRequest {
  * The quote binds until it expires, never later than the receiver does.
  */
 export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteRefusal> {
+  const priced = await priceQuote(deps, req)
+  return typeof priced === 'string' || 'error' in priced ? priced : saveQuote(deps.db, priced)
+}
+
+/** A quote priced and not yet stored (`saveQuote`, or in the statement of its payment). */
+export interface PricedQuote extends Quote {
+  rate: Ratio
+  ilpTerms: IlpTerms | undefined
+}
+
+/** `createQuote` without the write. */
+export async function priceQuote(
+  deps: Deps,
+  req: QuoteRequest,
+): Promise<PricedQuote | QuoteRefusal> {
   const { db, config, rates } = deps
   // A receiver at another ASE is read on the client's behalf, against its fetch budget.
   const receiver = req.resolved
@@ -115,33 +130,61 @@ export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote 
   // A fixed-send quote may buy more than the receiver still accepts.
   if (remaining !== undefined && priced.receive > remaining) return 'invalid_amount'
 
-  const lifespanEnd = Date.now() + config.openPayments.quoteLifespanSeconds * 1000
-  const [row] = await insertQuote(db, [
-    randomUUID(),
-    wa.id,
-    req.client,
-    receiver.url,
-    receiver.localIncomingPaymentId,
-    priced.debit,
-    priced.fee,
-    priced.receive,
-    receiver.asset.code,
-    receiver.asset.scale,
-    rate.num,
-    rate.den,
-    terms ? JSON.stringify(terms, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) : null,
-    new Date(Math.min(lifespanEnd, receiver.expiresAt?.getTime() ?? lifespanEnd)),
-  ])
-  return toQuote(row!)
+  const now = Date.now()
+  const lifespanEnd = now + config.openPayments.quoteLifespanSeconds * 1000
+  return {
+    id: randomUUID(),
+    walletAddressId: wa.id,
+    client: req.client,
+    receiver: receiver.url,
+    localIncomingPaymentId: receiver.localIncomingPaymentId,
+    debitAmount: priced.debit,
+    feeAmount: priced.fee,
+    receiveAmount: priced.receive,
+    receiveAsset: receiver.asset,
+    expiresAt: new Date(Math.min(lifespanEnd, receiver.expiresAt?.getTime() ?? lifespanEnd)),
+    createdAt: new Date(now),
+    rate,
+    ilpTerms: terms,
+  }
 }
 
+/** The quotes columns' values of a priced quote, in `QUOTE_COLUMNS`' order. */
+export const quoteValues = (q: PricedQuote) => [
+  q.id,
+  q.walletAddressId,
+  q.client,
+  q.receiver,
+  q.localIncomingPaymentId,
+  q.debitAmount,
+  q.feeAmount,
+  q.receiveAmount,
+  q.receiveAsset.code,
+  q.receiveAsset.scale,
+  q.rate.num,
+  q.rate.den,
+  q.ilpTerms
+    ? JSON.stringify(q.ilpTerms, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
+    : null,
+  q.expiresAt,
+  q.createdAt,
+]
+
+export const QUOTE_COLUMNS = `id, wallet_address_id, client, receiver, receiver_incoming_payment_id,
+  debit_amount, fee_amount, receive_amount, receive_asset_code, receive_asset_scale,
+  rate_numerator, rate_denominator, ilp_terms, expires_at, created_at`
+
 const insertQuote = prepared<Selectable<QuotesTable>>(
-  `INSERT INTO quotes (id, wallet_address_id, client, receiver, receiver_incoming_payment_id,
-     debit_amount, fee_amount, receive_amount, receive_asset_code, receive_asset_scale,
-     rate_numerator, rate_denominator, ilp_terms, expires_at)
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+  `INSERT INTO quotes (${QUOTE_COLUMNS})
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
    RETURNING *`,
 )
+
+/** Stores a priced quote. */
+export async function saveQuote(db: Db, q: PricedQuote): Promise<Quote> {
+  const [row] = await insertQuote(db, quoteValues(q))
+  return toQuote(row!)
+}
 
 /**
  * Prices a payment to another ASE by probing the Interledger path (no money moves): the probe's
