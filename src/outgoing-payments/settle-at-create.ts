@@ -41,8 +41,9 @@ class ReceiverRefused {}
  * and the reservation among them recorded as made and posted in full, one statement, with COMMIT,
  * writing the transfers, the accounts' deltas, the payment row, its `created` and `completed`
  * events, the grant's new totals, the incoming payment's `completed` when this credit completed
- * it, and the sender's `balance_low` when it crossed its threshold. Nothing is read twice: the
- * quote, the wallet addresses and the asset's account ids are known.
+ * it, the sender's `balance_low` when it crossed its threshold, and the quote when it was made for
+ * this payment (`unsaved`). Nothing is read twice: the quote, the wallet addresses and the asset's
+ * account ids are known.
  *
  * The outcome is what creating the payment and then settling it (settlement.ts) would give, with
  * the same transfer ids, events in the same order, and no moment in which the payment is sending.
