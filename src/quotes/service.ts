@@ -174,16 +174,15 @@ export const QUOTE_COLUMNS = `id, wallet_address_id, client, receiver, receiver_
   debit_amount, fee_amount, receive_amount, receive_asset_code, receive_asset_scale,
   rate_numerator, rate_denominator, ilp_terms, expires_at, created_at`
 
-const insertQuote = prepared<Selectable<QuotesTable>>(
+const insertQuote = prepared(
   `INSERT INTO quotes (${QUOTE_COLUMNS})
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-   RETURNING *`,
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 )
 
-/** Stores a priced quote. */
+/** Stores a priced quote; every column is known, so nothing is read back. */
 export async function saveQuote(db: Db, q: PricedQuote): Promise<Quote> {
-  const [row] = await insertQuote(db, quoteValues(q))
-  return toQuote(row!)
+  await insertQuote(db, quoteValues(q))
+  return q
 }
 
 /**
