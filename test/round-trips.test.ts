@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { incomingFacts } from '../src/incoming-payments/facts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -71,7 +72,7 @@ test('signed GET of an incoming payment: one read (the payment and the introspec
   assert.deepEqual(await roundTrips(unsigned), { status: 200, statements: 1, transactions: 1 })
 })
 
-test('signed quote to a local incoming payment: one read (receiver and introspection), one write; its GET one read', async () => {
+test('signed quote to a local incoming payment: one write, which checks the receiver and the token; its GET one read', async () => {
   const receiver = (await createIp()).body.id
   const quote = () =>
     signedRequest(`${rs}/quotes`, {
@@ -79,7 +80,19 @@ test('signed quote to a local incoming payment: one read (receiver and introspec
       token: quoteToken,
       identity: app,
     })
-  assert.deepEqual(await roundTrips(quote), { status: 201, statements: 2, transactions: 2 })
+  // This process created the receiver, so it knows its facts.
+  assert.deepEqual(await roundTrips(quote), { status: 201, statements: 1, transactions: 1 })
+  // One it does not know (another process created it, or it was forgotten): one read (receiver and
+  // introspection), one write; the read keeps its facts for the next quote.
+  incomingFacts.delete(receiver.split('/').at(-1)!)
+  const before = server.database.poolStats()
+  assert.equal((await quote()).status, 201)
+  const after = server.database.poolStats()
+  assert.deepEqual(
+    [after.statements! - before.statements!, after.transactions! - before.transactions!],
+    [2, 2],
+  )
+  assert.deepEqual(await roundTrips(quote), { status: 201, statements: 1, transactions: 1 })
   const id = (await quote()).body.id
   const get = () => signedRequest(id, { method: 'GET', token: quoteToken, identity: app })
   assert.deepEqual(await roundTrips(get), { status: 200, statements: 1, transactions: 1 })

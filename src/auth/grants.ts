@@ -143,6 +143,10 @@ const [beforeHash, betweenHashAndNow, afterNow] = activeToken('\0', '\0').split(
 export const tokenActive = (hash: string, now: Date) =>
   sql<boolean>`EXISTS (SELECT 1 FROM ${sql.raw(beforeHash)}${hash}${sql.raw(betweenHashAndNow)}${now}${sql.raw(afterNow)})`
 
+/** `tokenActive` as SQL text, for statements prepared once; `hash` and `now` name parameters. */
+export const tokenActiveSql = (hash: string, now: string) =>
+  `EXISTS (SELECT 1 FROM ${activeToken(hash, now)})`
+
 /** The parameters of `tokenGrantSql`; no token (a malformed header) matches nothing. */
 export const tokenParams = (value: string | undefined, now: Date) => [
   value === undefined ? null : hashToken(value),

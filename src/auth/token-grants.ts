@@ -1,3 +1,4 @@
+import { createLru } from '../lib/lru.ts'
 import type { TokenGrant } from './grants.ts'
 
 /** Only tokens seen active are kept, and no more than this many (least recently used out). */
@@ -19,24 +20,5 @@ export interface TokenGrants {
 }
 
 export function createTokenGrants(max = MAX_TOKEN_GRANTS): TokenGrants {
-  const byHash = new Map<string, TokenGrant>()
-  return {
-    get(hash) {
-      const grant = byHash.get(hash)
-      if (grant) {
-        byHash.delete(hash)
-        byHash.set(hash, grant)
-      }
-      return grant
-    },
-    set(hash, grant) {
-      byHash.delete(hash)
-      byHash.set(hash, grant)
-      if (byHash.size > max) byHash.delete(byHash.keys().next().value!)
-    },
-    delete: (hash) => void byHash.delete(hash),
-    get size() {
-      return byHash.size
-    },
-  }
+  return createLru<string, TokenGrant>(max)
 }

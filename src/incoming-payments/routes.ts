@@ -14,6 +14,7 @@ import {
   requireWalletAddress,
 } from '../resource-server/resources.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
+import { incomingFacts } from './facts.ts'
 import { incomingPaymentJson } from './serialize.ts'
 import {
   completeIncomingPayment,
@@ -115,6 +116,8 @@ export async function incomingPaymentRoutes(
         tokenGrants.delete(auth.tokenUnchecked!)
         throw inactiveToken(config)
       }
+      // For quotes to it, which are then priced without reading it.
+      incomingFacts.remember(ip)
       return reply.code(201).send(withMethods(ip))
     },
   )

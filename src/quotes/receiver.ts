@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.ts'
+import type { IncomingFacts } from '../incoming-payments/facts.ts'
 import { getIncomingPayment, type IncomingPayment, isOpen } from '../incoming-payments/service.ts'
 
 /** What a quote and a payment need to know about the incoming payment they pay into. */
@@ -39,6 +40,24 @@ export function localReceiver(url: string, ip: IncomingPayment | undefined): Rec
     incomingAmount: ip.incomingAmount,
     receivedAmount: ip.receivedAmount,
     expiresAt: ip.expiresAt,
+  }
+}
+
+/**
+ * The receiver a quote is priced from when only the incoming payment's kept facts are known: what
+ * it received counts as nothing, so what it still expects is an upper bound, and the quote's write
+ * checks the payment as it is (`saveQuoteIfReceiver`). Not for a quote of what remains to pay.
+ */
+export function receiverFromFacts(url: string, facts: IncomingFacts): Receiver | undefined {
+  if (facts.expiresAt <= new Date()) return undefined
+  return {
+    url,
+    localIncomingPaymentId: facts.id,
+    ilp: null,
+    asset: { code: facts.assetCode, scale: facts.assetScale },
+    incomingAmount: facts.incomingAmount,
+    receivedAmount: 0n,
+    expiresAt: facts.expiresAt,
   }
 }
 

@@ -1,10 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
+import { type IncomingFacts, incomingFacts } from '../incoming-payments/facts.ts'
 import { getIncomingPaymentWithTokenGrant } from '../incoming-payments/service.ts'
 import { badRequest, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
-import { type AccessNeed, gnapToken } from '../resource-server/authorize.ts'
+import {
+  type AccessNeed,
+  gnapToken,
+  inactiveToken,
+  tokenGrants,
+} from '../resource-server/authorize.ts'
 import {
   isUuid,
   loadedResource,
@@ -19,7 +25,9 @@ import {
   type Quote,
   type QuoteError,
   type QuoteRefusal,
+  type QuoteRequest,
   type QuoteSender,
+  quoteFromFacts,
 } from './service.ts'
 
 interface CreateBody {
@@ -62,9 +70,21 @@ export async function withLocalReceiver(
 ): Promise<AccessNeed> {
   const id = localIncomingPaymentId(deps.config.openPaymentsUrl, receiver)
   if (id === undefined) return need
-  const read = await getIncomingPaymentWithTokenGrant(deps.db, id, gnapToken(req))
-  localReceivers.set(req, { receiver: localReceiver(receiver, read.payment) })
+  const read = await readLocalReceiver(deps, id, receiver, gnapToken(req))
+  localReceivers.set(req, { receiver: read.receiver })
   return { ...need, grant: read.grant ?? null }
+}
+
+/**
+ * A local receiver and the token's grant, read in one statement; the receiver's facts are kept
+ * while it is open, for the next quote to it (`incomingFacts`).
+ */
+async function readLocalReceiver(deps: Deps, id: string, url: string, token: string | undefined) {
+  const read = await getIncomingPaymentWithTokenGrant(deps.db, id, token)
+  const receiver = localReceiver(url, read.payment)
+  if (receiver) incomingFacts.remember(read.payment!)
+  else incomingFacts.delete(id)
+  return { receiver, grant: read.grant }
 }
 
 export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
@@ -72,24 +92,41 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
   const spec = await loadSpec('resource-server')
   const quotes = loadedResource<{ quote: Quote; sender: QuoteSender }>()
   const createAccess = onBodyWalletAddress('quote', 'create')
+  const knownReceivers = loadedResource<IncomingFacts>()
+  /** The kept facts of the local receiver of a quote of a fixed amount (not of what remains). */
+  const knownReceiver = (body: CreateBody) => {
+    if (!body.debitAmount && !body.receiveAmount) return undefined
+    const id = localIncomingPaymentId(config.openPaymentsUrl, body.receiver)
+    return id === undefined ? undefined : incomingFacts.get(id)
+  }
 
   app.post<{ Body: CreateBody }>(
     '/quotes',
     {
       schema: { body: requestBodySchema(spec, '/quotes', 'post') },
       config: {
-        access: async (req) =>
-          withLocalReceiver(deps, req, await createAccess(req), (req.body as CreateBody).receiver),
+        access: async (req) => {
+          const body = req.body as CreateBody
+          const need = await createAccess(req)
+          // A receiver whose facts are kept is not read: the quote's write checks it, and the
+          // token's state when this process knows the token's grant.
+          const facts = knownReceiver(body)
+          if (facts) {
+            knownReceivers.set(req, facts)
+            return { ...need, writeChecksToken: true }
+          }
+          return withLocalReceiver(deps, req, need, body.receiver)
+        },
       },
     },
     async (req, reply) => {
       const body = req.body
+      const auth = req.auth!
       const wa = await requireWalletAddress(deps, body.walletAddress)
-      const quote = await createQuote(deps, {
+      const request: QuoteRequest = {
         walletAddress: wa,
-        client: req.auth!.clientId,
+        client: auth.clientId,
         receiver: body.receiver,
-        resolved: localReceivers.find(req),
         debitAmount:
           body.debitAmount &&
           amountIn(body.debitAmount, { code: wa.assetCode, scale: wa.assetScale }),
@@ -97,7 +134,21 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
           ...body.receiveAmount,
           value: BigInt(body.receiveAmount.value),
         },
-      })
+      }
+      let resolved = localReceivers.find(req)
+      const facts = knownReceivers.find(req)
+      if (facts) {
+        const quote = await quoteFromFacts(deps, request, facts, auth.tokenUnchecked)
+        if (quote) return reply.code(201).send(quoteJson(config, quote, wa))
+        // Not as kept, or the token not active: read both, as for any other receiver.
+        const read = await readLocalReceiver(deps, facts.id, body.receiver, gnapToken(req))
+        if (auth.tokenUnchecked !== undefined && !read.grant) {
+          tokenGrants.delete(auth.tokenUnchecked)
+          throw inactiveToken(config)
+        }
+        resolved = { receiver: read.receiver }
+      }
+      const quote = await createQuote(deps, { ...request, ...(resolved && { resolved }) })
       if (typeof quote === 'string' || 'error' in quote) throw quoteRefused(quote)
       return reply.code(201).send(quoteJson(config, quote, wa))
     },

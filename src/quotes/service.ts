@@ -1,12 +1,19 @@
 import { randomUUID } from 'node:crypto'
 import type { Selectable } from 'kysely'
-import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
+import {
+  type TokenGrant,
+  tokenActiveSql,
+  tokenGrantOf,
+  tokenGrantSql,
+  tokenParams,
+} from '../auth/grants.ts'
 import { type Db, prepared } from '../db/database.ts'
 import type { QuotesTable } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import { getFee } from '../fees/service.ts'
 import { peerSendData } from '../ilp/outgoing.ts'
 import { type IlpTerms, minimumRate } from '../ilp/sender.ts'
+import type { IncomingFacts } from '../incoming-payments/facts.ts'
 import type { Ratio } from '../rates/ratio.ts'
 import type { WalletAddress } from '../wallet-addresses/service.ts'
 import {
@@ -18,7 +25,7 @@ import {
   principalFor,
   unitRate,
 } from './pricing.ts'
-import { type Receiver, resolveReceiver } from './receiver.ts'
+import { type Receiver, receiverFromFacts, resolveReceiver } from './receiver.ts'
 
 export interface Quote {
   id: string
@@ -64,6 +71,25 @@ export interface QuoteRequest {
 export async function createQuote(deps: Deps, req: QuoteRequest): Promise<Quote | QuoteRefusal> {
   const priced = await priceQuote(deps, req)
   return typeof priced === 'string' || 'error' in priced ? priced : saveQuote(deps.db, priced)
+}
+
+/**
+ * A quote to a local receiver priced from its kept facts (`receiverFromFacts`) and stored by one
+ * statement that checks the receiver and, with `tokenUnchecked`, the token (`saveQuoteIfReceiver`).
+ * undefined when that write refused, or pricing did (its answer waits for the token's state): the
+ * caller reads the receiver and the token, and quotes from the read.
+ */
+export async function quoteFromFacts(
+  deps: Deps,
+  req: QuoteRequest,
+  facts: IncomingFacts,
+  tokenUnchecked: string | undefined,
+): Promise<Quote | undefined> {
+  const receiver = receiverFromFacts(req.receiver, facts)
+  if (!receiver) return undefined
+  const priced = await priceQuote(deps, { ...req, resolved: { receiver } })
+  if (typeof priced === 'string' || 'error' in priced) return undefined
+  return (await saveQuoteIfReceiver(deps.db, priced, facts, tokenUnchecked)) ? priced : undefined
 }
 
 /** A quote priced and not yet stored (`saveQuote`, or in the statement of its payment). */
@@ -183,6 +209,45 @@ const insertQuote = prepared(
 export async function saveQuote(db: Db, q: PricedQuote): Promise<Quote> {
   await insertQuote(db, quoteValues(q))
   return q
+}
+
+const QUOTE_VALUES = `$1::uuid, $2::uuid, $3::text, $4::text, $5::uuid, $6::numeric, $7::numeric,
+  $8::numeric, $9::text, $10::smallint, $11::numeric, $12::numeric, $13::jsonb, $14::timestamptz,
+  $15::timestamptz`
+// The receiver (`$5`) still has the facts the quote was priced from (its owner `$16`, what it
+// expects `$17`, when it expires `$18`), is open at the quote's creation (`$15`), and still expects
+// at least what the quote delivers (`$8`).
+const RECEIVER_AS_PRICED = `EXISTS (SELECT 1 FROM incoming_payments p
+   WHERE p.id = $5 AND p.wallet_address_id = $16 AND p.incoming_amount IS NOT DISTINCT FROM $17::numeric
+     AND p.expires_at = $18 AND p.completed_at IS NULL AND p.expires_at > $15
+     AND (p.incoming_amount IS NULL OR p.incoming_amount - p.received_amount >= $8))`
+const insertQuoteIfReceiver = prepared<{ saved: number }>(
+  `INSERT INTO quotes (${QUOTE_COLUMNS}) SELECT ${QUOTE_VALUES}
+    WHERE ${RECEIVER_AS_PRICED} RETURNING 1 AS saved`,
+)
+const insertQuoteIfReceiverAndToken = prepared<{ saved: number }>(
+  `INSERT INTO quotes (${QUOTE_COLUMNS}) SELECT ${QUOTE_VALUES}
+    WHERE ${RECEIVER_AS_PRICED} AND ${tokenActiveSql('$19', '$15')} RETURNING 1 AS saved`,
+)
+
+/**
+ * Stores a quote priced from a local receiver's kept facts (`incoming-payments/facts.ts`), in one
+ * statement that holds the receiver's row to them and to its state; with `tokenUnchecked`, the
+ * token's state too (`tokenActive`). false: nothing was written (the receiver is not as priced, or
+ * the token is not active), and the caller reads the receiver and prices again.
+ */
+export async function saveQuoteIfReceiver(
+  db: Db,
+  q: PricedQuote,
+  facts: IncomingFacts,
+  tokenUnchecked: string | undefined,
+): Promise<boolean> {
+  const values = [...quoteValues(q), facts.walletAddressId, facts.incomingAmount, facts.expiresAt]
+  const rows =
+    tokenUnchecked === undefined
+      ? await insertQuoteIfReceiver(db, values)
+      : await insertQuoteIfReceiverAndToken(db, [...values, tokenUnchecked])
+  return rows.length === 1
 }
 
 /**
