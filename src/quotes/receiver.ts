@@ -23,6 +23,11 @@ const LOCAL =
  * `resolveReceiver` accepts; undefined for anything else (which `resolveReceiver` then judges).
  */
 export function localIncomingPaymentId(openPaymentsUrl: string, url: string): string | undefined {
+  // The spelling of every id we hand out (`LOCAL` is anchored, so the origin ends where it should).
+  if (url.startsWith(openPaymentsUrl)) {
+    const id = LOCAL.exec(url.slice(openPaymentsUrl.length))?.[1]
+    if (id !== undefined) return id
+  }
   if (!URL.canParse(url)) return undefined
   const u = new URL(url)
   if (u.origin !== openPaymentsUrl || u.search || u.hash) return undefined
