@@ -125,6 +125,9 @@ test('public URLs are normalised to their origin', () => {
   })
   assert.equal(config.openPaymentsUrl, 'https://wallet.example')
   assert.deepEqual(config.roles, ['open-payments', 'admin'])
+  // The defaults built from the ports too.
+  const onDefaultPort = loadConfig({ DATA_DIR: dataDir(), OPEN_PAYMENTS_PORT: '80' })
+  assert.equal(onDefaultPort.openPaymentsUrl, 'http://localhost')
 })
 
 test('outbound policy and rate limits: production denies private addresses; limits switch off', () => {

@@ -460,8 +460,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       admin: e.ADMIN_PORT,
       ilp: e.ILP_PORT,
     },
-    openPaymentsUrl: e.OPEN_PAYMENTS_URL ?? `http://localhost:${e.OPEN_PAYMENTS_PORT}`,
-    authServerUrl: e.AUTH_SERVER_URL ?? `http://localhost:${e.AUTH_PORT}`,
+    // As origins, like the configured ones (`http://localhost:80` is `http://localhost`).
+    openPaymentsUrl:
+      e.OPEN_PAYMENTS_URL ?? new URL(`http://localhost:${e.OPEN_PAYMENTS_PORT}`).origin,
+    authServerUrl: e.AUTH_SERVER_URL ?? new URL(`http://localhost:${e.AUTH_PORT}`).origin,
     roles: e.ROLES,
     walletAddressCacheSeconds: e.WALLET_ADDRESS_CACHE_SECONDS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

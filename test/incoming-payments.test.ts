@@ -301,7 +301,14 @@ describe('refusals', () => {
     const { body } = await server.admin('POST', '/introspect', { access_token: t })
     await server.admin('POST', `/grants/${body.grant}/revoke`)
     const before = await count()
-    for (const res of [await send(), await send(key), await send()]) {
+    // A create the route refuses before its write (an expiry in the past) is answered as the
+    // token's state requires too.
+    const expired = await signedRequest(`${rs}/incoming-payments`, {
+      body: { walletAddress: bob.url, expiresAt: new Date(Date.now() - 60_000).toISOString() },
+      token: t,
+      identity: app,
+    })
+    for (const res of [await send(), await send(key), await send(), expired]) {
       assert.equal(res.status, 403)
       assert.equal(res.body.error.description, 'Inactive Token')
       assert.equal(res.headers.get('www-authenticate'), `GNAP as_uri=${server.authUrl}/`)

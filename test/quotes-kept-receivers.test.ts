@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { sql } from 'kysely'
 import { incomingFacts } from '../src/incoming-payments/facts.ts'
 import { getIncomingPayment } from '../src/incoming-payments/service.ts'
 import {
@@ -66,10 +67,26 @@ test('a revoked token is refused on the very next quote, and nothing is written'
   const { body } = await server.admin('POST', '/introspect', { access_token: token })
   await server.admin('POST', `/grants/${body.grant}/revoke`)
   const before = await quoteCount()
+  // A request the route refuses before its write (a debit amount in another asset) is answered
+  // as the token's state requires, and so is one it would write.
+  const eur = await quote(ip.url, { debitAmount: { ...usd('100'), assetCode: 'EUR' } }, token)
+  const refused = await quote(ip.url, { debitAmount: usd('100') }, token)
+  for (const res of [eur, refused]) {
+    assert.equal(res.status, 403)
+    assert.equal(res.body.error.description, 'Inactive Token')
+  }
+  assert.equal(await quoteCount(), before)
+})
+
+test('a revoked token is refused by the quote’s write itself, on the very next request', async () => {
+  const token = await grantToken(server, app, [{ type: 'quote', actions: ['create'] }])
+  const ip = await createIp()
+  assert.equal((await quote(ip.url, { debitAmount: usd('100') }, token)).status, 201)
+  const { body } = await server.admin('POST', '/introspect', { access_token: token })
+  await server.admin('POST', `/grants/${body.grant}/revoke`)
   const refused = await quote(ip.url, { debitAmount: usd('100') }, token)
   assert.equal(refused.status, 403)
   assert.equal(refused.body.error.description, 'Inactive Token')
-  assert.equal(await quoteCount(), before)
 })
 
 test('a receiver paid in part, or completed, since its facts were kept: the quote sees it as it is', async () => {
@@ -103,6 +120,24 @@ test('a receiver paid in part, or completed, since its facts were kept: the quot
   assert.equal(incomingFacts.get(ip.id), undefined)
 })
 
+test('a receiver whose expiry has microseconds is still quoted in one statement', async () => {
+  const ip = await createIp()
+  await server.database.db
+    .updateTable('incoming_payments')
+    .set((eb) => ({ expires_at: eb('expires_at', '+', sql<Date>`interval '1 microsecond'`) }))
+    .where('id', '=', ip.id)
+    .execute()
+  await quote(ip.url, { debitAmount: usd('100') })
+  // The workers run in this process too: their statements can only add to a request's count.
+  const counts: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const before = server.database.poolStats()
+    assert.equal((await quote(ip.url, { debitAmount: usd('100') })).status, 201)
+    counts.push(server.database.poolStats().statements! - before.statements!)
+  }
+  assert.equal(Math.min(...counts), 1)
+})
+
 test('kept facts that are wrong cost a read, never a wrong quote', async () => {
   const ip = await createIp('500')
   const real = (await getIncomingPayment(server.database.db, ip.id))!
@@ -124,4 +159,9 @@ test('kept facts that are wrong cost a read, never a wrong quote', async () => {
   assert.equal(ok.status, 201)
   assert.ok(new Date(ok.body.expiresAt) <= real.expiresAt)
   assert.equal(incomingFacts.get(ip.id)?.expiresAt.getTime(), real.expiresAt.getTime())
+  // Another asset scale: the quote is in the receiver's real asset.
+  incomingFacts.remember({ ...real, assetScale: 3 })
+  const scaled = await quote(ip.url, { debitAmount: usd('100') })
+  assert.equal(scaled.status, 201)
+  assert.deepEqual(scaled.body.receiveAmount, usd('100'))
 })

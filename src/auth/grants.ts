@@ -178,6 +178,16 @@ export async function findTokenGrant(
   return tokenGrantOf(row?.token_grant)
 }
 
+const tokenActiveByHash = prepared<{ active: boolean }>(
+  `SELECT ${tokenActiveSql('$1', '$2')} AS active`,
+)
+
+/** Whether the token whose hash is `hash` is active at `now` (`tokenActive`), in one statement. */
+export async function isTokenActive(db: Db, hash: string, now: Date): Promise<boolean> {
+  const [row] = await tokenActiveByHash(db, [hash, now])
+  return row?.active === true
+}
+
 export async function listGrants(db: Db, walletAddressId: string): Promise<Grant[]> {
   const rows = await db
     .selectFrom('grants')

@@ -23,7 +23,10 @@ export interface IncomingFacts {
 
 export interface IncomingFactsCache {
   get(id: string): IncomingFacts | undefined
-  /** Keeps a payment's facts (the routes that create or read it). */
+  /**
+   * Keeps a payment's facts: its create does, and so do the quote's and the outgoing payment's
+   * access checks that read a local receiver.
+   */
   remember(ip: IncomingPayment): void
   delete(id: string): void
   readonly size: number

@@ -214,12 +214,17 @@ export async function saveQuote(db: Db, q: PricedQuote): Promise<Quote> {
 const QUOTE_VALUES = `$1::uuid, $2::uuid, $3::text, $4::text, $5::uuid, $6::numeric, $7::numeric,
   $8::numeric, $9::text, $10::smallint, $11::numeric, $12::numeric, $13::jsonb, $14::timestamptz,
   $15::timestamptz`
-// The receiver (`$5`) still has the facts the quote was priced from (its owner `$16`, what it
-// expects `$17`, when it expires `$18`), is open at the quote's creation (`$15`), and still expects
-// at least what the quote delivers (`$8`).
+// The receiver (`$5`) still has the facts the quote was priced from (its owner `$16` and the
+// owner's asset `$9`/`$10`, what it expects `$17`, when it expires `$18`, to the millisecond a
+// Date holds), is open at the quote's creation (`$15`), and still expects at least what the quote
+// delivers (`$8`).
 const RECEIVER_AS_PRICED = `EXISTS (SELECT 1 FROM incoming_payments p
-   WHERE p.id = $5 AND p.wallet_address_id = $16 AND p.incoming_amount IS NOT DISTINCT FROM $17::numeric
-     AND p.expires_at = $18 AND p.completed_at IS NULL AND p.expires_at > $15
+   JOIN wallet_addresses w ON w.id = p.wallet_address_id
+   JOIN assets a ON a.id = w.asset_id
+   WHERE p.id = $5 AND p.wallet_address_id = $16 AND a.code = $9 AND a.scale = $10
+     AND p.incoming_amount IS NOT DISTINCT FROM $17::numeric
+     AND p.expires_at >= $18 AND p.expires_at < $18::timestamptz + interval '1 millisecond'
+     AND p.completed_at IS NULL AND p.expires_at > $15
      AND (p.incoming_amount IS NULL OR p.incoming_amount - p.received_amount >= $8))`
 const insertQuoteIfReceiver = prepared<{ saved: number }>(
   `INSERT INTO quotes (${QUOTE_COLUMNS}) SELECT ${QUOTE_VALUES}

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { AccessItem, AccessType } from '../auth/access.ts'
-import { findTokenGrant, type GrantClient, type TokenGrant } from '../auth/grants.ts'
+import { findTokenGrant, type GrantClient, isTokenActive, type TokenGrant } from '../auth/grants.ts'
 import { introspectGrant } from '../auth/introspection.ts'
 import { createTokenGrants } from '../auth/token-grants.ts'
 import type { Deps } from '../deps.ts'
@@ -116,6 +116,36 @@ export async function authorize(
     item,
     all: result.access.some((a) => a.actions.includes(`${need.action}-all`)),
     ...(tokenUnchecked !== undefined && { tokenUnchecked }),
+  }
+}
+
+/**
+ * Runs a handler whose write checks the token (`Authorization.tokenUnchecked`). A refusal the
+ * handler answers before that write (a bad amount, an unknown wallet address) would otherwise
+ * reach a client whose token is no longer active: so the token's state is read then, and an
+ * inactive token is answered 403 `Inactive Token`, as if the write had found it.
+ */
+export async function checkingTokenOnRefusal<T>(
+  deps: Deps,
+  req: FastifyRequest,
+  handle: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await handle()
+  } catch (err) {
+    const hash = req.auth?.tokenUnchecked
+    // 403s are the token's own answers already; 5xx are not answers about the request.
+    if (
+      hash !== undefined &&
+      err instanceof HttpError &&
+      err.statusCode < 500 &&
+      err.statusCode !== 403 &&
+      !(await isTokenActive(deps.db, hash, new Date()))
+    ) {
+      tokenGrants.delete(hash)
+      throw inactiveToken(deps.config)
+    }
+    throw err
   }
 }
 
