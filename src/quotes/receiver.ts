@@ -37,15 +37,7 @@ export function localIncomingPaymentId(openPaymentsUrl: string, url: string): st
 /** The receiver `resolveReceiver` makes of a local incoming payment read by the caller. */
 export function localReceiver(url: string, ip: IncomingPayment | undefined): Receiver | undefined {
   if (!ip || !isOpen(ip)) return undefined
-  return {
-    url,
-    localIncomingPaymentId: ip.id,
-    ilp: null,
-    asset: { code: ip.assetCode, scale: ip.assetScale },
-    incomingAmount: ip.incomingAmount,
-    receivedAmount: ip.receivedAmount,
-    expiresAt: ip.expiresAt,
-  }
+  return receiverOf(url, ip, ip.receivedAmount)
 }
 
 /**
@@ -55,16 +47,18 @@ export function localReceiver(url: string, ip: IncomingPayment | undefined): Rec
  */
 export function receiverFromFacts(url: string, facts: IncomingFacts): Receiver | undefined {
   if (facts.expiresAt <= new Date()) return undefined
-  return {
-    url,
-    localIncomingPaymentId: facts.id,
-    ilp: null,
-    asset: { code: facts.assetCode, scale: facts.assetScale },
-    incomingAmount: facts.incomingAmount,
-    receivedAmount: 0n,
-    expiresAt: facts.expiresAt,
-  }
+  return receiverOf(url, facts, 0n)
 }
+
+const receiverOf = (url: string, p: IncomingFacts, receivedAmount: bigint): Receiver => ({
+  url,
+  localIncomingPaymentId: p.id,
+  ilp: null,
+  asset: { code: p.assetCode, scale: p.assetScale },
+  incomingAmount: p.incomingAmount,
+  receivedAmount,
+  expiresAt: p.expiresAt,
+})
 
 /**
  * Resolves a receiver URL to an incoming payment that can still be paid (unknown, completed or
