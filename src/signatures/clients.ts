@@ -124,12 +124,12 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
   }
 
   const locate = (url: string): Location | undefined => {
+    // Ours in our own spelling, the common case, without a parse (`walletAddressPath`).
+    const path = walletAddressPath(config, url)
+    if (path !== undefined) return { kind: 'local', path }
     if (!URL.canParse(url)) return undefined
     const u = new URL(url)
-    if (u.origin === config.openPaymentsUrl) {
-      const path = walletAddressPath(config, url)
-      return path === undefined ? undefined : { kind: 'local', path }
-    }
+    if (u.origin === config.openPaymentsUrl) return undefined
     // The JWKS URL is built by appending to this one, as the Open Payments client does.
     const usable = (u.protocol === 'http:' || u.protocol === 'https:') && !/[?#]/.test(url)
     return usable ? { kind: 'remote' } : undefined
