@@ -4,12 +4,7 @@ import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import type { StreamReceiver } from '../ilp/stream-receiver.ts'
 import { badRequest, HttpError, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn } from '../resource-server/amounts.ts'
-import {
-  checkingTokenOnRefusal,
-  gnapToken,
-  inactiveToken,
-  tokenGrants,
-} from '../resource-server/authorize.ts'
+import { gnapToken, inactiveToken, tokenGrants } from '../resource-server/authorize.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
 import {
   isUuid,
@@ -93,39 +88,38 @@ export async function incomingPaymentRoutes(
         }),
       },
     },
-    (req, reply) =>
-      checkingTokenOnRefusal(deps, req, async () => {
-        const body = req.body
-        const wa = await requireWalletAddress(deps, body.walletAddress)
-        const asset = { code: wa.assetCode, scale: wa.assetScale }
-        const incomingAmount = body.incomingAmount && amountIn(body.incomingAmount, asset)
-        const now = Date.now()
-        const expiresAt = body.expiresAt
-          ? new Date(body.expiresAt)
-          : new Date(now + settings.incomingPaymentExpiryDefaultSeconds * 1000)
-        if (
-          expiresAt.getTime() <= now ||
-          expiresAt.getTime() > now + settings.incomingPaymentExpiryMaxSeconds * 1000
-        ) {
-          throw badRequest('invalid expiresAt')
-        }
-        const auth = req.auth!
-        const ip = await createIncomingPayment(db, {
-          walletAddress: wa,
-          client: auth.clientId,
-          incomingAmount,
-          expiresAt,
-          metadata: body.metadata,
-          ...(auth.tokenUnchecked !== undefined && { tokenUnchecked: auth.tokenUnchecked }),
-        })
-        if (ip === 'inactive_token') {
-          tokenGrants.delete(auth.tokenUnchecked!)
-          throw inactiveToken(config)
-        }
-        // For quotes to it, which are then priced without reading it.
-        incomingFacts.remember(ip)
-        return reply.code(201).send(withMethods(ip))
-      }),
+    async (req, reply) => {
+      const body = req.body
+      const wa = await requireWalletAddress(deps, body.walletAddress)
+      const asset = { code: wa.assetCode, scale: wa.assetScale }
+      const incomingAmount = body.incomingAmount && amountIn(body.incomingAmount, asset)
+      const now = Date.now()
+      const expiresAt = body.expiresAt
+        ? new Date(body.expiresAt)
+        : new Date(now + settings.incomingPaymentExpiryDefaultSeconds * 1000)
+      if (
+        expiresAt.getTime() <= now ||
+        expiresAt.getTime() > now + settings.incomingPaymentExpiryMaxSeconds * 1000
+      ) {
+        throw badRequest('invalid expiresAt')
+      }
+      const auth = req.auth!
+      const ip = await createIncomingPayment(db, {
+        walletAddress: wa,
+        client: auth.clientId,
+        incomingAmount,
+        expiresAt,
+        metadata: body.metadata,
+        ...(auth.tokenUnchecked !== undefined && { tokenUnchecked: auth.tokenUnchecked }),
+      })
+      if (ip === 'inactive_token') {
+        tokenGrants.delete(auth.tokenUnchecked!)
+        throw inactiveToken(config)
+      }
+      // For quotes to it, which are then priced without reading it.
+      incomingFacts.remember(ip)
+      return reply.code(201).send(withMethods(ip))
+    },
   )
 
   app.get<{ Querystring: PageQuery & { 'wallet-address': string } }>(

@@ -7,7 +7,6 @@ import { badRequest, notFound } from '../lib/errors.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import {
   type AccessNeed,
-  checkingTokenOnRefusal,
   gnapToken,
   inactiveToken,
   tokenGrants,
@@ -120,40 +119,39 @@ export async function quoteRoutes(app: FastifyInstance, deps: Deps): Promise<voi
         },
       },
     },
-    (req, reply) =>
-      checkingTokenOnRefusal(deps, req, async () => {
-        const body = req.body
-        const auth = req.auth!
-        const wa = await requireWalletAddress(deps, body.walletAddress)
-        const request: QuoteRequest = {
-          walletAddress: wa,
-          client: auth.clientId,
-          receiver: body.receiver,
-          debitAmount:
-            body.debitAmount &&
-            amountIn(body.debitAmount, { code: wa.assetCode, scale: wa.assetScale }),
-          receiveAmount: body.receiveAmount && {
-            ...body.receiveAmount,
-            value: BigInt(body.receiveAmount.value),
-          },
+    async (req, reply) => {
+      const body = req.body
+      const auth = req.auth!
+      const wa = await requireWalletAddress(deps, body.walletAddress)
+      const request: QuoteRequest = {
+        walletAddress: wa,
+        client: auth.clientId,
+        receiver: body.receiver,
+        debitAmount:
+          body.debitAmount &&
+          amountIn(body.debitAmount, { code: wa.assetCode, scale: wa.assetScale }),
+        receiveAmount: body.receiveAmount && {
+          ...body.receiveAmount,
+          value: BigInt(body.receiveAmount.value),
+        },
+      }
+      let resolved = localReceivers.find(req)
+      const facts = knownReceivers.find(req)
+      if (facts) {
+        const quote = await quoteFromFacts(deps, request, facts, auth.tokenUnchecked)
+        if (quote) return reply.code(201).send(quoteJson(config, quote, wa))
+        // Not as kept, or the token not active: read both, as for any other receiver.
+        const read = await readLocalReceiver(deps, facts.id, body.receiver, gnapToken(req))
+        if (auth.tokenUnchecked !== undefined && !read.grant) {
+          tokenGrants.delete(auth.tokenUnchecked)
+          throw inactiveToken(config)
         }
-        let resolved = localReceivers.find(req)
-        const facts = knownReceivers.find(req)
-        if (facts) {
-          const quote = await quoteFromFacts(deps, request, facts, auth.tokenUnchecked)
-          if (quote) return reply.code(201).send(quoteJson(config, quote, wa))
-          // Not as kept, or the token not active: read both, as for any other receiver.
-          const read = await readLocalReceiver(deps, facts.id, body.receiver, gnapToken(req))
-          if (auth.tokenUnchecked !== undefined && !read.grant) {
-            tokenGrants.delete(auth.tokenUnchecked)
-            throw inactiveToken(config)
-          }
-          resolved = { receiver: read.receiver }
-        }
-        const quote = await createQuote(deps, { ...request, ...(resolved && { resolved }) })
-        if (typeof quote === 'string' || 'error' in quote) throw quoteRefused(quote)
-        return reply.code(201).send(quoteJson(config, quote, wa))
-      }),
+        resolved = { receiver: read.receiver }
+      }
+      const quote = await createQuote(deps, { ...request, ...(resolved && { resolved }) })
+      if (typeof quote === 'string' || 'error' in quote) throw quoteRefused(quote)
+      return reply.code(201).send(quoteJson(config, quote, wa))
+    },
   )
 
   app.get<{ Params: { id: string } }>(

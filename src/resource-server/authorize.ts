@@ -120,12 +120,12 @@ export async function authorize(
 }
 
 /**
- * Runs a handler whose write checks the token (`Authorization.tokenUnchecked`). A refusal the
+ * Runs a handler whose write may check the token (`Authorization.tokenUnchecked`). A refusal the
  * handler answers before that write (a bad amount, an unknown wallet address) would otherwise
  * reach a client whose token is no longer active: so the token's state is read then, and an
  * inactive token is answered 403 `Inactive Token`, as if the write had found it.
  */
-export async function checkingTokenOnRefusal<T>(
+async function checkingTokenOnRefusal<T>(
   deps: Deps,
   req: FastifyRequest,
   handle: () => Promise<T>,
@@ -188,5 +188,13 @@ export function protectRoutes(app: import('fastify').FastifyInstance, deps: Deps
     if (!need) return
     req.auth = await authorize(deps, req, need)
     req.limitClient(req.auth.clientId)
+  })
+  // Every protected route's refusals answer for the token's state when its write was to check it.
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.access) return
+    const handle = route.handler
+    route.handler = function (req, reply) {
+      return checkingTokenOnRefusal(deps, req, async () => handle.call(this, req, reply))
+    }
   })
 }
