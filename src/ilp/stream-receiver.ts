@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { isatty } from 'node:tty'
 import { StreamServer } from '@interledger/stream-receiver'
 import type { IlpFulfill, IlpPrepare, IlpReject, IlpReply } from 'ilp-packet'
+import { createLru } from '../lib/lru.ts'
 
 export interface IlpPaymentMethod {
   type: 'ilp'
@@ -72,20 +73,13 @@ type DecryptToken = (token: Buffer) => object | undefined
 function rememberConnectionTokens(server: StreamServer, max: number): void {
   const target = server as unknown as { decryptToken: DecryptToken }
   const decrypt = target.decryptToken.bind(server)
-  const known = new Map<string, object>()
+  const known = createLru<string, object>(max)
   target.decryptToken = (token) => {
     const key = token.toString('latin1')
     const hit = known.get(key)
-    if (hit) {
-      known.delete(key)
-      known.set(key, hit)
-      return hit
-    }
+    if (hit) return hit
     const details = decrypt(token)
-    if (details) {
-      if (known.size >= max) known.delete(known.keys().next().value!)
-      known.set(key, details)
-    }
+    if (details) known.set(key, details)
     return details
   }
 }
