@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import pg from 'pg'
 import { type Database, openDatabase } from '../../src/db/database.ts'
 import { migrate } from '../../src/db/migrate.ts'
@@ -12,8 +15,23 @@ export interface TestDatabase extends Database {
   drop(): Promise<void>
 }
 
-/** A migrated, empty schema of its own on the test PostgreSQL server. */
-export async function createTestDatabase(opts: { poolSize?: number } = {}): Promise<TestDatabase> {
+/**
+ * A migrated, empty schema of its own on the test PostgreSQL server; with `embedded`, a fresh
+ * embedded database (PGlite) in a directory of its own instead.
+ */
+export async function createTestDatabase(
+  opts: { poolSize?: number; embedded?: boolean } = {},
+): Promise<TestDatabase> {
+  if (opts.embedded) {
+    const database = await openDatabase({
+      databaseUrl: undefined,
+      schema: 'public',
+      poolSize: 1,
+      dataDir: mkdtempSync(join(tmpdir(), 'op-pglite-')),
+    })
+    await migrate(database)
+    return { ...database, schema: 'public', drop: () => database.close() }
+  }
   const schema = `t_${randomBytes(6).toString('hex')}`
   const database = await openDatabase({
     databaseUrl: DATABASE_URL,

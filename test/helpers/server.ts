@@ -38,12 +38,12 @@ export interface JsonResponse {
 
 export { freePort }
 
-/** The whole server on loopback ports, on a fresh PostgreSQL schema. */
+/** The whole server on loopback ports, on a fresh PostgreSQL schema (or embedded database). */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { identity?: IdentityProvider; logger?: Logger } = {},
+  opts: { identity?: IdentityProvider; logger?: Logger; embedded?: boolean } = {},
 ): Promise<TestServer> {
-  const database = await createTestDatabase()
+  const database = await createTestDatabase({ embedded: opts.embedded ?? false })
   const [op, auth] = [await freePort(), await freePort()]
   const adminKey = randomBytes(32).toString('base64url')
   const config = loadConfig({
@@ -53,7 +53,7 @@ export async function startTestServer(
     SERVER_PRIVATE_KEY: randomBytes(32).toString('base64'),
     DEV_SIGN_IN_PASSWORD: DEV_PASSWORD,
     NODE_ENV: 'test',
-    DATABASE_URL: 'postgres://unused',
+    ...(!opts.embedded && { DATABASE_URL: 'postgres://unused' }),
     OPEN_PAYMENTS_PORT: String(op),
     AUTH_PORT: String(auth),
     ADMIN_PORT: '0',
