@@ -200,10 +200,12 @@ export const QUOTE_COLUMNS = `id, wallet_address_id, client, receiver, receiver_
   debit_amount, fee_amount, receive_amount, receive_asset_code, receive_asset_scale,
   rate_numerator, rate_denominator, ilp_terms, expires_at, created_at`
 
-const insertQuote = prepared(
-  `INSERT INTO quotes (${QUOTE_COLUMNS})
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-)
+/** `quoteValues` as parameters, typed as their columns (so that they can be SELECTed too). */
+const QUOTE_VALUES = `$1::uuid, $2::uuid, $3::text, $4::text, $5::uuid, $6::numeric, $7::numeric,
+  $8::numeric, $9::text, $10::smallint, $11::numeric, $12::numeric, $13::jsonb, $14::timestamptz,
+  $15::timestamptz`
+
+const insertQuote = prepared(`INSERT INTO quotes (${QUOTE_COLUMNS}) VALUES (${QUOTE_VALUES})`)
 
 /** Stores a priced quote; every column is known, so nothing is read back. */
 export async function saveQuote(db: Db, q: PricedQuote): Promise<Quote> {
@@ -211,9 +213,6 @@ export async function saveQuote(db: Db, q: PricedQuote): Promise<Quote> {
   return q
 }
 
-const QUOTE_VALUES = `$1::uuid, $2::uuid, $3::text, $4::text, $5::uuid, $6::numeric, $7::numeric,
-  $8::numeric, $9::text, $10::smallint, $11::numeric, $12::numeric, $13::jsonb, $14::timestamptz,
-  $15::timestamptz`
 // The receiver (`$5`) still has the facts the quote was priced from (its owner `$16` and the
 // owner's asset `$9`/`$10`, what it expects `$17`, when it expires `$18`, to the millisecond a
 // Date holds), is open at the quote's creation (`$15`), and still expects at least what the quote
