@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import { getAccount } from '../src/ledger/accounts.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { type AdminContract, adminContract } from './helpers/admin-contract.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -24,7 +25,6 @@ import { type Ase, incomingPayment, peer, walletApp } from './helpers/two-ases.t
  * released in the same transaction), against the payment worker (exactly one wins), and once
  * sending has started (409).
  */
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const idOf = (url: string) => url.split('/').at(-1)!
 
 interface Side {

@@ -5,6 +5,7 @@ import type { IncomingPaymentWithPaymentMethods } from '@interledger/open-paymen
 import { isReject } from 'ilp-packet'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { type AdminContract, adminContract } from './helpers/admin-contract.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -36,7 +37,6 @@ let quoteToken: string
 let opToken: string
 let peer: TestPeer
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const idOf = (url: string) => url.split('/').at(-1)!
 
 before(async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { isFinalizedGrantWithAccessToken, isPendingGrant } from '@interledger/open-payments'
+import { usd } from './helpers/amounts.ts'
 import { type ClientIdentity, createClientIdentity, signedRequest } from './helpers/clients.ts'
 import { createWalletAddress, request, startTestServer, type TestServer } from './helpers/server.ts'
 
@@ -29,7 +30,6 @@ const grantCount = async () =>
     ).n,
   )
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const outgoing = (extra: Record<string, unknown> = {}) => ({
   type: 'outgoing-payment',
   actions: ['create'],

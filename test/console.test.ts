@@ -10,6 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { createAdminApp } from '../src/admin/app.ts'
 import { formatAmount } from '../src/lib/amount.ts'
 import { createDeps } from '../src/server.ts'
+import { usd } from './helpers/amounts.ts'
 import { launchBrowser } from './helpers/browser.ts'
 import {
   type ClientIdentity,
@@ -48,7 +49,6 @@ let setUpOn: string
 /** Console messages the browser reported (a CSP violation would be one). */
 const browserErrors: string[] = []
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const idOf = (url: string) => url.split('/').at(-1)!
 /** The logo an ASE would configure: an inline SVG, so nothing is fetched from elsewhere. */
 const LOGO = `data:image/svg+xml;base64,${Buffer.from(

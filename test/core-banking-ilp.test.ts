@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { usd } from './helpers/amounts.ts'
 import { grantToken } from './helpers/clients.ts'
 import {
   balanceOf,
@@ -34,7 +35,6 @@ let atB: Ase
 let alice: { id: string; url: string } // at A
 let bob: { id: string; url: string } // at B
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const json = (body: unknown): Answer => ({
   status: 200,
   body: JSON.stringify(body),

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, mock, test } from 'node:test'
 import { coreBankingReceiver } from '../examples/core-banking-receiver.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -41,7 +42,6 @@ let ipToken: string
 /** Post and release callouts fail this many times before being accepted. */
 let failFirst = 0
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const json = (body: unknown): Answer => ({
   status: 200,
   body: JSON.stringify(body),

@@ -6,6 +6,7 @@ import fc from 'fast-check'
 import { sql } from 'kysely'
 import { describe, type FuzzContext, type FuzzRequest, requestsFor, send } from './fuzz/requests.ts'
 import { allRoutes } from './fuzz/routes.ts'
+import { usd } from './helpers/amounts.ts'
 import { createClientIdentity, grantToken, outgoingPaymentToken } from './helpers/clients.ts'
 import { addPeer, streamPrepare } from './helpers/ilp.ts'
 import {
@@ -225,7 +226,6 @@ let plan: { routes: string[]; arbitrary: fc.Arbitrary<FuzzRequest> }
 
 /** Valid bodies of the routes that move money or store text, for single-point mutations. */
 function examples(u: { app: string; alice: string; bob: string; ip: string; quote: string }) {
-  const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
   const future = new Date(Date.now() + 3_600_000).toISOString()
   const hook = 'http://127.0.0.1:9/hooks'
   return {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -24,7 +25,6 @@ let bob: { id: string; url: string }
 let ipToken: string
 let quoteToken: string
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const idOf = (url: string) => url.split('/').at(-1)!
 
 before(async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { sql } from 'kysely'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { usd } from './helpers/amounts.ts'
 import { outgoingPaymentToken } from './helpers/clients.ts'
 import {
   balanceOf,
@@ -40,7 +41,6 @@ let alice: Wallet // at A, USD
 let bob: Wallet // at B, USD
 let gina: Wallet // at B, GBP
 
-const usd = (value: string): Amount => ({ value, assetCode: 'USD', assetScale: 2 })
 const eur = (value: string): Amount => ({ value, assetCode: 'EUR', assetScale: 2 })
 const gbp = (value: string): Amount => ({ value, assetCode: 'GBP', assetScale: 2 })
 

@@ -16,6 +16,7 @@ import { createIlpApp } from '../src/ilp/http-server.ts'
 import { createStreamReceiver } from '../src/ilp/stream-receiver.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { createDeps } from '../src/server.ts'
+import { usd } from './helpers/amounts.ts'
 import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
 import {
   addPeer,
@@ -34,8 +35,6 @@ let bob: { id: string; url: string }
 let token: string
 let peer: TestPeer
 let noCredit: TestPeer
-
-const usd = (value: bigint) => ({ value: value.toString(), assetCode: 'USD', assetScale: 2 })
 
 before(async () => {
   server = await startTestServer({ ILP_ADDRESS: 'test.ase-b' })

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { deserializeIlpPrepare } from 'ilp-packet'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { usd } from './helpers/amounts.ts'
 import type { ClientIdentity } from './helpers/clients.ts'
 import {
   addPeer,
@@ -26,7 +27,6 @@ let smallPackets: TestPeer
 let euroPeer: TestPeer
 
 const USD = { code: 'USD', scale: 2 }
-const usd = (value: bigint) => ({ value: value.toString(), assetCode: 'USD', assetScale: 2 })
 
 before(async () => {
   ;({ server, app, bob, token } = await startReceivingAse({

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { usd } from './helpers/amounts.ts'
 import { grantToken, outgoingPaymentToken } from './helpers/clients.ts'
 import {
   balanceOf,
@@ -27,7 +28,6 @@ let a: TestServer
 let b: TestServer
 const rates = JSON.stringify({ USD: { EUR: '0.9' } })
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const eur = (value: string) => ({ value, assetCode: 'EUR', assetScale: 2 })
 
 async function peerAt(server: TestServer, name: string): Promise<string> {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { createUnauthenticatedClient, getResourceServerOpenAPI } from '@interledger/open-payments'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -38,7 +39,6 @@ before(async () => {
 })
 after(() => server.close())
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const create = (args: Record<string, unknown> = {}, accessToken = token) =>
   app.client.incomingPayment.create({ url: rs, accessToken }, { walletAddress: bob.url, ...args })
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, test } from 'node:test'
 import pg from 'pg'
+import { usd } from './helpers/amounts.ts'
 import { createClientIdentity, grantToken, outgoingPaymentToken } from './helpers/clients.ts'
 import { asTestServer, booksBalanced, clusterEnv, nodePorts, startNode } from './helpers/cluster.ts'
 import { DATABASE_URL, dropSchema } from './helpers/db.ts'
@@ -28,7 +29,6 @@ after(async () => {
 
 const count = async (sql: string, params: unknown[] = []) =>
   Number((await db.query(sql, params)).rows[0].n)
-const usd = (value: bigint) => ({ value: value.toString(), assetCode: 'USD', assetScale: 2 })
 
 test('SIGKILL while 50 payments are in flight, restart: each ends once, nothing stays reserved', async (t) => {
   const [creatorPorts, workerPorts] = [await nodePorts(), await nodePorts()]

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
+import { usd } from './helpers/amounts.ts'
 import { grantToken, outgoingPaymentToken } from './helpers/clients.ts'
 import { type IlpProxy, peerThroughProxy } from './helpers/ilp-proxy.ts'
 import { type Scrape, scrape } from './helpers/metrics.ts'
@@ -30,7 +31,6 @@ let bob: { id: string; url: string } // at B, receives
 let opToken: string
 let daveToken: string
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const idOf = (url: string) => url.split('/').at(-1)!
 
 before(async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, test } from 'node:test'
 import pg from 'pg'
+import { usd } from './helpers/amounts.ts'
 import { type Balancer, startBalancer } from './helpers/balancer.ts'
 import { createClientIdentity, grantToken, outgoingPaymentToken } from './helpers/clients.ts'
 import {
@@ -55,8 +56,6 @@ after(async () => {
   await db.end()
   await dropSchema(schema)
 })
-
-const usd = (value: bigint) => ({ value: value.toString(), assetCode: 'USD', assetScale: 2 })
 
 test('three processes, one database: every payment settles exactly once', async (t) => {
   const app = await createClientIdentity(server, { path: '/app' })

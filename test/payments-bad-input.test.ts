@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -19,8 +20,6 @@ let ipToken: string
 let quoteToken: string
 let opToken: string
 let openIp: string
-
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 
 before(async () => {
   server = await startTestServer({ QUOTE_LIFESPAN_SECONDS: '1' })

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { OutgoingPayment } from '@interledger/open-payments'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -28,7 +29,6 @@ let bob: { id: string; url: string }
 let carol: { id: string; url: string }
 let rs: string
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const eur = (value: string) => ({ value, assetCode: 'EUR', assetScale: 2 })
 
 before(async () => {

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
 import { incomingFacts } from '../src/incoming-payments/facts.ts'
 import { getIncomingPayment } from '../src/incoming-payments/service.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -24,8 +25,6 @@ let bob: { id: string; url: string }
 let ipToken: string
 let quoteToken: string
 let rs: string
-
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 
 before(async () => {
   server = await startTestServer()

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { incomingFacts } from '../src/incoming-payments/facts.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -23,8 +24,6 @@ let bob: { id: string; url: string }
 let ipToken: string
 let quoteToken: string
 let rs: string
-
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 
 before(async () => {
   server = await startTestServer({ ROLES: 'open-payments,auth,admin,ilp' })

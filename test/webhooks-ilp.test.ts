@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   createWalletAddress,
   deposit,
@@ -24,7 +25,6 @@ let alice: { id: string; url: string }
 let bob: { id: string; url: string }
 let atAReceiver: Receiver
 let atBReceiver: Receiver
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const fast = {
   WEBHOOK_POLL_MS: '50',
   WEBHOOK_RETRY_BASE_MS: '100',

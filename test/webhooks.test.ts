@@ -5,6 +5,7 @@ import { sql } from 'kysely'
 import { Webhook } from 'standardwebhooks'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { deleteOldEvents } from '../src/webhooks/queue.ts'
+import { usd } from './helpers/amounts.ts'
 import {
   type ClientIdentity,
   createClientIdentity,
@@ -37,7 +38,6 @@ let quoteToken: string
 let opToken: string
 const receivers: Receiver[] = []
 
-const usd = (value: string) => ({ value, assetCode: 'USD', assetScale: 2 })
 const ALL_TYPES = [
   'incoming_payment.created',
   'incoming_payment.completed',
