@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { CompiledQuery, Kysely, sql } from 'kysely'
 import pg from 'pg'
 import type { PoolStats } from '../metrics/metrics.ts'
+import { queryDescribedOnce } from './described-once.ts'
 import { PGliteDialect } from './pglite-dialect.ts'
 import { PIPELINED, PipelinedPostgresDialect } from './pipelined-postgres.ts'
 import type { DB } from './schema.ts'
@@ -221,7 +222,9 @@ function namePreparedStatements(client: pg.PoolClient): void {
   client.query = ((...args: unknown[]) => {
     const [text, values] = args
     const name = args.length === 2 && typeof text === 'string' ? preparedName(text) : undefined
-    return name === undefined ? query(...args) : query({ name, text, values })
+    return name === undefined
+      ? query(...args)
+      : queryDescribedOnce(query, { name, text: text as string, values: values as unknown[] })
   }) as typeof client.query
 }
 

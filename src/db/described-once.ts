@@ -1,0 +1,129 @@
+import pg from 'pg'
+
+/**
+ * What `pg` builds from a statement's row description (pinned `pg`'s private `Result` fields): the
+ * fields, a parser per field, and the empty row every parsed row starts from.
+ */
+interface Description {
+  fields: unknown[]
+  parsers: unknown[] | undefined
+  empty: object | null
+}
+
+/** `pg`'s wire connection (private), with the descriptions this module keeps on it. */
+interface WireConnection {
+  bind(config: object): void
+  sync(): void
+  descriptions?: Map<string, Description>
+}
+
+/** The private parts of `pg`'s `Query` that this module drives (pinned `pg`, 8.23). */
+interface QueryInternals {
+  name: string
+  values: unknown[]
+  portal: string
+  binary: boolean | undefined
+  rows: number | undefined
+  callback: ((err: Error | null, result?: pg.QueryResult) => void) | undefined
+  _accumulateRows: unknown
+  _result: {
+    fields: unknown[]
+    _parsers: unknown[] | undefined
+    _prebuiltEmptyResultObject: object | null
+  }
+  hasBeenParsed(connection: WireConnection): boolean
+  prepare(connection: WireConnection): void
+  handleRowDescription(msg: unknown): void
+  handleCommandComplete(msg: unknown, connection: WireConnection): void
+  handleError(err: Error, connection: WireConnection): void
+  _getRows(connection: WireConnection, rows: number | undefined): void
+  listeners(event: string): unknown[]
+}
+
+const PgQuery = pg.Query as unknown as new (config: pg.QueryConfig) => QueryInternals
+
+/**
+ * A named prepared statement's execution that asks PostgreSQL to describe its result only the
+ * first time on a connection. `pg` sends Describe with every execution, and rebuilds the row's
+ * parsers from the answer: 4–5% of the server's CPU in the `perf` profiles of a signed GET and of a
+ * payment (docs/performance.md, seventh pass). A prepared statement's result cannot change on its
+ * connection (PostgreSQL refuses to run it if a change of the schema would change it: "cached plan
+ * must not change result type"), so what the first answer described holds for as long as the
+ * statement is prepared there; a statement sent with its Parse is described again.
+ */
+class DescribedOnceQuery extends PgQuery {
+  #connection: WireConnection | undefined
+  #describing = false
+
+  override prepare(connection: WireConnection): void {
+    this.#connection = connection
+    const known = this.hasBeenParsed(connection)
+      ? connection.descriptions?.get(this.name)
+      : undefined
+    if (!known) {
+      this.#describing = true
+      super.prepare(connection)
+      return
+    }
+    // `Query.prepare` without Parse and Describe.
+    try {
+      connection.bind({
+        portal: this.portal,
+        statement: this.name,
+        values: this.values,
+        binary: this.binary,
+        valueMapper: prepareValue,
+      })
+    } catch (err) {
+      // Nothing was sent (a value that cannot be serialised): Sync keeps the protocol in step, and
+      // the statement stays prepared (`pg` closes it here because it has just sent its Parse).
+      connection.sync()
+      this.handleError(err as Error, connection)
+      return
+    }
+    this._result.fields = known.fields
+    this._result._parsers = known.parsers
+    this._result._prebuiltEmptyResultObject = known.empty
+    // As `handleRowDescription` would have set it.
+    this._accumulateRows = this.callback || !this.listeners('row').length
+    this._getRows(connection, this.rows)
+  }
+
+  override handleRowDescription(msg: unknown): void {
+    super.handleRowDescription(msg)
+    if (this.#describing) this.#keep()
+  }
+
+  override handleCommandComplete(msg: unknown, connection: WireConnection): void {
+    // A statement that returns no rows is described as such (NoData), which `pg` does not report.
+    if (this.#describing && !this.#connection?.descriptions?.has(this.name)) this.#keep()
+    super.handleCommandComplete(msg, connection)
+  }
+
+  #keep(): void {
+    const connection = this.#connection!
+    connection.descriptions ??= new Map()
+    connection.descriptions.set(this.name, {
+      fields: this._result.fields,
+      parsers: this._result._parsers,
+      empty: this._result._prebuiltEmptyResultObject,
+    })
+    this.#describing = false
+  }
+}
+
+/** `pg`'s own mapping of parameter values to the wire (what `Query.prepare` passes to bind). */
+const { prepareValue } = (pg as unknown as { utils: { prepareValue: (v: unknown) => unknown } })
+  .utils
+
+/** Runs a named prepared statement on `client` (through `send`, the client's `query`). */
+export function queryDescribedOnce(
+  send: (query: unknown) => unknown,
+  config: { name: string; text: string; values: unknown[] },
+): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    const query = new DescribedOnceQuery(config)
+    query.callback = (err, result) => (err ? reject(err) : resolve(result!))
+    send(query)
+  })
+}
