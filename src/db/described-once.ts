@@ -12,14 +12,19 @@ interface Description {
 
 /** `pg`'s wire connection (private), with the descriptions this module keeps on it. */
 interface WireConnection {
+  parse(query: { text: string; name: string; types: unknown }): void
   bind(config: object): void
+  describe(msg: { type: 'P'; name: string }): void
   sync(): void
+  submittedNamedStatements: Record<string, string>
   descriptions?: Map<string, Description>
 }
 
 /** The private parts of `pg`'s `Query` that this module drives (pinned `pg`, 8.23). */
 interface QueryInternals {
   name: string
+  text: string
+  types: unknown
   values: unknown[]
   portal: string
   binary: boolean | undefined
@@ -55,17 +60,18 @@ class DescribedOnceQuery extends PgQuery {
   #connection: WireConnection | undefined
   #describing = false
 
+  /**
+   * `Query.prepare`, with Describe only while this connection has no description of the statement,
+   * and a failed Bind that leaves the statement prepared: `pg` sends Close then, which drops a
+   * statement it still counts as parsed, so that every later execution on the connection fails.
+   */
   override prepare(connection: WireConnection): void {
     this.#connection = connection
-    const known = this.hasBeenParsed(connection)
-      ? connection.descriptions?.get(this.name)
-      : undefined
-    if (!known) {
-      this.#describing = true
-      super.prepare(connection)
-      return
+    const parsed = this.hasBeenParsed(connection)
+    if (!parsed) {
+      connection.parse({ text: this.text, name: this.name, types: this.types })
+      connection.submittedNamedStatements[this.name] = this.text
     }
-    // `Query.prepare` without Parse and Describe.
     try {
       connection.bind({
         portal: this.portal,
@@ -75,17 +81,22 @@ class DescribedOnceQuery extends PgQuery {
         valueMapper: prepareValue,
       })
     } catch (err) {
-      // Nothing was sent (a value that cannot be serialised): Sync keeps the protocol in step, and
-      // the statement stays prepared (`pg` closes it here because it has just sent its Parse).
+      // Nothing of the execution was sent (a value that cannot be serialised); Sync answers for it.
       connection.sync()
       this.handleError(err as Error, connection)
       return
     }
-    this._result.fields = known.fields
-    this._result._parsers = known.parsers
-    this._result._prebuiltEmptyResultObject = known.empty
-    // As `handleRowDescription` would have set it.
-    this._accumulateRows = this.callback || !this.listeners('row').length
+    const known = parsed ? connection.descriptions?.get(this.name) : undefined
+    if (known) {
+      this._result.fields = known.fields.slice()
+      this._result._parsers = known.parsers
+      this._result._prebuiltEmptyResultObject = known.empty
+      // As `handleRowDescription` would have set it.
+      this._accumulateRows = this.callback || !this.listeners('row').length
+    } else {
+      this.#describing = true
+      connection.describe({ type: 'P', name: this.portal })
+    }
     this._getRows(connection, this.rows)
   }
 
@@ -95,8 +106,9 @@ class DescribedOnceQuery extends PgQuery {
   }
 
   override handleCommandComplete(msg: unknown, connection: WireConnection): void {
-    // A statement that returns no rows is described as such (NoData), which `pg` does not report.
-    if (this.#describing && !this.#connection?.descriptions?.has(this.name)) this.#keep()
+    // Described, and no row description came: the statement returns no rows (PostgreSQL answered
+    // NoData, which `pg` does not report).
+    if (this.#describing) this.#keep()
     super.handleCommandComplete(msg, connection)
   }
 
@@ -112,18 +124,23 @@ class DescribedOnceQuery extends PgQuery {
   }
 }
 
-/** `pg`'s own mapping of parameter values to the wire (what `Query.prepare` passes to bind). */
-const { prepareValue } = (pg as unknown as { utils: { prepareValue: (v: unknown) => unknown } })
-  .utils
+/** `pg`'s own mapping of a parameter's value to the wire (a string, a Buffer or null). */
+export const { prepareValue } = (
+  pg as unknown as { utils: { prepareValue: (v: unknown) => unknown } }
+).utils
 
 /** Runs a named prepared statement on `client` (through `send`, the client's `query`). */
 export function queryDescribedOnce(
   send: (query: unknown) => unknown,
   config: { name: string; text: string; values: unknown[] },
 ): Promise<pg.QueryResult> {
-  return new Promise((resolve, reject) => {
+  return new Promise<pg.QueryResult>((resolve, reject) => {
     const query = new DescribedOnceQuery(config)
     query.callback = (err, result) => (err ? reject(err) : resolve(result!))
     send(query)
+  }).catch((err: Error) => {
+    // As `pg` does for its own promises: the stack leads back to the caller, not to the socket.
+    Error.captureStackTrace(err)
+    throw err
   })
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { sql } from 'kysely'
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
+import { PREPARE } from './database.ts'
 import { LAST_STATEMENT } from './pipelined-postgres.ts'
 
 let database: TestDatabase
@@ -150,6 +151,22 @@ test('a failed last statement rolls its transaction back; a statement after the 
     /null value/,
   )
   assert.equal(await count(), before)
+  // A value that cannot be sent (here circular JSON): the statement fails before anything is
+  // written, and the COMMIT that would have gone with it does not commit the statement before it.
+  const circular: Record<string, unknown> = {}
+  circular.self = circular
+  for (const mark of [sql`${LAST_STATEMENT} ${PREPARE}`, LAST_STATEMENT]) {
+    await assert.rejects(
+      db.transaction().execute(async (trx) => {
+        await sql`INSERT INTO pipelined VALUES (7)`.execute(trx)
+        await sql`${mark} INSERT INTO pipelined SELECT 8 WHERE ${circular}::jsonb IS NOT NULL`.execute(
+          trx,
+        )
+      }),
+      /circular/i,
+    )
+    assert.equal(await count(), before)
+  }
   await assert.rejects(
     db.transaction().execute(async (trx) => {
       await sql`${LAST_STATEMENT} INSERT INTO pipelined VALUES (1008)`.execute(trx)

@@ -9,6 +9,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import type pg from 'pg'
+import { prepareValue } from './described-once.ts'
 
 /**
  * Marks a BEGIN or COMMIT sent in the same write as a statement: `countRoundTrips` (database.ts)
@@ -125,6 +126,10 @@ class PipelinedConnection implements DatabaseConnection {
     if (this.#committing) throw new Error('a statement after its transaction’s last statement')
     const last = this.#begun || this.#begin !== undefined ? query.sql.includes(LAST_MARK) : false
     if (this.#begin === undefined && !last) return toResult(await this.send(query))
+    // A value that `pg` cannot serialise would fail the statement before anything of it is sent,
+    // but the COMMIT behind it would still go out and commit the statements before it: serialised
+    // here, such a value fails the statement before anything is written.
+    if (last) query = { ...query, parameters: query.parameters.map(prepareValue) }
     // Corked, they go in one write: PostgreSQL finds each statement behind the one before it
     // without a wait, and a statement that fails makes the COMMIT behind it a rollback.
     const { stream } = (this.client as unknown as { connection: { stream: Socket } }).connection
