@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { type Selectable, sql } from 'kysely'
+import type { Selectable } from 'kysely'
 import { type Db, prepared } from '../db/database.ts'
 import type { AccessTokensTable, GrantsTable } from '../db/schema.ts'
 import { hashToken, hmac, newToken, safeEqual } from '../lib/secrets.ts'
@@ -128,22 +128,11 @@ export const tokenGrantSql = (hash: string, now: string) => `(
            'walletAddress', g.client_wallet_address, 'jwk', g.client_jwk)
     FROM ${activeToken(hash, now)})`
 
-// `activeToken`'s text around its two values, for Kysely to put its own parameters between.
-const [beforeHash, betweenHashAndNow, afterNow] = activeToken('\0', '\0').split('\0') as [
-  string,
-  string,
-  string,
-]
-
 /**
- * A condition, as SQL: the token whose hash is `hash` is active at `now` (`activeToken`). A write
- * that must only happen for an active token embeds it, so that the token's state costs no
- * statement of its own (`authorize`'s `tokenUnchecked`).
+ * A condition, as SQL text: the token whose hash is `hash` is active at `now` (`activeToken`);
+ * `hash` and `now` name parameters. A write that must only happen for an active token embeds it,
+ * so that the token's state costs no statement of its own (`authorize`'s `tokenUnchecked`).
  */
-export const tokenActive = (hash: string, now: Date) =>
-  sql<boolean>`EXISTS (SELECT 1 FROM ${sql.raw(beforeHash)}${hash}${sql.raw(betweenHashAndNow)}${now}${sql.raw(afterNow)})`
-
-/** `tokenActive` as SQL text, for statements prepared once; `hash` and `now` name parameters. */
 export const tokenActiveSql = (hash: string, now: string) =>
   `EXISTS (SELECT 1 FROM ${activeToken(hash, now)})`
 
@@ -182,7 +171,7 @@ const tokenActiveByHash = prepared<{ active: boolean }>(
   `SELECT ${tokenActiveSql('$1', '$2')} AS active`,
 )
 
-/** Whether the token whose hash is `hash` is active at `now` (`tokenActive`), in one statement. */
+/** Whether the token whose hash is `hash` is active at `now` (`tokenActiveSql`), in one statement. */
 export async function isTokenActive(db: Db, hash: string, now: Date): Promise<boolean> {
   const [row] = await tokenActiveByHash(db, [hash, now])
   return row?.active === true

@@ -7,7 +7,7 @@ export const MAX_TOKEN_GRANTS = 10_000
 /**
  * What never changes about an access token, by its hash: its grant's id, access and client (a
  * grant's access and client are fixed when it is created, and a token belongs to one grant for
- * life). A request whose write checks the token's state itself (`tokenActive`) takes them from
+ * life). A request whose write checks the token's state itself (`tokenActiveSql`) takes them from
  * here instead of reading the grant first. The token's state (revoked, expired, its grant revoked)
  * is never kept: the write refuses an inactive token, so a revoked token is refused on the very
  * next request all the same.

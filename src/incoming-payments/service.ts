@@ -2,16 +2,16 @@ import { randomUUID } from 'node:crypto'
 import { type RawBuilder, sql } from 'kysely'
 import {
   type TokenGrant,
-  tokenActive,
+  tokenActiveSql,
   tokenGrantOf,
   tokenGrantSql,
   tokenParams,
 } from '../auth/grants.ts'
-import { type Db, PREPARE, prepared } from '../db/database.ts'
+import { type Db, prepared } from '../db/database.ts'
 import { inTransaction } from '../db/transaction.ts'
 import { foldStats, type PaymentStats, type StatsRow } from '../lib/payment-stats.ts'
 import { type FetchPage, keyset } from '../resource-server/pagination.ts'
-import { recordEvent, writeWithEvent } from '../webhooks/outbox.ts'
+import { preparedWithEvent, recordEvent } from '../webhooks/outbox.ts'
 
 export interface IncomingPayment {
   id: string
@@ -54,7 +54,7 @@ export async function createIncomingPayment(
     incomingAmount?: bigint
     expiresAt: Date
     metadata?: Record<string, unknown>
-    /** The hash of an access token whose state is checked by the write (`tokenActive`). */
+    /** The hash of an access token whose state is checked by the write (`tokenActiveSql`). */
     tokenUnchecked?: string
   },
 ): Promise<IncomingPayment | 'inactive_token'> {
@@ -79,25 +79,43 @@ export async function createIncomingPayment(
     createdAt: now,
     updatedAt: now,
   }
-  const values = sql`${ip.id}::uuid, ${wa.id}::uuid, ${ip.client}, ${ip.incomingAmount}::numeric,
-    ${ip.expiresAt}::timestamptz,
-    ${ip.metadata === null ? null : JSON.stringify(ip.metadata)}::jsonb, ${now}::timestamptz,
-    ${now}::timestamptz`
   const token = input.tokenUnchecked
-  const [row] = await writeWithEvent<{ metadata: Record<string, unknown> | null }>(
-    db,
-    sql`${PREPARE} INSERT INTO incoming_payments
-          (id, wallet_address_id, client, incoming_amount, expires_at, metadata, created_at, updated_at)
-        ${token === undefined ? sql`VALUES (${values})` : sql`SELECT ${values} WHERE ${tokenActive(token, now)}`}
-        RETURNING metadata`,
-    { type: 'incoming_payment.created', incomingPayment: ip },
-    undefined,
-    { conditional: token !== undefined },
-  )
+  const values = [
+    ip.id,
+    wa.id,
+    ip.client,
+    ip.incomingAmount,
+    ip.expiresAt,
+    ip.metadata === null ? null : JSON.stringify(ip.metadata),
+    now,
+  ]
+  const event = [{ type: 'incoming_payment.created' as const, incomingPayment: ip }]
+  const [row] =
+    token === undefined
+      ? await insertIncoming(db, values, event)
+      : await insertIncomingIfToken(db, [...values, token], event)
   if (!row) return 'inactive_token'
   // As stored (jsonb orders keys), as every later read returns it.
   return { ...ip, metadata: row!.metadata }
 }
+
+// The columns the create writes, as parameters (`now` twice), and the statements that write them
+// with the `created` event: the second only while the token whose hash is `$8` is active.
+const INCOMING_INSERT = `INSERT INTO incoming_payments
+  (id, wallet_address_id, client, incoming_amount, expires_at, metadata, created_at, updated_at)`
+const INCOMING_VALUES = `$1::uuid, $2::uuid, $3::text, $4::numeric, $5::timestamptz, $6::jsonb,
+  $7::timestamptz, $7::timestamptz`
+type Inserted = { metadata: Record<string, unknown> | null }
+const insertIncoming = preparedWithEvent<Inserted>(
+  `${INCOMING_INSERT} VALUES (${INCOMING_VALUES}) RETURNING metadata`,
+  7,
+)
+const insertIncomingIfToken = preparedWithEvent<Inserted>(
+  `${INCOMING_INSERT} SELECT ${INCOMING_VALUES} WHERE ${tokenActiveSql('$8', '$7')}
+     RETURNING metadata`,
+  8,
+  { conditional: true },
+)
 
 export async function getIncomingPayment(
   db: Db,

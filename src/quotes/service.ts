@@ -237,7 +237,7 @@ const insertQuoteIfReceiverAndToken = prepared<{ saved: number }>(
 /**
  * Stores a quote priced from a local receiver's kept facts (`incoming-payments/facts.ts`), in one
  * statement that holds the receiver's row to them and to its state; with `tokenUnchecked`, the
- * token's state too (`tokenActive`). false: nothing was written (the receiver is not as priced, or
+ * token's state too (`tokenActiveSql`). false: nothing was written (the receiver is not as priced, or
  * the token is not active), and the caller reads the receiver and prices again.
  */
 export async function saveQuoteIfReceiver(

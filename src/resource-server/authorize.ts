@@ -21,7 +21,7 @@ export interface Authorization {
   all: boolean
   /**
    * The token's hash when its state was not read for this request (`AccessNeed.writeChecksToken`):
-   * the route's write must check it (`tokenActive`) and answer `inactiveToken` when it fails.
+   * the route's write must check it (`tokenActiveSql`) and answer `inactiveToken` when it fails.
    */
   tokenUnchecked?: string
 }
@@ -159,7 +159,7 @@ export interface AccessNeed {
    */
   grant?: TokenGrant | null
   /**
-   * The route's write checks the token's state itself (`tokenActive`): when the token's grant is
+   * The route's write checks the token's state itself (`tokenActiveSql`): when the token's grant is
    * known to this process, it is not read for the request (`Authorization.tokenUnchecked`).
    */
   writeChecksToken?: boolean

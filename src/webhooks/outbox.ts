@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { type RawBuilder, sql } from 'kysely'
-import type { Db } from '../db/database.ts'
+import { type Db, prepared } from '../db/database.ts'
 import { factsJson, type NewEvent, resourceOf } from './events.ts'
 
 /**
@@ -46,25 +46,19 @@ export async function writeWithEvent<R>(
 
 /**
  * The CTEs `e` and `d` that write the events and their deliveries (run even though nothing reads
- * `d`). The rows of one VALUES list are inserted in order, so their `seq` follows it; `onlyIfW`,
- * only when the CTE `w` returned a row.
+ * `d`), as SQL text around `values`, the VALUES list's rows (id, type, resource, data). The rows
+ * of one VALUES list are inserted in order, so their `seq` follows it; `onlyIfW`, only when the
+ * CTE `w` returned a row.
  */
-const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[], onlyIfW = false) => {
-  const values = sql.join(
-    events.map(
-      ([id, event]) =>
-        sql`(${id}, ${event.type}, ${resourceOf(event)}, ${factsJson(event)}::jsonb)`,
-    ),
-  )
-  return sql`
+const eventCtes = (values: string, onlyIfW: boolean) => `
   e AS (
     INSERT INTO webhook_events (id, type, resource, data)
     ${
       onlyIfW
-        ? sql`SELECT v.id::uuid, v.type, v.resource, v.data
-                FROM (VALUES ${values}) v (id, type, resource, data)
-               WHERE EXISTS (SELECT 1 FROM w)`
-        : sql`VALUES ${values}`
+        ? `SELECT v.id::uuid, v.type, v.resource, v.data
+             FROM (VALUES ${values}) v (id, type, resource, data)
+            WHERE EXISTS (SELECT 1 FROM w)`
+        : `VALUES ${values}`
     }
     RETURNING id, type, resource, seq
   ),
@@ -74,4 +68,48 @@ const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[], on
       FROM e JOIN webhook_endpoints w
         ON e.type = ANY (w.event_types) AND w.enabled AND w.deleted_at IS NULL
   )`
+
+// `eventCtes`' texts around the values, for Kysely to put its own parameters between.
+const ctesAround = (onlyIfW: boolean) => eventCtes('\0', onlyIfW).split('\0') as [string, string]
+const AROUND = { always: ctesAround(false), onlyIfW: ctesAround(true) }
+
+/** An event's values in `eventCtes`' rows: id, type, resource, data. */
+const eventValues = (id: string, event: NewEvent) =>
+  [id, event.type, resourceOf(event), factsJson(event)] as const
+
+const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[], onlyIfW = false) => {
+  const values = sql.join(
+    events.map(([id, event]) => {
+      const [, type, resource, data] = eventValues(id, event)
+      return sql`(${id}, ${type}, ${resource}, ${data}::jsonb)`
+    }),
+  )
+  const [before, after] = onlyIfW ? AROUND.onlyIfW : AROUND.always
+  return sql`${sql.raw(before)}${values}${sql.raw(after)}`
+}
+
+/**
+ * `writeWithEvent` as one statement prepared once (db/database.ts `prepared`), for a write on the
+ * request path whose text is fixed: no query builder runs per call. `write` is SQL text with the
+ * parameters `$1` to `$<writeParams>`; the events, `events` of them, take the parameters after.
+ */
+export function preparedWithEvent<R>(
+  write: string,
+  writeParams: number,
+  opts: { events?: number; conditional?: boolean } = {},
+): (db: Db, params: readonly unknown[], events: readonly NewEvent[]) => Promise<R[]> {
+  const count = opts.events ?? 1
+  const rows = Array.from({ length: count }, (_, i) => {
+    const n = writeParams + 4 * i
+    return `($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}::jsonb)`
+  }).join(', ')
+  const run = prepared<R>(
+    `WITH w AS (${write}), ${eventCtes(rows, opts.conditional ?? false)} SELECT * FROM w`,
+  )
+  return (db, params, events) => {
+    if (params.length !== writeParams || events.length !== count) {
+      throw new Error(`preparedWithEvent: ${writeParams} values and ${count} events expected`)
+    }
+    return run(db, [...params, ...events.flatMap((e) => eventValues(randomUUID(), e))])
+  }
 }
