@@ -83,19 +83,32 @@ export async function createGrant(trx: Db, input: NewGrant): Promise<Grant> {
   return toGrant(row)
 }
 
+/** A grant's row as `SELECT *` returns it. */
+export type GrantRow = Selectable<GrantsTable>
+
+// By each key a grant is found by, with and without its row's lock: prepared, as every step of an
+// interaction and every continuation reads the grant first.
+const grantBy = (column: string) =>
+  [false, true].map((lock) =>
+    prepared<GrantRow>(
+      `SELECT * FROM grants WHERE ${column} = $1::uuid${lock ? ' FOR UPDATE' : ''}`,
+    ),
+  )
+const GRANT_BY = {
+  id: grantBy('id'),
+  continueId: grantBy('continue_id'),
+  interactId: grantBy('interact_id'),
+}
+
 export async function findGrant(
   db: Db,
   by: { id: string } | { continueId: string } | { interactId: string },
   opts: { forUpdate?: boolean } = {},
 ): Promise<Grant | undefined> {
+  const [key, value] = Object.entries(by)[0] as [keyof typeof GRANT_BY, string]
   // Ids come from URLs: one that is not a uuid names no grant, and must not reach a uuid column.
-  if (!isUuid(Object.values(by)[0] ?? '')) return undefined
-  let q = db.selectFrom('grants').selectAll()
-  if ('id' in by) q = q.where('id', '=', by.id)
-  else if ('continueId' in by) q = q.where('continue_id', '=', by.continueId)
-  else q = q.where('interact_id', '=', by.interactId)
-  if (opts.forUpdate) q = q.forUpdate()
-  const row = await q.executeTakeFirst()
+  if (!isUuid(value)) return undefined
+  const [row] = await GRANT_BY[key][opts.forUpdate ? 1 : 0]!(db, [value])
   return row && toGrant(row)
 }
 
@@ -282,42 +295,27 @@ export async function issueOnInteractRef(
   lifetimeSeconds: number,
 ): Promise<{ value: string; token: AccessToken } | undefined> {
   const { value, row } = newAccessToken(grantId, lifetimeSeconds)
-  const inserted = await db
-    .with('g', (w) =>
-      w
-        .updateTable('grants')
-        .set(
-          grantValues({
-            state: 'finalized',
-            finalization: 'issued',
-            refHash: null,
-            lastContinuedAt: new Date(),
-          }),
-        )
-        .where('id', '=', grantId)
-        .where('state', '=', 'approved')
-        .where('interact_ref_hash', '=', hashToken(ref))
-        .where('subject_id', 'is', null)
-        .returning('id'),
-    )
-    .insertInto('access_tokens')
-    .columns(['id', 'grant_id', 'value_hash', 'manage_id', 'expires_at', 'revoked_at'])
-    .expression((eb) =>
-      eb
-        .selectFrom('g')
-        .select([
-          eb.val(row.id).as('id'),
-          'g.id as grant_id',
-          eb.val(row.value_hash).as('value_hash'),
-          eb.val(row.manage_id).as('manage_id'),
-          eb.val(row.expires_at).as('expires_at'),
-          eb.val(null).as('revoked_at'),
-        ]),
-    )
-    .returningAll()
-    .executeTakeFirst()
+  const [inserted] = await issueOnRef(db, [
+    grantId,
+    hashToken(ref),
+    new Date(),
+    row.id,
+    row.value_hash,
+    row.manage_id,
+    row.expires_at,
+  ])
   return inserted && { value, token: toToken(inserted) }
 }
+
+const issueOnRef = prepared<Selectable<AccessTokensTable>>(`
+  WITH g AS (
+    UPDATE grants SET state = 'finalized', finalization = 'issued', interact_ref_hash = NULL,
+                      last_continued_at = $3, updated_at = $3
+     WHERE id = $1::uuid AND state = 'approved' AND interact_ref_hash = $2 AND subject_id IS NULL
+    RETURNING id)
+  INSERT INTO access_tokens (id, grant_id, value_hash, manage_id, expires_at, revoked_at)
+  SELECT $4::uuid, g.id, $5, $6::uuid, $7::timestamptz, NULL FROM g
+  RETURNING *`)
 
 /**
  * True when the account holder who signed in during the interaction holds the wallet address the
@@ -404,7 +402,7 @@ export async function revokeToken(trx: Db, tokenId: string): Promise<void> {
 export const tokenMatches = (token: AccessToken, value: string) =>
   safeEqual(token.valueHash, hashToken(value))
 
-function toGrant(r: Selectable<GrantsTable>): Grant {
+export function toGrant(r: GrantRow): Grant {
   return {
     id: r.id,
     state: r.state,

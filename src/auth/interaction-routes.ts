@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { hashToken, hmac, newToken, safeEqual } from '../lib/secrets.ts'
-import { walletAddressUrl } from '../wallet-addresses/urls.ts'
+import { walletAddressPath, walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { needsInteraction } from './access.ts'
 import { describeAccess, describeSubject } from './describe.ts'
 import { findGrant, type Grant, updateGrant } from './grants.ts'
-import type { IdentityProvider } from './identity.ts'
+import type { IdentityProvider, IdentityResult } from './identity.ts'
+import { answerConsent, bindBrowser, signedInOwner } from './interaction-steps.ts'
 import { authPages } from './pages.ts'
 
 const COOKIE = 'op_interaction'
@@ -28,7 +29,10 @@ export function interactionRoutes(
   const { config, db, clients } = deps
   const pages = authPages(config.brand)
   const secure = config.authServerUrl.startsWith('https:')
-  const base = (g: Grant) => `/interact/${g.interaction!.id}/${g.interaction!.nonce}`
+  const base = (at: Grant | Params) =>
+    'state' in at
+      ? `/interact/${at.interaction!.id}/${at.interaction!.nonce}`
+      : `/interact/${at.id}/${at.nonce}`
 
   const html = (reply: FastifyReply, status: number, body: string) =>
     reply
@@ -126,10 +130,14 @@ export function interactionRoutes(
   }
 
   app.get<{ Params: Params }>('/interact/:id/:nonce', async (req, reply) => {
-    const grant = await load(req, reply)
-    if (!grant) return
     const value = newToken()
-    await updateGrant(db, grant.id, { sessionHash: hashToken(value) })
+    const sessionHash = hashToken(value)
+    let grant = await bindBrowser(db, req.params, sessionHash)
+    if (!grant) {
+      grant = await load(req, reply)
+      if (!grant) return
+      await updateGrant(db, grant.id, { sessionHash })
+    }
     const maxAge = Math.max(
       0,
       Math.floor((grant.interaction!.expiresAt.getTime() - Date.now()) / 1000),
@@ -147,12 +155,34 @@ export function interactionRoutes(
     return reply.header('cache-control', 'no-store').redirect(target, 302)
   })
 
+  /**
+   * The identity step's usual outcome in one statement: the holder of the grant's own wallet
+   * address signed in, in the browser that started the interaction. Undefined: anything else.
+   */
+  const ownerSignedIn = async (req: Req, result: IdentityResult) => {
+    const value = cookieValue(req)
+    if (!value || !('subject' in result)) return undefined
+    const path = walletAddressPath(config, result.subject)
+    const wa = path === undefined ? undefined : await deps.walletAddresses.byPath(path)
+    if (!wa) return undefined
+    return signedInOwner(db, req.params, hashToken(value), {
+      subject: result.subject,
+      walletAddressId: wa.id,
+    })
+  }
+
   app.get<{ Params: Params; Querystring: Record<string, string | undefined> }>(
     '/interact/:id/:nonce/identity',
     async (req, reply) => {
+      // The provider's answer is read once, before the browser's session is checked.
+      const result = identity.complete(req.params.id, req.query)
+      if (await ownerSignedIn(req, result)) {
+        return reply
+          .header('cache-control', 'no-store')
+          .redirect(`${base(req.params)}/consent`, 303)
+      }
       const s = await session(req, reply)
       if (!s) return
-      const result = identity.complete(s.grant.interaction!.id, req.query)
       if ('error' in result) return html(reply, 400, pages.message('Sign-in failed', result.error))
       if ('denied' in result) return decide(reply, s.grant, 'deny')
       const isOwner = result.subject === (await ownerUrl(s.grant))
@@ -217,9 +247,23 @@ export function interactionRoutes(
   app.post<{ Params: Params; Body: Record<string, string | undefined> }>(
     '/interact/:id/:nonce/consent',
     async (req, reply) => {
+      const { decision, csrf } = req.body ?? {}
+      // The usual answer, from the signed-in browser with its form, in one statement.
+      const value = cookieValue(req)
+      if (value && csrf && safeEqual(csrf, csrfToken(value))) {
+        if (decision === 'accept' || decision === 'deny') {
+          const ref = newToken(16)
+          const grant = await answerConsent(
+            db,
+            req.params,
+            hashToken(value),
+            decision === 'accept' ? { decision, refHash: hashToken(ref) } : { decision },
+          )
+          if (grant) return answered(reply, grant, decision, ref)
+        }
+      }
       const s = await session(req, reply)
       if (!s) return
-      const { decision, csrf } = req.body ?? {}
       if (!s.grant.interaction!.signedInAs || !csrf || !safeEqual(csrf, csrfToken(s.value))) {
         return html(reply, 403, pages.message('Start again', 'This form is no longer valid.'))
       }
@@ -233,7 +277,7 @@ export function interactionRoutes(
   const decide = async (reply: FastifyReply, grant: Grant, decision: 'accept' | 'deny') => {
     const ref = newToken(16)
     // Only the first answer counts: the update applies while the grant is still pending.
-    const answered = await updateGrant(
+    const changed = await updateGrant(
       db,
       grant.id,
       decision === 'accept'
@@ -241,8 +285,18 @@ export function interactionRoutes(
         : { state: 'finalized', finalization: 'rejected' },
       { whileState: 'pending' },
     )
-    if (!answered)
+    if (!changed)
       return finish(reply, grant, { result: 'grant_invalid' }, 'This request was already answered.')
+    return answered(reply, grant, decision, ref)
+  }
+
+  /** The client's way back once the grant is answered (`ref`: its `interact_ref` if accepted). */
+  const answered = (
+    reply: FastifyReply,
+    grant: Grant,
+    decision: 'accept' | 'deny',
+    ref: string,
+  ) => {
     if (decision === 'deny')
       return finish(reply, grant, { result: 'grant_rejected' }, 'You denied the request.')
     const i = grant.interaction!
