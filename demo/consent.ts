@@ -1,6 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import type { AuthenticatedClient } from '@interledger/open-payments'
 
+/** A request of the consent steps, and what they read of its answer (`fetch` gives both). */
+type Init = { method?: string; headers?: Record<string, string>; body?: string }
+type Answer = {
+  status: number
+  headers: { get(name: string): string | null }
+  text(): Promise<string>
+}
+
 /**
  * The account holder's side of an interactive grant, over plain HTTP: what a browser does on the
  * development sign-in and consent pages (docs/authorization.md). Used by `npm run demo` and tests.
@@ -10,22 +18,25 @@ export async function consentOverHttp(opts: {
   walletAddress: string
   password: string
   decision: 'accept' | 'deny'
-  /** The HTTP client (the bench passes its own sender); redirects must not be followed. */
-  fetch?: (url: string, init?: RequestInit) => Promise<Response>
+  /**
+   * The HTTP client (the bench passes its own sender); redirects must not be followed. Only what
+   * is read of its answers is asked for, which `fetch` gives.
+   */
+  fetch?: (url: string, init: Init & { redirect: 'manual' }) => Promise<Answer>
 }): Promise<URL> {
   const http = opts.fetch ?? fetch
   let cookie = ''
-  const go = async (url: string, init: RequestInit = {}): Promise<Response> => {
+  const go = async (url: string, init: Init = {}): Promise<Answer> => {
     const res = await http(url, {
       ...init,
       redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string>), ...(cookie && { cookie }) },
+      headers: { ...init.headers, ...(cookie && { cookie }) },
     })
     const set = res.headers.get('set-cookie')
     if (set) cookie = set.split(';', 1)[0]!
     return res
   }
-  const follow = async (res: Response, base: string) => {
+  const follow = async (res: Answer, base: string) => {
     const location = res.headers.get('location')
     if (res.status < 300 || res.status >= 400 || !location) {
       throw new Error(`expected a redirect from ${base}, got ${res.status}`)
