@@ -58,30 +58,35 @@ export interface NewGrant {
 
 export async function createGrant(trx: Db, input: NewGrant): Promise<Grant> {
   const i = input.interaction
-  const row = await trx
-    .insertInto('grants')
-    .values({
-      id: randomUUID(),
-      state: i ? 'pending' : 'finalized',
-      finalization: i ? null : 'issued',
-      client_wallet_address: 'walletAddress' in input.client ? input.client.walletAddress : null,
-      client_jwk: 'jwk' in input.client ? JSON.stringify(input.client.jwk) : null,
-      access: JSON.stringify(input.access),
-      subject_id: input.subject ?? null,
-      wallet_address_id: input.walletAddressId ?? null,
-      continue_id: randomUUID(),
-      continue_salt: newToken(16),
-      interact_id: i ? randomUUID() : null,
-      interact_nonce: i ? newToken(16) : null,
-      interact_expires_at: i?.expiresAt ?? null,
-      finish_method: i?.finish?.method ?? null,
-      finish_uri: i?.finish?.uri ?? null,
-      client_nonce: i?.finish?.clientNonce ?? null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow()
-  return toGrant(row)
+  const [row] = await insertGrant(trx, [
+    randomUUID(),
+    i ? 'pending' : 'finalized',
+    i ? null : 'issued',
+    'walletAddress' in input.client ? input.client.walletAddress : null,
+    'jwk' in input.client ? JSON.stringify(input.client.jwk) : null,
+    JSON.stringify(input.access),
+    input.subject ?? null,
+    input.walletAddressId ?? null,
+    randomUUID(),
+    newToken(16),
+    i ? randomUUID() : null,
+    i ? newToken(16) : null,
+    i?.expiresAt ?? null,
+    i?.finish?.method ?? null,
+    i?.finish?.uri ?? null,
+    i?.finish?.clientNonce ?? null,
+  ])
+  return toGrant(row!)
 }
+
+// Every grant request writes one: prepared, as the statements of the interaction that follows.
+const insertGrant = prepared<GrantRow>(`
+  INSERT INTO grants (id, state, finalization, client_wallet_address, client_jwk, access,
+                      subject_id, wallet_address_id, continue_id, continue_salt, interact_id,
+                      interact_nonce, interact_expires_at, finish_method, finish_uri, client_nonce)
+  VALUES ($1::uuid, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::uuid, $9::uuid, $10, $11::uuid, $12,
+          $13::timestamptz, $14, $15, $16)
+  RETURNING *`)
 
 /** A grant's row as `SELECT *` returns it. */
 export type GrantRow = Selectable<GrantsTable>
