@@ -19,6 +19,11 @@ export type IdentityResult = { subject: string } | { denied: true } | { error: s
  */
 export interface IdentityProvider {
   begin(req: IdentityRequest): string
+  /**
+   * Reads the provider's answer from the return's query. Called once per return to `returnTo`,
+   * before the server checks that the browser is the one that started the interaction (which it
+   * then does before acting on the answer).
+   */
   complete(interactionId: string, query: Record<string, string | undefined>): IdentityResult
 }
 
