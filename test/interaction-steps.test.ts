@@ -57,8 +57,8 @@ function browser() {
   }
 }
 
-/** A pending grant, and a browser signed in to its interaction as Alice, on its consent page. */
-async function signedIn() {
+/** A pending interactive grant for Alice's account; with a finish redirect unless told not to. */
+async function pendingGrant(finish = true) {
   const grant = await app.client.grant.request(
     { url: server.authUrl },
     {
@@ -67,12 +67,18 @@ async function signedIn() {
       },
       interact: {
         start: ['redirect'],
-        finish: { method: 'redirect', uri: 'http://127.0.0.1:9/cb', nonce: 'n' },
+        ...(finish && { finish: { method: 'redirect', uri: 'http://127.0.0.1:9/cb', nonce: 'n' } }),
       },
     },
   )
   assert.ok(isPendingGrant(grant))
   const [id, nonce] = new URL(grant.interact.redirect).pathname.split('/').slice(2)
+  return { grant, id: id!, nonce: nonce! }
+}
+
+/** A pending grant, and a browser signed in to its interaction as Alice, on its consent page. */
+async function signedIn() {
+  const { grant, id, nonce } = await pendingGrant()
   const go = browser()
   const signIn = (await go(grant.interact.redirect)).location!
   const identity = (await go(signIn, { walletAddress: alice.url, password: DEV_PASSWORD }))
@@ -80,45 +86,25 @@ async function signedIn() {
   const consent = (await go(identity)).location!
   const page = await go(consent)
   const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!
-  return { grant, id: id!, nonce: nonce!, go, identity, consent, csrf }
+  return { grant, id, nonce, go, identity, consent, csrf }
 }
 
 test('the link with another nonce, or one no interaction has, binds no browser', async () => {
-  const grant = await app.client.grant.request(
-    { url: server.authUrl },
-    {
-      access_token: {
-        access: [{ type: 'outgoing-payment', actions: ['create'], identifier: alice.url }],
-      },
-      interact: { start: ['redirect'] },
-    },
-  )
-  assert.ok(isPendingGrant(grant))
-  const [id] = new URL(grant.interact.redirect).pathname.split('/').slice(2)
+  const { grant, id } = await pendingGrant(false)
   const go = browser()
   for (const nonce of ['wrong-nonce', 'x%00y', '%E2%82']) {
     const res = await go(`${server.authUrl}/interact/${id}/${nonce}`)
     // 404, or 400 where the request guard refuses what no URL may carry (a NUL, broken UTF-8).
     assert.ok(res.status === 404 || res.status === 400, `${nonce}: ${res.status}`)
   }
-  assert.equal((await grantRow(id!)).interact_session_hash, null)
+  assert.equal((await grantRow(id)).interact_session_hash, null)
   // The real link still starts the interaction.
   assert.equal((await go(grant.interact.redirect)).status, 302)
-  assert.notEqual((await grantRow(id!)).interact_session_hash, null)
+  assert.notEqual((await grantRow(id)).interact_session_hash, null)
 })
 
 test('the identity step from another browser is refused and signs nobody in', async () => {
-  const grant = await app.client.grant.request(
-    { url: server.authUrl },
-    {
-      access_token: {
-        access: [{ type: 'outgoing-payment', actions: ['create'], identifier: alice.url }],
-      },
-      interact: { start: ['redirect'] },
-    },
-  )
-  assert.ok(isPendingGrant(grant))
-  const [id] = new URL(grant.interact.redirect).pathname.split('/').slice(2)
+  const { grant, id } = await pendingGrant(false)
   const holder = browser()
   const signIn = (await holder(grant.interact.redirect)).location!
   const identity = (await holder(signIn, { walletAddress: alice.url, password: DEV_PASSWORD }))
@@ -127,7 +113,7 @@ test('the identity step from another browser is refused and signs nobody in', as
   const stranger = await browser()(identity)
   assert.equal(stranger.status, 403)
   assert.match(stranger.text, /Start again/)
-  assert.equal((await grantRow(id!)).interact_signed_in_as, null)
+  assert.equal((await grantRow(id)).interact_signed_in_as, null)
   // The holder's browser goes on.
   assert.match((await holder(identity)).location!, /\/consent$/)
   const row = await grantRow(id!)
