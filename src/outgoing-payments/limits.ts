@@ -12,7 +12,7 @@ export interface Spent {
 }
 
 /** The new payment's terms: its quote. */
-interface NewPayment {
+export interface NewPayment {
   /** The quote's id. */
   id: string
   debitAmount: bigint
@@ -80,7 +80,8 @@ const receiveKey = (a: { code: string; scale: number }) => `${a.code}:${a.scale}
 // refused by the unique index on outgoing_payments.quote_id. A grant's first create inserts the
 // row with valid totals of zero since `$3`: every create takes this lock, so a grant without the
 // row has no payments to sum.
-const lockGrantTotals = prepared<{
+/** The grant's lock row as the lock returns it (`lockGrantTotalsSql`). */
+export interface LockedTotals {
   totals_valid: boolean
   totals_since: Date | null
   debit_total: bigint
@@ -88,7 +89,13 @@ const lockGrantTotals = prepared<{
   quote_used: boolean
   given_back_debit: bigint
   given_back_receive: bigint
-}>(
+}
+
+/**
+ * The lock's text; `receiveCode` and `receiveScale` are SQL (placeholders, or subqueries when the
+ * quote is read in the same statement).
+ */
+export const lockGrantTotalsSql = (receiveCode: string, receiveScale: string) =>
   `INSERT INTO outgoing_payment_grants AS g (grant_id, totals_valid, totals_since)
    VALUES ($1, true, $3::timestamptz)
    ON CONFLICT (grant_id) DO UPDATE SET grant_id = EXCLUDED.grant_id
@@ -100,8 +107,10 @@ const lockGrantTotals = prepared<{
      (SELECT coalesce(sum(f.receive_amount), 0) FROM outgoing_payments f
        WHERE f.grant_id = $1 AND f.state IN ('failed', 'cancelled')
          AND f.created_at >= coalesce($3::timestamptz, '-infinity')
-         AND f.receive_asset_code = $4 AND f.receive_asset_scale = $5) AS given_back_receive`,
-)
+         AND f.receive_asset_code = ${receiveCode}
+         AND f.receive_asset_scale = ${receiveScale}) AS given_back_receive`
+
+const lockGrantTotals = prepared<LockedTotals>(lockGrantTotalsSql('$4', '$5'))
 
 // The totals summed afresh (under the lock, in a new snapshot): every payment since `$2` by
 // receive asset, and what the failed and cancelled ones among them give back.
@@ -139,43 +148,62 @@ export async function lockAndCheckLimits(
   p: NewPayment,
   now: Date,
 ): Promise<{ spent: Spent; totals: GrantTotals } | 'unauthorized' | 'quote_used'> {
-  let refused = limits?.receiver !== undefined && limits.receiver !== p.receiver
-  let since: Date | undefined
-  if (limits?.interval !== undefined) {
-    const current = currentInterval(parseRepeatingInterval(limits.interval)!, now)
-    if (current) since = current.start
-    else refused = true
-  }
-  const receiveLimit = limits?.receiveAmount
-  if (
-    receiveLimit &&
-    (receiveLimit.assetCode !== p.receiveAsset.code ||
-      receiveLimit.assetScale !== p.receiveAsset.scale)
-  ) {
-    refused = true
-  }
-  const key = receiveKey(p.receiveAsset)
+  const window = limitsWindow(limits, now)
   const [locked] = await lockGrantTotals(trx, [
     grantId,
     p.id,
-    since ?? null,
+    window.since ?? null,
     p.receiveAsset.code,
     p.receiveAsset.scale,
   ])
-  if (locked!.quote_used) return 'quote_used'
+  return checkLimits(trx, grantId, limits, p, window, locked!)
+}
+
+/** The current interval of the grant's limits at `now`: its start, or `ended` when none is current. */
+export function limitsWindow(
+  limits: OutgoingLimits | undefined,
+  now: Date,
+): { since: Date | undefined; ended: boolean } {
+  if (limits?.interval === undefined) return { since: undefined, ended: false }
+  const current = currentInterval(parseRepeatingInterval(limits.interval)!, now)
+  return current ? { since: current.start, ended: false } : { since: undefined, ended: true }
+}
+
+/**
+ * The rest of `lockAndCheckLimits`, once the grant's lock (taken for `window.since`) has returned
+ * `locked`: whether quote `p` was used, and the new payment against the limits.
+ */
+export async function checkLimits(
+  trx: Db,
+  grantId: string,
+  limits: OutgoingLimits | undefined,
+  p: NewPayment,
+  window: { since: Date | undefined; ended: boolean },
+  locked: LockedTotals,
+): Promise<{ spent: Spent; totals: GrantTotals } | 'unauthorized' | 'quote_used'> {
+  const { since } = window
+  const receiveLimit = limits?.receiveAmount
+  const refused =
+    (limits?.receiver !== undefined && limits.receiver !== p.receiver) ||
+    window.ended ||
+    (receiveLimit !== undefined &&
+      (receiveLimit.assetCode !== p.receiveAsset.code ||
+        receiveLimit.assetScale !== p.receiveAsset.scale))
+  const key = receiveKey(p.receiveAsset)
+  if (locked.quote_used) return 'quote_used'
   if (refused) return 'unauthorized'
 
   let before: GrantTotals
   let givenBack: { debit: bigint; receive: bigint }
-  if (locked!.totals_valid && locked!.totals_since?.getTime() === since?.getTime()) {
+  if (locked.totals_valid && locked.totals_since?.getTime() === since?.getTime()) {
     before = {
       since,
-      debit: locked!.debit_total,
+      debit: locked.debit_total,
       receive: Object.fromEntries(
-        Object.entries(locked!.receive_totals).map(([k, v]) => [k, BigInt(v)]),
+        Object.entries(locked.receive_totals).map(([k, v]) => [k, BigInt(v)]),
       ),
     }
-    givenBack = { debit: locked!.given_back_debit, receive: locked!.given_back_receive }
+    givenBack = { debit: locked.given_back_debit, receive: locked.given_back_receive }
   } else {
     const rows = await sumGrantPayments(trx, [grantId, since ?? null])
     before = { since, debit: 0n, receive: {} }

@@ -2,10 +2,11 @@ import type { FastifyInstance } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
 import { HttpError, notFound } from '../lib/errors.ts'
+import { hashToken } from '../lib/secrets.ts'
 import { localReceivers, quoteRefused, withLocalReceiver } from '../quotes/routes.ts'
 import { priceQuote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
-import { gnapToken } from '../resource-server/authorize.ts'
+import { gnapToken, inactiveToken, tokenGrants, tokenKnown } from '../resource-server/authorize.ts'
 import { listQuerySchema, type PageQuery, paginate } from '../resource-server/pagination.ts'
 import {
   isUuid,
@@ -28,6 +29,7 @@ import {
   readQuoteForPayment,
   type StoredQuote,
 } from './service.ts'
+import type { UnreadQuote } from './settle-at-create.ts'
 import type { PaymentWorker } from './worker.ts'
 
 interface CreateBody {
@@ -62,7 +64,7 @@ export async function outgoingPaymentRoutes(
   const { config, db } = deps
   const spec = await loadSpec('resource-server')
   const payments = loadedResource<{ payment: OutgoingPayment; sender: WalletAddress }>()
-  const quotes = loadedResource<{ stored: StoredQuote | undefined }>()
+  const quotes = loadedResource<{ stored: StoredQuote | undefined } | { unread: UnreadQuote }>()
   /** The id of a quote of this server named by its URL; undefined for anything else. */
   const localQuoteId = (url: string) => {
     const m = /\/quotes\/([^/]+)\/?$/.exec(url)
@@ -87,8 +89,17 @@ export async function outgoingPaymentRoutes(
           }
           const id = localQuoteId(body.quoteId)
           if (id === undefined) return need
-          // One read: the quote and the token's grant (the introspection).
-          const read = await readQuoteForPayment(db, id, gnapToken(req))
+          // A token this process knows: the quote is read by the create itself, which checks the
+          // token then (settlement at create's first statement, or a read with the token's check).
+          const token = gnapToken(req)
+          if (token !== undefined && tokenKnown(req, token)) {
+            quotes.set(req, { unread: { id, tokenHash: hashToken(token) } })
+            return { ...need, writeChecksToken: true }
+          }
+          // One read: the quote and the token's grant (the introspection), which the process
+          // then knows.
+          const read = await readQuoteForPayment(db, id, token)
+          if (read.grant) tokenGrants.set(hashToken(token!), read.grant)
           quotes.set(req, { stored: read.quote })
           return { ...need, grant: read.grant ?? null }
         },
@@ -126,6 +137,10 @@ export async function outgoingPaymentRoutes(
         // Only a process that settles payments settles them at create.
         settleLocally: config.roles.includes('workers'),
       })
+      if (created === 'inactive_token') {
+        if (quote && 'unread' in quote) tokenGrants.delete(quote.unread.tokenHash)
+        throw inactiveToken(config)
+      }
       if (typeof created === 'string') throw CREATE_ERRORS[created]
       const { metrics } = deps
       metrics.outgoingCreated.inc()

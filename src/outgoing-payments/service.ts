@@ -18,7 +18,7 @@ import type { WalletAddress } from '../wallet-addresses/service.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
 import { recordPaymentEvent } from './events.ts'
 import { lockAndCheckLimits, type Spent, storeGrantTotals } from './limits.ts'
-import { createAndSettle } from './settle-at-create.ts'
+import { createAndSettle, createAndSettleUnread, type UnreadQuote } from './settle-at-create.ts'
 
 export interface OutgoingPayment {
   id: string
@@ -79,9 +79,10 @@ export interface CreateInput {
    * The stored quote the request names (`readQuoteForPayment`), or the quote this request has just
    * priced (fixed send straight from an incoming payment), whose receiver is not resolved again:
    * stored with the payment, by the statement that settles it at create or else before its
-   * transaction.
+   * transaction; or a stored quote not read yet (the token known to the process), read by the
+   * create with the token's check (`createAndSettleUnread`).
    */
-  quote: { stored: StoredQuote | undefined } | { priced: PricedQuote }
+  quote: { stored: StoredQuote | undefined } | { priced: PricedQuote } | { unread: UnreadQuote }
   metadata?: Record<string, unknown>
   /**
    * This process runs the payment worker: a payment to a local incoming payment is settled in
@@ -107,17 +108,37 @@ export interface Created {
  */
 export async function createOutgoingPayment(
   deps: Deps,
-  input: CreateInput,
-): Promise<Created | CreateError> {
+  request: CreateInput,
+): Promise<Created | CreateError | 'inactive_token'> {
   const { db } = deps
+  let input = request
+  const id = randomUUID()
+  // A quote not read yet is read by settlement at create's first statement, when that is how the
+  // payment is made; otherwise it is read here, and the request's token checked with it.
+  let tried: 'receiver_refused' | 'attempt_failed' | undefined
+  if ('unread' in input.quote) {
+    const { unread } = input.quote
+    let stored: StoredQuote | undefined
+    if (input.settleLocally && !(await deps.coreBanking.hooks.enabled())) {
+      const made = await createAndSettleUnread(deps, { ...input, id }, unread)
+      if (typeof made === 'string' || !('fallback' in made)) return made
+      stored = made.fallback
+      tried = made.settled
+    } else {
+      const [row] = await quoteForPayment(db, [unread.id, unread.tokenHash, new Date()])
+      const { token_grant, ...quote } = row!
+      if (token_grant === null) return 'inactive_token'
+      stored = quote.id === null ? undefined : (quote as StoredQuote)
+    }
+    input = { ...input, quote: { stored } }
+  }
+  const quoteIn = input.quote as Exclude<CreateInput['quote'], { unread: UnreadQuote }>
   const wa = input.walletAddress
-  const priced = 'priced' in input.quote ? input.quote.priced : undefined
-  const quote =
-    'priced' in input.quote ? input.quote.priced : await payableQuote(deps, input.quote.stored)
+  const priced = 'priced' in quoteIn ? quoteIn.priced : undefined
+  const quote = 'priced' in quoteIn ? quoteIn.priced : await payableQuote(deps, quoteIn.stored)
   if (typeof quote === 'string') return quote
   if (quote.walletAddressId !== wa.id || quote.expiresAt <= new Date()) return 'invalid_quote'
 
-  const id = randomUUID()
   // Core banking, when on for the asset, approves before anything is reserved, outside the
   // transaction; a decline is answered as insufficient funds.
   const decision = await approveOutgoing(deps, {
@@ -140,7 +161,7 @@ export async function createOutgoingPayment(
     !decision &&
     !(await deps.coreBanking.hooks.enabled())
   ) {
-    const settled = await createAndSettle(deps, { ...input, id, quote, unsaved: priced })
+    const settled = tried ?? (await createAndSettle(deps, { ...input, id, quote, unsaved: priced }))
     // Settling at create failed unexpectedly: that was the payment's first attempt.
     if (settled === 'attempt_failed') failedAttempt = firstAttemptFailed()
     else if (settled !== 'receiver_refused') return settled
@@ -256,7 +277,7 @@ export async function readQuoteForPayment(
 }
 
 /** The terms of a stored quote, when it can still be paid (its receiver is still payable). */
-async function payableQuote(
+export async function payableQuote(
   deps: Deps,
   row: StoredQuote | undefined,
 ): Promise<QuoteTerms | 'unknown_quote' | 'invalid_quote'> {

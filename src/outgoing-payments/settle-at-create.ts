@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { tokenActiveSql } from '../auth/grants.ts'
 import { type Db, PREPARE, prepared } from '../db/database.ts'
 import { LAST_STATEMENT } from '../db/pipelined-postgres.ts'
 import type { AccountKind, BalanceRule } from '../db/schema.ts'
@@ -10,22 +11,39 @@ import { type Account, isLedgerError } from '../ledger/types.ts'
 import { type PricedQuote, QUOTE_COLUMNS, quoteValues } from '../quotes/service.ts'
 import { writeWithEvent } from '../webhooks/outbox.ts'
 import { balanceLowEvent } from '../webhooks/thresholds.ts'
-import { grantTotalsCte, lockAndCheckLimits } from './limits.ts'
+import {
+  checkLimits,
+  grantTotalsCte,
+  type LockedTotals,
+  limitsWindow,
+  lockAndCheckLimits,
+  lockGrantTotalsSql,
+} from './limits.ts'
 import {
   type Created,
   type CreateError,
   type CreateInput,
   isQuotePaid,
   type OutgoingPayment,
+  payableQuote,
   paymentValues,
   type QuoteTerms,
   reservationEnd,
   reservationId,
+  type StoredQuote,
 } from './service.ts'
 
 /** An expected refusal: the transaction rolls back (the receiver's credit with it). */
 class Refused {
-  constructor(readonly reason: CreateError) {}
+  constructor(readonly reason: CreateError | 'inactive_token') {}
+}
+
+/** The quote read at the lock pays a remote receiver: not settled at create. */
+class NotLocal {}
+
+/** The grant's lock (and the quote's read with it) failed: the error is the create's. */
+class LockFailed {
+  constructor(readonly cause: unknown) {}
 }
 
 /** The receiver refused the credit: the payment is created as usual and the worker fails it. */
@@ -52,7 +70,7 @@ class ReceiverRefused {}
  * this was the payment's first settlement attempt, and it is created as one that failed, retried
  * by the worker after the backoff).
  */
-export async function createAndSettle(
+export function createAndSettle(
   deps: Deps,
   input: Omit<CreateInput, 'quote'> & {
     id: string
@@ -61,11 +79,110 @@ export async function createAndSettle(
     unsaved: PricedQuote | undefined
   },
 ): Promise<Created | CreateError | 'receiver_refused' | 'attempt_failed'> {
-  const { id, quote } = input
+  return settle(deps, input, input.unsaved, async (trx) => ({
+    quote: input.quote,
+    allowed: await lockAndCheckLimits(trx, input.grantId, input.limits, input.quote, new Date()),
+  })) as Promise<Created | CreateError | 'receiver_refused' | 'attempt_failed'>
+}
+
+/** A stored quote the request names, not read yet: `createAndSettleUnread` reads it. */
+export interface UnreadQuote {
+  id: string
+  /** The request's token's hash: the quote's read checks that the token is active. */
+  tokenHash: string
+}
+
+/**
+ * `createAndSettle` for a stored quote of this server that was not read before (the request's
+ * token known to the process): the transaction's first statement takes the grant's lock, reads the
+ * quote and whether its incoming payment is open, and checks the token, so the create costs the
+ * same three round trips and no read before them. Also answers `inactive_token`; and when the quote
+ * is not one to settle at create (a remote receiver, whose resolution goes over the network), or
+ * the settlement did not happen, nothing was written and the quote as read comes back for the
+ * usual path (`fallback`, with the settlement's outcome when it was tried).
+ */
+export async function createAndSettleUnread(
+  deps: Deps,
+  input: Omit<CreateInput, 'quote'> & { id: string },
+  unread: UnreadQuote,
+): Promise<
+  | Created
+  | CreateError
+  | 'inactive_token'
+  | { fallback: StoredQuote; settled?: 'receiver_refused' | 'attempt_failed' }
+> {
+  let stored: StoredQuote | undefined
+  const outcome = await settle(deps, input, undefined, async (trx) => {
+    const now = new Date()
+    const window = limitsWindow(input.limits, now)
+    const [row] = await lockReadingQuote(trx, [
+      input.grantId,
+      unread.id,
+      window.since ?? null,
+      unread.tokenHash,
+      now,
+    ])
+    const { token_active, local_open, ...rest } = row!
+    if (!token_active) throw new Refused('inactive_token')
+    if (rest.id === null) throw new Refused('unknown_quote')
+    stored = { ...(rest as Omit<StoredQuote, 'local_open'>), local_open }
+    if (stored.receiver_incoming_payment_id === null) throw new NotLocal()
+    const quote = await payableQuote(deps, stored)
+    if (typeof quote === 'string') throw new Refused(quote)
+    if (quote.walletAddressId !== input.walletAddress.id || quote.expiresAt <= now)
+      throw new Refused('invalid_quote')
+    return {
+      quote,
+      allowed: await checkLimits(trx, input.grantId, input.limits, quote, window, row!),
+    }
+  })
+  if (outcome === 'not_local') return { fallback: stored! }
+  if (outcome === 'receiver_refused' || outcome === 'attempt_failed')
+    return { fallback: stored!, settled: outcome }
+  return outcome
+}
+
+// The grant's lock (`$1`, interval from `$3`) with quote `$2` read in the same statement, whether
+// its incoming payment is open, and whether the token whose hash is `$4` is active at `$5`. One
+// row: the lock's, with the quote's columns null when there is no such quote.
+const lockReadingQuote = prepared<
+  LockedTotals & { [K in keyof Omit<StoredQuote, 'local_open'>]: StoredQuote[K] | null } & {
+    local_open: boolean | null
+    token_active: boolean
+  }
+>(`
+  WITH locked AS (${lockGrantTotalsSql(
+    '(SELECT receive_asset_code FROM quotes WHERE id = $2)',
+    '(SELECT receive_asset_scale FROM quotes WHERE id = $2)',
+  )})
+  SELECT locked.*, q.*, p.completed_at IS NULL AND p.expires_at > now() AS local_open,
+         ${tokenActiveSql('$4', '$5')} AS token_active
+    FROM locked
+    LEFT JOIN quotes q ON q.id = $2
+    LEFT JOIN incoming_payments p ON p.id = q.receiver_incoming_payment_id`)
+
+/**
+ * Settlement at create's transaction; `lock` takes the grant's lock first, with the quote when it
+ * reads it too, and checks the limits.
+ */
+async function settle(
+  deps: Deps,
+  input: Omit<CreateInput, 'quote'> & { id: string },
+  unsaved: PricedQuote | undefined,
+  lock: (trx: Db) => Promise<{
+    quote: QuoteTerms
+    allowed: Awaited<ReturnType<typeof lockAndCheckLimits>>
+  }>,
+): Promise<
+  Created | CreateError | 'inactive_token' | 'receiver_refused' | 'attempt_failed' | 'not_local'
+> {
+  const { id } = input
   const wa = input.walletAddress
   try {
     const settled = await deps.db.transaction().execute(async (trx) => {
-      const allowed = await lockAndCheckLimits(trx, input.grantId, input.limits, quote, new Date())
+      const { quote, allowed } = await lock(trx).catch((err) => {
+        throw err instanceof Refused || err instanceof NotLocal ? err : new LockFailed(err)
+      })
       if (allowed === 'quote_used') throw new Refused('invalid_quote')
       if (allowed === 'unauthorized') throw new Refused('unauthorized')
       const { spent } = allowed
@@ -142,7 +259,7 @@ export async function createAndSettle(
           ...(balanceLow ? [balanceLow] : []),
         ],
         sql`${ledgerWrites}, ${grantTotalsCte(input.grantId, allowed.totals)}${
-          input.unsaved ? sql`, ${quoteCte(input.unsaved)}` : sql``
+          unsaved ? sql`, ${quoteCte(unsaved)}` : sql``
         }`,
       )
       return {
@@ -156,6 +273,9 @@ export async function createAndSettle(
     return settled
   } catch (err) {
     if (err instanceof Refused) return err.reason
+    if (err instanceof NotLocal) return 'not_local'
+    // Nothing was tried yet (the database failing, say): as the read before a create would.
+    if (err instanceof LockFailed) throw err.cause
     if (err instanceof ReceiverRefused) return 'receiver_refused'
     if (isQuotePaid(err)) return 'invalid_quote'
     deps.logger.error({ err, payment: id, attempts: 1 }, 'outgoing payment settlement failed')

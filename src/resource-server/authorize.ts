@@ -32,6 +32,22 @@ export interface Authorization {
  */
 export const tokenGrants = createTokenGrants()
 
+/**
+ * The grant of the request's token (`hash`) when this process knows it and the route's write may
+ * check the token instead of a read. A replayed Idempotency-Key answers without the write: its
+ * token is read, as for any route.
+ */
+const knownGrant = (req: FastifyRequest, hash: string) =>
+  req.headers['idempotency-key'] === undefined ? tokenGrants.get(hash) : undefined
+
+/**
+ * Whether `authorize` takes the grant of the request's token from this process for a route whose
+ * write checks the token (`AccessNeed.writeChecksToken`): an access function need not read the
+ * token with the resource then, and leaves the resource to that write too.
+ */
+export const tokenKnown = (req: FastifyRequest, token: string) =>
+  knownGrant(req, hashToken(token)) !== undefined
+
 /** 403 `Inactive Token`, which clients answer by rotating or asking anew (contract section 10). */
 export const inactiveToken = (config: Deps['config']) =>
   new HttpError(403, '403', 'Inactive Token', undefined, {
@@ -69,11 +85,7 @@ export async function authorize(
   if (need.grant !== undefined) grant = need.grant ?? undefined
   else {
     const hash = hashToken(token)
-    // A replayed Idempotency-Key answers without the write: its token is read, as for any route.
-    const known =
-      need.writeChecksToken && req.headers['idempotency-key'] === undefined
-        ? tokenGrants.get(hash)
-        : undefined
+    const known = need.writeChecksToken ? knownGrant(req, hash) : undefined
     if (known) {
       grant = known
       tokenUnchecked = hash
