@@ -24,6 +24,7 @@ import {
   tokenMatches,
   updateGrant,
 } from './grants.ts'
+import { tokenGrants } from './token-grants.ts'
 
 interface GrantRequest {
   client: string | { walletAddress: string } | { jwk: Jwk }
@@ -69,12 +70,16 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
     uri: `${base}/continue/${g.continueId}`,
     ...(wait !== undefined && { wait }),
   })
-  const tokenJson = (value: string, t: AccessToken, g: Grant) => ({
-    value,
-    manage: `${base}/token/${t.manageId}`,
-    expires_in: Math.max(0, Math.round((t.expiresAt.getTime() - Date.now()) / 1000)),
-    access: g.access,
-  })
+  /** A token's answer. Its grant is known to this process's resource server from now on. */
+  const tokenJson = (value: string, t: AccessToken, g: Grant) => {
+    tokenGrants.set(t.valueHash, { id: g.id, access: g.access, client: g.client })
+    return {
+      value,
+      manage: `${base}/token/${t.manageId}`,
+      expires_in: Math.max(0, Math.round((t.expiresAt.getTime() - Date.now()) / 1000)),
+      access: g.access,
+    }
+  }
 
   app.post<{ Body: GrantRequest }>(
     '/',

@@ -22,3 +22,10 @@ export interface TokenGrants {
 export function createTokenGrants(max = MAX_TOKEN_GRANTS): TokenGrants {
   return createLru<string, TokenGrant>(max)
 }
+
+/**
+ * The process's: shared by its servers (token hashes are unique). The authorization server puts
+ * in every token it issues, so that the resource server of the same process knows the token from
+ * its first request; a resource server of another process reads it once.
+ */
+export const tokenGrants = createTokenGrants()

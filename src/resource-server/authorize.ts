@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AccessItem, AccessType } from '../auth/access.ts'
 import { findTokenGrant, type GrantClient, isTokenActive, type TokenGrant } from '../auth/grants.ts'
 import { introspectGrant } from '../auth/introspection.ts'
-import { createTokenGrants } from '../auth/token-grants.ts'
+import { tokenGrants } from '../auth/token-grants.ts'
 import type { Deps } from '../deps.ts'
 import { HttpError } from '../lib/errors.ts'
 import { hashToken } from '../lib/secrets.ts'
@@ -26,11 +26,8 @@ export interface Authorization {
   tokenUnchecked?: string
 }
 
-/**
- * Access tokens' unchanging facts (token-grants.ts), for the routes whose writes check the token's
- * state. Shared by the servers of a process: token hashes are unique.
- */
-export const tokenGrants = createTokenGrants()
+/** Access tokens' unchanging facts (token-grants.ts), for the routes whose writes check the token. */
+export { tokenGrants }
 
 /**
  * The grant of the request's token (`hash`) when this process knows it and the route's write may
