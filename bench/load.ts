@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http'
+import type { Answer as ConsentAnswer, Init } from '../demo/consent.ts'
 
 /** A closed-loop load generator: `concurrency` callers, each sending its next request when the last one answers. */
 export interface LoadResult {
@@ -72,11 +73,8 @@ export async function send(
  * What the full local flow reads of an answer (consent pages included): the part of `fetch`'s
  * Response it uses, which `fetch` itself also gives.
  */
-export interface Answer {
-  status: number
+export interface Answer extends ConsentAnswer {
   ok: boolean
-  headers: { get(name: string): string | null }
-  text(): Promise<string>
   json(): Promise<unknown>
 }
 
@@ -89,12 +87,7 @@ export interface Answer {
 export async function fetchOverHttp(
   url: string,
   // `redirect` is accepted as fetch's `'manual'`, which this sender always is.
-  init: {
-    method?: string
-    headers?: Record<string, string>
-    body?: string
-    redirect?: 'manual'
-  } = {},
+  init: Init & { redirect?: 'manual' } = {},
 ): Promise<Answer> {
   const { body } = init
   const answer = await exchange(url, {

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { AuthenticatedClient } from '@interledger/open-payments'
 
 /** A request of the consent steps, and what they read of its answer (`fetch` gives both). */
-type Init = { method?: string; headers?: Record<string, string>; body?: string }
-type Answer = {
+export type Init = { method?: string; headers?: Record<string, string>; body?: string }
+export type Answer = {
   status: number
   headers: { get(name: string): string | null }
   text(): Promise<string>

@@ -29,10 +29,8 @@ export function interactionRoutes(
   const { config, db, clients } = deps
   const pages = authPages(config.brand)
   const secure = config.authServerUrl.startsWith('https:')
-  const base = (at: Grant | Params) =>
-    'state' in at
-      ? `/interact/${at.interaction!.id}/${at.interaction!.nonce}`
-      : `/interact/${at.id}/${at.nonce}`
+  // The step's own URL: every step finds its grant by this id and nonce.
+  const base = (at: Params) => `/interact/${at.id}/${at.nonce}`
 
   const html = (reply: FastifyReply, status: number, body: string) =>
     reply
@@ -144,11 +142,11 @@ export function interactionRoutes(
     )
     reply.header(
       'set-cookie',
-      `${COOKIE}=${value}; Path=${base(grant)}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
+      `${COOKIE}=${value}; Path=${base(req.params)}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`,
     )
     const target = identity.begin({
       interactionId: grant.interaction!.id,
-      returnTo: `${config.authServerUrl}${base(grant)}/identity`,
+      returnTo: `${config.authServerUrl}${base(req.params)}/identity`,
       walletAddress: await ownerUrl(grant),
       clientName: (await clientName(grant)).name,
     })
@@ -200,7 +198,7 @@ export function interactionRoutes(
         signedInAs: result.subject,
         subjectWalletAddressId: isOwner ? s.grant.walletAddressId : null,
       })
-      return reply.header('cache-control', 'no-store').redirect(`${base(s.grant)}/consent`, 303)
+      return reply.header('cache-control', 'no-store').redirect(`${base(req.params)}/consent`, 303)
     },
   )
 
@@ -238,7 +236,7 @@ export function interactionRoutes(
             : []),
           ...s.grant.access.map(describeAccess),
         ],
-        action: `${base(s.grant)}/consent`,
+        action: `${base(req.params)}/consent`,
         csrf: csrfToken(s.value),
       }),
     )

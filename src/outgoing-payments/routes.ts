@@ -92,16 +92,16 @@ export async function outgoingPaymentRoutes(
           // A token this process knows: the quote is read by the create itself, which checks the
           // token then (settlement at create's first statement, or a read with the token's check).
           const token = gnapToken(req)
-          if (token !== undefined && tokenKnown(req, token)) {
-            quotes.set(req, { unread: { id, tokenHash: hashToken(token) } })
+          const tokenHash = token === undefined ? undefined : hashToken(token)
+          if (tokenHash !== undefined && tokenKnown(req, tokenHash)) {
+            quotes.set(req, { unread: { id, tokenHash } })
             return { ...need, writeChecksToken: true }
           }
           // One read: the quote and the token's grant (the introspection), which the process
-          // then knows.
-          const read = await readQuoteForPayment(db, id, token)
-          if (read.grant) tokenGrants.set(hashToken(token!), read.grant)
+          // then keeps for the token's next create.
+          const read = await readQuoteForPayment(db, id, tokenHash)
           quotes.set(req, { stored: read.quote })
-          return { ...need, grant: read.grant ?? null }
+          return { ...need, grant: read.grant ?? null, writeChecksToken: true }
         },
       },
     },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { type Selectable, sql } from 'kysely'
 import type { OutgoingLimits } from '../auth/access.ts'
-import { type TokenGrant, tokenGrantOf, tokenGrantSql, tokenParams } from '../auth/grants.ts'
+import { type TokenGrant, tokenGrantOf, tokenGrantSql } from '../auth/grants.ts'
 import { approveOutgoing, queueUnusedApproval, recordApproval } from '../core-banking/outgoing.ts'
 import { type Db, prepared } from '../db/database.ts'
 import { isUniqueViolationOf } from '../db/errors.ts'
@@ -125,10 +125,9 @@ export async function createOutgoingPayment(
       stored = made.fallback
       tried = made.settled
     } else {
-      const [row] = await quoteForPayment(db, [unread.id, unread.tokenHash, new Date()])
-      const { token_grant, ...quote } = row!
-      if (token_grant === null) return 'inactive_token'
-      stored = quote.id === null ? undefined : (quote as StoredQuote)
+      const read = await readQuoteForPayment(db, unread.id, unread.tokenHash)
+      if (!read.grant) return 'inactive_token'
+      stored = read.quote
     }
     input = { ...input, quote: { stored } }
   }
@@ -266,9 +265,10 @@ const quoteForPayment = prepared<
 export async function readQuoteForPayment(
   db: Db,
   id: string,
-  token: string | undefined,
+  /** The hash of the request's token (none: no grant). */
+  tokenHash: string | undefined,
 ): Promise<{ quote: StoredQuote | undefined; grant: TokenGrant | undefined }> {
-  const [row] = await quoteForPayment(db, [id, ...tokenParams(token, new Date())])
+  const [row] = await quoteForPayment(db, [id, tokenHash ?? null, new Date()])
   const { token_grant, ...quote } = row!
   return {
     quote: quote.id === null ? undefined : (quote as StoredQuote),

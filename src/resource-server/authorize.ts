@@ -38,12 +38,11 @@ const knownGrant = (req: FastifyRequest, hash: string) =>
   req.headers['idempotency-key'] === undefined ? tokenGrants.get(hash) : undefined
 
 /**
- * Whether `authorize` takes the grant of the request's token from this process for a route whose
+ * Whether `authorize` takes the grant of the request's token (`hash`) from this process for a route whose
  * write checks the token (`AccessNeed.writeChecksToken`): an access function need not read the
  * token with the resource then, and leaves the resource to that write too.
  */
-export const tokenKnown = (req: FastifyRequest, token: string) =>
-  knownGrant(req, hashToken(token)) !== undefined
+export const tokenKnown = (req: FastifyRequest, hash: string) => knownGrant(req, hash) !== undefined
 
 /** 403 `Inactive Token`, which clients answer by rotating or asking anew (contract section 10). */
 export const inactiveToken = (config: Deps['config']) =>
@@ -79,8 +78,11 @@ export async function authorize(
   if (token === undefined) throw fail(401, 'Missing or invalid authorization header value')
   let grant: TokenGrant | undefined
   let tokenUnchecked: string | undefined
-  if (need.grant !== undefined) grant = need.grant ?? undefined
-  else {
+  if (need.grant !== undefined) {
+    grant = need.grant ?? undefined
+    // Read with the resource: kept for the route's next request, whose write may check the token.
+    if (grant && need.writeChecksToken) tokenGrants.set(hashToken(token), grant)
+  } else {
     const hash = hashToken(token)
     const known = need.writeChecksToken ? knownGrant(req, hash) : undefined
     if (known) {
@@ -169,7 +171,8 @@ export interface AccessNeed {
   grant?: TokenGrant | null
   /**
    * The route's write checks the token's state itself (`tokenActiveSql`): when the token's grant is
-   * known to this process, it is not read for the request (`Authorization.tokenUnchecked`).
+   * known to this process, it is not read for the request (`Authorization.tokenUnchecked`). A
+   * `grant` read with the resource is then kept for the next request.
    */
   writeChecksToken?: boolean
 }
