@@ -17,6 +17,7 @@ import {
   parseColor,
   parseLogoUrl,
 } from './branding/brand.ts'
+import { SHARED_CONNECTIONS } from './db/shared-connections.ts'
 import { type Network, parseNetwork } from './outbound/addresses.ts'
 import type { OutboundPolicy } from './outbound/fetch.ts'
 import { parseStaticTable, type RatesSource } from './rates/service.ts'
@@ -135,6 +136,7 @@ const schema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case SQL identifier' })
     .default('public'),
   DATABASE_POOL_SIZE: positiveInt(10),
+  DATABASE_SHARED_CONNECTIONS: nonNegativeInt(SHARED_CONNECTIONS),
   HOST: z.string().min(1).default('127.0.0.1'),
   OPEN_PAYMENTS_PORT: port(3000),
   AUTH_PORT: port(3001),
@@ -374,6 +376,8 @@ export interface Config {
   databaseUrl: string | undefined
   databaseSchema: string
   databasePoolSize: number
+  /** Connections besides the pool that requests' single statements share (0: none). */
+  databaseSharedConnections: number
   host: string
   ports: { openPayments: number; auth: number; admin: number; ilp: number }
   openPaymentsUrl: string
@@ -453,6 +457,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     databaseSchema: e.DATABASE_SCHEMA,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseSharedConnections: e.DATABASE_SHARED_CONNECTIONS,
     host: e.HOST,
     ports: {
       openPayments: e.OPEN_PAYMENTS_PORT,

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     databaseUrl: config.databaseUrl,
     schema: config.databaseSchema,
     poolSize: config.databasePoolSize,
+    sharedConnections: config.databaseSharedConnections,
     dataDir: config.dataDir,
   })
   const applied = await migrate(database)

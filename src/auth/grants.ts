@@ -80,13 +80,16 @@ export async function createGrant(trx: Db, input: NewGrant): Promise<Grant> {
 }
 
 // Every grant request writes one: prepared, as the statements of the interaction that follows.
-const insertGrant = prepared<GrantRow>(`
+const insertGrant = prepared<GrantRow>(
+  `
   INSERT INTO grants (id, state, finalization, client_wallet_address, client_jwk, access,
                       subject_id, wallet_address_id, continue_id, continue_salt, interact_id,
                       interact_nonce, interact_expires_at, finish_method, finish_uri, client_nonce)
   VALUES ($1::uuid, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8::uuid, $9::uuid, $10, $11::uuid, $12,
           $13::timestamptz, $14, $15, $16)
-  RETURNING *`)
+  RETURNING *`,
+  { shared: true },
+)
 
 /** A grant's row as `SELECT *` returns it. */
 export type GrantRow = Selectable<GrantsTable>
@@ -97,6 +100,7 @@ const grantBy = (column: string) =>
   [false, true].map((lock) =>
     prepared<GrantRow>(
       `SELECT * FROM grants WHERE ${column} = $1::uuid${lock ? ' FOR UPDATE' : ''}`,
+      { shared: !lock },
     ),
   )
 const GRANT_BY = {
@@ -173,6 +177,7 @@ export function tokenGrantOf(json: unknown): TokenGrant | undefined {
 
 const tokenGrant = prepared<{ token_grant: unknown }>(
   `SELECT ${tokenGrantSql('$1', '$2')} AS token_grant`,
+  { shared: true },
 )
 
 /** The grant of an active token, in one statement (every API call asks). */
@@ -187,6 +192,7 @@ export async function findTokenGrant(
 
 const tokenActiveByHash = prepared<{ active: boolean }>(
   `SELECT ${tokenActiveSql('$1', '$2')} AS active`,
+  { shared: true },
 )
 
 /** Whether the token whose hash is `hash` is active at `now` (`tokenActiveSql`), in one statement. */

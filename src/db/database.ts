@@ -7,6 +7,7 @@ import { queryDescribedOnce } from './described-once.ts'
 import { PGliteDialect } from './pglite-dialect.ts'
 import { PIPELINED, PipelinedPostgresDialect } from './pipelined-postgres.ts'
 import type { DB } from './schema.ts'
+import { markShared, SHARED_CONNECTIONS, SharedConnections } from './shared-connections.ts'
 
 export type Db = Kysely<DB>
 
@@ -35,6 +36,11 @@ export interface DatabaseOptions {
   databaseUrl: string | undefined
   schema: string
   poolSize: number
+  /**
+   * PostgreSQL connections besides the pool that requests' single statements marked `SHARED` share
+   * (shared-connections.ts); 0: they run on the pool. Default `SHARED_CONNECTIONS`.
+   */
+  sharedConnections?: number
   dataDir: string
 }
 
@@ -43,37 +49,49 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 }
 
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.poolSize,
-    // A database that does not answer fails requests with 503 in seconds, not at the request timeout.
-    connectionTimeoutMillis: 5_000,
-    // A transaction's BEGIN goes with its first statement (pipelined-postgres.ts).
-    pipeline: true,
-    options: `-c search_path=${opts.schema}`,
-    types: {
-      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        BIGINT_OIDS.includes(oid)
-          ? toBigInt
-          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-    },
-  })
-  // A client losing its server connection must not crash the process: the pool reports idle ones,
-  // and a checked-out one (between a transaction's statements) reports to a listener of its own.
-  // Either way its next query fails as unreachable, and the pool discards it on release.
-  pool.on('error', () => {})
   const counts = { statements: 0, transactions: 0 }
-  pool.on('connect', (client) => {
-    client.on('error', () => {})
-    countRoundTrips(client, counts)
-    namePreparedStatements(client)
-  })
+  const openPool = (max: number) => {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max,
+      // A database that does not answer fails requests with 503 in seconds, not at the request timeout.
+      connectionTimeoutMillis: 5_000,
+      // A transaction's BEGIN goes with its first statement (pipelined-postgres.ts), and the shared
+      // connections' statements go without waiting for each other (shared-connections.ts).
+      pipeline: true,
+      options: `-c search_path=${opts.schema}`,
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          BIGINT_OIDS.includes(oid)
+            ? toBigInt
+            : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      },
+    })
+    // A client losing its server connection must not crash the process: the pool reports idle ones,
+    // and a checked-out one (between a transaction's statements) reports to a listener of its own.
+    // Either way its next query fails as unreachable, and the pool discards it on release.
+    pool.on('error', () => {})
+    pool.on('connect', (client) => {
+      client.on('error', () => {})
+      countRoundTrips(client, counts)
+      namePreparedStatements(client)
+    })
+    return pool
+  }
+  const pool = openPool(opts.poolSize)
+  const sharedSize = opts.sharedConnections ?? SHARED_CONNECTIONS
+  const shared =
+    sharedSize > 0
+      ? new SharedConnections(openPool(sharedSize), sharedSize, (text, values) =>
+          pool.query(text, values),
+        )
+      : undefined
   // Processes starting at once on a new schema race here: IF NOT EXISTS does not cover that, and
   // the loser fails on the catalog's unique index although the schema then exists.
   await pool.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`).catch((err) => {
     if (!['23505', '42P06'].includes((err as { code?: string }).code ?? '')) throw err
   })
-  const db = new Kysely<DB>({ dialect: new PipelinedPostgresDialect(pool) })
+  const db = new Kysely<DB>({ dialect: new PipelinedPostgresDialect(pool, shared) })
   return {
     db,
     engine: 'postgres',
@@ -193,7 +211,17 @@ let markedTexts = 0
  * plans once instead of on every call. Parameters are `$1`, `$2`, … in `text`. It runs on any
  * handle (a transaction's too); PGlite runs it as a plain statement.
  */
-export function prepared<R>(text: string): (db: Db, params: unknown[]) => Promise<R[]> {
+export function prepared<R>(
+  statement: string,
+  opts: {
+    /**
+     * Outside a transaction it may run on a connection shared with other requests' statements
+     * (`SHARED`, shared-connections.ts): a plain read, or an insert of a row with a new id.
+     */
+    shared?: boolean
+  } = {},
+): (db: Db, params: unknown[]) => Promise<R[]> {
+  const text = opts.shared ? markShared(statement) : statement
   if (!preparedNames.has(text)) preparedNames.set(text, `op_${preparedNames.size + 1}`)
   return async (db, params) => (await db.executeQuery<R>(CompiledQuery.raw(text, params))).rows
 }

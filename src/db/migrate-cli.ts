@@ -8,6 +8,7 @@ try {
     databaseUrl: config.databaseUrl,
     schema: config.databaseSchema,
     poolSize: 1,
+    sharedConnections: 0,
     dataDir: config.dataDir,
   })
   try {

@@ -10,6 +10,7 @@ import {
 } from 'kysely'
 import type pg from 'pg'
 import { prepareValue } from './described-once.ts'
+import { isShared, type SharedConnections } from './shared-connections.ts'
 
 /**
  * Marks a BEGIN or COMMIT sent in the same write as a statement: `countRoundTrips` (database.ts)
@@ -33,6 +34,8 @@ export const LAST_STATEMENT = sql.raw(LAST_MARK)
  * transaction, which matters most where PostgreSQL is across a network. The pool's clients run in
  * `pg`'s pipeline mode, which sends a query without waiting for the one before it; Kysely still
  * runs one statement at a time per connection, so only BEGIN and COMMIT ever share a round trip.
+ * Statements marked `SHARED` outside a transaction take no connection of the pool: they run on the
+ * shared connections (shared-connections.ts), with other requests' statements.
  *
  * A BEGIN that fails fails its transaction's first statement too (it may run outside the
  * transaction, alone, only if BEGIN failed while the connection still worked: PostgreSQL refuses
@@ -41,25 +44,36 @@ export const LAST_STATEMENT = sql.raw(LAST_MARK)
  */
 export class PipelinedPostgresDialect extends PostgresDialect {
   readonly #pool: pg.Pool
+  readonly #shared: SharedConnections | undefined
 
-  constructor(pool: pg.Pool) {
+  /** `shared`: where statements marked `SHARED` run outside a transaction (none: on `pool`). */
+  constructor(pool: pg.Pool, shared?: SharedConnections) {
     super({ pool })
     this.#pool = pool
+    this.#shared = shared
   }
 
   override createDriver(): Driver {
-    return new PipelinedDriver(this.#pool)
+    return new PipelinedDriver(this.#pool, this.#shared)
   }
 }
 
 class PipelinedDriver implements Driver {
   readonly #connections = new WeakMap<pg.PoolClient, PipelinedConnection>()
 
-  constructor(readonly pool: pg.Pool) {}
+  constructor(
+    readonly pool: pg.Pool,
+    readonly shared: SharedConnections | undefined,
+  ) {}
 
   async init(): Promise<void> {}
 
-  async acquireConnection(): Promise<PipelinedConnection> {
+  async acquireConnection(): Promise<LazyConnection> {
+    return new LazyConnection(this)
+  }
+
+  /** A connection of the pool, for as long as a `LazyConnection` holds it. */
+  async hold(): Promise<PipelinedConnection> {
     const client = await this.pool.connect()
     let connection = this.#connections.get(client)
     if (!connection) {
@@ -69,34 +83,72 @@ class PipelinedDriver implements Driver {
     return connection
   }
 
-  async beginTransaction(c: PipelinedConnection, settings: TransactionSettings): Promise<void> {
+  async beginTransaction(c: LazyConnection, settings: TransactionSettings): Promise<void> {
     const mode = [
       settings.isolationLevel && `isolation level ${settings.isolationLevel}`,
       settings.accessMode,
     ].filter(Boolean)
-    c.begin(`BEGIN ${mode.join(' ')} ${PIPELINED}`)
+    ;(await c.held()).begin(`BEGIN ${mode.join(' ')} ${PIPELINED}`)
   }
 
-  async commitTransaction(c: PipelinedConnection): Promise<void> {
-    await c.end('COMMIT')
+  async commitTransaction(c: LazyConnection): Promise<void> {
+    await (await c.held()).end('COMMIT')
   }
 
-  async rollbackTransaction(c: PipelinedConnection): Promise<void> {
-    await c.end('ROLLBACK')
+  async rollbackTransaction(c: LazyConnection): Promise<void> {
+    await (await c.held()).end('ROLLBACK')
   }
 
-  async releaseConnection(c: PipelinedConnection): Promise<void> {
-    c.client.release()
+  async releaseConnection(c: LazyConnection): Promise<void> {
+    c.release()
   }
 
   async destroy(): Promise<void> {
+    await this.shared?.close()
     await this.pool.end()
+  }
+}
+
+/**
+ * What Kysely takes for a connection: a statement marked `SHARED` outside a transaction runs on the
+ * shared connections without taking one from the pool; anything else (a transaction's BEGIN, any
+ * other statement) takes a connection of the pool, held until Kysely releases this one.
+ */
+class LazyConnection implements DatabaseConnection {
+  #held: Promise<PipelinedConnection> | undefined
+
+  constructor(readonly driver: PipelinedDriver) {}
+
+  held(): Promise<PipelinedConnection> {
+    this.#held ??= this.driver.hold()
+    return this.#held
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const { shared } = this.driver
+    if (this.#held === undefined && shared && isShared(query.sql)) {
+      return toResult(await shared.query(query.sql, [...query.parameters]))
+    }
+    return (await this.held()).executeQuery(query)
+  }
+
+  release(): void {
+    const held = this.#held
+    this.#held = undefined
+    // A connection not obtained was not taken.
+    held?.then((c) => c.client.release()).catch(() => {})
+  }
+
+  // biome-ignore lint/correctness/useYield: streaming is not used; Kysely's interface requires it
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not supported')
   }
 }
 
 const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE'])
 
-class PipelinedConnection implements DatabaseConnection {
+/** A connection of the pool, with BEGIN and COMMIT sent with statements. */
+class PipelinedConnection {
   /** The BEGIN not sent yet: it goes with the transaction's first statement. */
   #begin: string | undefined
   /** Whether this transaction's BEGIN was sent. */
@@ -159,11 +211,6 @@ class PipelinedConnection implements DatabaseConnection {
 
   send(query: CompiledQuery): Promise<pg.QueryResult> {
     return this.client.query(query.sql, [...query.parameters])
-  }
-
-  // biome-ignore lint/correctness/useYield: streaming is not used; Kysely's interface requires it
-  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
-    throw new Error('streaming queries are not supported')
   }
 }
 

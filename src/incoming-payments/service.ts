@@ -109,12 +109,13 @@ type Inserted = { metadata: Record<string, unknown> | null }
 const insertIncoming = preparedWithEvent<Inserted>(
   `${INCOMING_INSERT} VALUES (${INCOMING_VALUES}) RETURNING metadata`,
   7,
+  { shared: true },
 )
 const insertIncomingIfToken = preparedWithEvent<Inserted>(
   `${INCOMING_INSERT} SELECT ${INCOMING_VALUES} WHERE ${tokenActiveSql('$8', '$7')}
      RETURNING metadata`,
   8,
-  { conditional: true },
+  { conditional: true, shared: true },
 )
 
 export async function getIncomingPayment(
@@ -140,11 +141,13 @@ const INCOMING_JOINS = `incoming_payments p
 
 const incomingById = prepared<Row>(
   `SELECT ${INCOMING_COLUMNS} FROM ${INCOMING_JOINS} WHERE p.id = $1`,
+  { shared: true },
 )
 
 const incomingWithTokenGrant = prepared<Partial<Row> & { token_grant: unknown }>(
   `SELECT ${INCOMING_COLUMNS}, ${tokenGrantSql('$2', '$3')} AS token_grant
      FROM (SELECT 1) one LEFT JOIN (${INCOMING_JOINS}) ON p.id = $1`,
+  { shared: true },
 )
 
 /**

@@ -256,6 +256,7 @@ const quoteForPayment = prepared<
      FROM (SELECT 1) one
      LEFT JOIN quotes q ON q.id = $1
      LEFT JOIN incoming_payments p ON p.id = q.receiver_incoming_payment_id`,
+  { shared: true },
 )
 
 /**

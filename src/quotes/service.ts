@@ -205,7 +205,9 @@ const QUOTE_VALUES = `$1::uuid, $2::uuid, $3::text, $4::text, $5::uuid, $6::nume
   $8::numeric, $9::text, $10::smallint, $11::numeric, $12::numeric, $13::jsonb, $14::timestamptz,
   $15::timestamptz`
 
-const insertQuote = prepared(`INSERT INTO quotes (${QUOTE_COLUMNS}) VALUES (${QUOTE_VALUES})`)
+const insertQuote = prepared(`INSERT INTO quotes (${QUOTE_COLUMNS}) VALUES (${QUOTE_VALUES})`, {
+  shared: true,
+})
 
 /** Stores a priced quote; every column is known, so nothing is read back. */
 export async function saveQuote(db: Db, q: PricedQuote): Promise<Quote> {
@@ -228,10 +230,12 @@ const RECEIVER_AS_PRICED = `EXISTS (SELECT 1 FROM incoming_payments p
 const insertQuoteIfReceiver = prepared<{ saved: number }>(
   `INSERT INTO quotes (${QUOTE_COLUMNS}) SELECT ${QUOTE_VALUES}
     WHERE ${RECEIVER_AS_PRICED} RETURNING 1 AS saved`,
+  { shared: true },
 )
 const insertQuoteIfReceiverAndToken = prepared<{ saved: number }>(
   `INSERT INTO quotes (${QUOTE_COLUMNS}) SELECT ${QUOTE_VALUES}
     WHERE ${RECEIVER_AS_PRICED} AND ${tokenActiveSql('$19', '$15')} RETURNING 1 AS saved`,
+  { shared: true },
 )
 
 /**
@@ -312,6 +316,7 @@ const quoteWithTokenGrant = prepared<
      JOIN wallet_addresses w ON w.id = q.wallet_address_id
      JOIN assets a ON a.id = w.asset_id
     WHERE q.id = $1`,
+  { shared: true },
 )
 
 /**

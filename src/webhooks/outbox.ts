@@ -96,7 +96,12 @@ const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[], on
 export function preparedWithEvent<R>(
   write: string,
   writeParams: number,
-  opts: { events?: number; conditional?: boolean } = {},
+  opts: {
+    events?: number
+    conditional?: boolean
+    /** `prepared`'s: an insert of rows with new ids (the events' are). */
+    shared?: boolean
+  } = {},
 ): (db: Db, params: readonly unknown[], events: readonly NewEvent[]) => Promise<R[]> {
   const count = opts.events ?? 1
   const rows = Array.from({ length: count }, (_, i) => {
@@ -105,6 +110,7 @@ export function preparedWithEvent<R>(
   }).join(', ')
   const run = prepared<R>(
     `WITH w AS (${write}), ${eventCtes(rows, opts.conditional ?? false)} SELECT * FROM w`,
+    { shared: opts.shared },
   )
   return (db, params, events) => {
     if (params.length !== writeParams || events.length !== count) {

@@ -20,7 +20,7 @@ export interface TestDatabase extends Database {
  * embedded database (PGlite) in a directory of its own instead.
  */
 export async function createTestDatabase(
-  opts: { poolSize?: number; embedded?: boolean } = {},
+  opts: { poolSize?: number; sharedConnections?: number; embedded?: boolean } = {},
 ): Promise<TestDatabase> {
   if (opts.embedded) {
     const database = await openDatabase({
@@ -37,6 +37,7 @@ export async function createTestDatabase(
     databaseUrl: DATABASE_URL,
     schema,
     poolSize: opts.poolSize ?? 10,
+    sharedConnections: opts.sharedConnections,
     dataDir: '/nonexistent',
   })
   await migrate(database)
