@@ -230,6 +230,9 @@ test('HTTP requests are counted by listener, route pattern and status, with late
   assert.ok(s.samples.some((x) => x.name === 'op_db_pool_connections' && x.labels.state === 'idle'))
   assert.ok(s.samples.some((x) => x.name === 'op_db_pool_waiting'))
   assert.ok(s.value('op_db_pool_connections', { state: 'in_use' }) >= 0)
+  // The shared connections: nothing in flight once every answer is in, no lock waits.
+  assert.equal(s.value('op_db_shared_in_flight'), 0)
+  assert.equal(s.value('op_db_shared_lock_timeouts_total'), 0)
 })
 
 test('/metrics needs the admin key', async () => {

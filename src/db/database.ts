@@ -120,6 +120,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
       idle: pool.idleCount,
       waiting: pool.waitingCount,
       ...counts,
+      ...(shared && { shared: shared.stats() }),
     }),
     close: () => db.destroy(),
   }

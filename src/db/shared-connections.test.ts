@@ -110,6 +110,7 @@ test("a shared statement waiting for another transaction's lock leaves the share
     assert.equal(insertedAt, 0, 'the waiting insert still waits, on a connection of its own')
     await holder.query('ROLLBACK')
     assert.deepEqual(await waiting, [{ id: 1 }])
+    assert.equal(one.poolStats().shared?.lockTimeouts, 1)
   } finally {
     await holder.end()
   }

@@ -31,6 +31,11 @@ export const SHARED_LOCK_TIMEOUT_MS = 50
  */
 export const SHARED_CONNECTIONS = 4
 
+export interface SharedStats {
+  inFlight: number
+  lockTimeouts: number
+}
+
 interface Slot {
   client: Promise<pg.PoolClient> | undefined
   /** Releases the slot's connection, once. */
@@ -52,6 +57,7 @@ interface Slot {
 export class SharedConnections {
   readonly #slots: Slot[]
   readonly #corked = new Set<Socket>()
+  #lockTimeouts = 0
 
   /**
    * `pool` holds the shared connections only (`size` of them); `own` runs a statement on a
@@ -75,11 +81,21 @@ export class SharedConnections {
       this.#cork(client)
       return await client.query(text, values)
     } catch (err) {
-      if (sqlState(err) === '55P03') return this.own(text, values)
+      if (sqlState(err) === '55P03') {
+        this.#lockTimeouts++
+        return this.own(text, values)
+      }
       throw err
     } finally {
       slot.inFlight--
     }
+  }
+
+  /** For metrics: statements sent and not answered yet, and those that left on a lock timeout. */
+  stats(): SharedStats {
+    let inFlight = 0
+    for (const s of this.#slots) inFlight += s.inFlight
+    return { inFlight, lockTimeouts: this.#lockTimeouts }
   }
 
   /** Releases the connections: a statement still running on one fails. */

@@ -10,6 +10,13 @@ export interface PoolStats {
   statements?: number
   /** Transactions since start: explicit ones plus statements run on their own. */
   transactions?: number
+  /** The shared connections' (PostgreSQL, `DATABASE_SHARED_CONNECTIONS` > 0). */
+  shared?: {
+    /** Statements sent on them and not answered yet. */
+    inFlight: number
+    /** Statements that waited for a lock past `lock_timeout` there and ran again on the pool. */
+    lockTimeouts: number
+  }
 }
 
 /** Webhook deliveries waiting to be sent, and given up on (dead letters), read when scraped. */
@@ -93,6 +100,25 @@ export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
         collect() {
           this.reset()
           this.inc(pool().transactions ?? 0)
+        },
+      })
+    }
+    if (pool().shared !== undefined) {
+      new Gauge({
+        name: 'op_db_shared_in_flight',
+        help: 'Statements sent on the shared database connections and not answered yet.',
+        registers,
+        collect() {
+          this.set(pool().shared?.inFlight ?? 0)
+        },
+      })
+      new Counter({
+        name: 'op_db_shared_lock_timeouts_total',
+        help: 'Statements that waited for a lock on a shared connection past its lock_timeout, and ran again on the pool.',
+        registers,
+        collect() {
+          this.reset()
+          this.inc(pool().shared?.lockTimeouts ?? 0)
         },
       })
     }
