@@ -26,8 +26,8 @@ export const markShared = (text: string) => `${SHARED_MARK}${text}`
 export const SHARED_LOCK_TIMEOUT_MS = 50
 
 /**
- * The default of `DATABASE_SHARED_CONNECTIONS`: at concurrency 32, 2, 4 and 8 gave the same GET
- * rate; creates (each waiting for its commit's WAL flush) did best with 4.
+ * The default of `DATABASE_SHARED_CONNECTIONS`: of 2, 4 and 8, creates (each statement waiting on
+ * its connection for its commit's WAL flush) did best with 4; a GET gained as much with 2.
  */
 export const SHARED_CONNECTIONS = 4
 
@@ -47,10 +47,10 @@ interface Slot {
  * A few connections on which the statements marked `SHARED` of all requests run, in `pg`'s
  * pipeline mode: each is sent without waiting for the ones before it, and those sent in the same
  * turn of the event loop go in one write (the socket is corked until `setImmediate`). At
- * concurrency 32 a signed GET of an incoming payment spent 0.33 ms of the server's CPU and
- * 0.12 ms of PostgreSQL's on its one statement's connection from the pool, with a write, a read
- * and a PostgreSQL process's wake-up of its own; shared, 0.20 and 0.05 ms (docs/performance.md,
- * tenth pass). Each statement carries its own Sync, so it is its own transaction and a failed one
+ * concurrency 32 a signed GET of an incoming payment spent 0.33–0.40 ms of the server's CPU and
+ * 0.13–0.15 ms of PostgreSQL's on its one statement's connection from the pool, with a write, a
+ * read and a PostgreSQL process's wake-up of its own; shared, 0.19–0.25 and 0.05–0.07 ms
+ * (docs/performance.md, tenth pass). Each statement carries its own Sync, so it is its own transaction and a failed one
  * fails alone. A statement goes to the connection with the fewest in flight; a broken connection
  * is dropped and the next statement opens another.
  */
