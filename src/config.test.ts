@@ -83,6 +83,14 @@ test('GRANT_WAIT_SECONDS may be 0: clients continue at once', () => {
   assert.equal(loadConfig({ DATA_DIR: dataDir(), GRANT_WAIT_SECONDS: '0' }).auth.waitSeconds, 0)
 })
 
+test('DATABASE_SHARED_CONNECTIONS: 4 by default, 0 turns them off', () => {
+  assert.equal(loadConfig({ DATA_DIR: dataDir() }).databaseSharedConnections, 4)
+  assert.equal(
+    loadConfig({ DATA_DIR: dataDir(), DATABASE_SHARED_CONNECTIONS: '0' }).databaseSharedConnections,
+    0,
+  )
+})
+
 test('a bad value stops start-up with one line naming the variable', () => {
   const bad: [Record<string, string>, string][] = [
     [{ OPEN_PAYMENTS_PORT: 'abc' }, 'OPEN_PAYMENTS_PORT'],
@@ -96,6 +104,7 @@ test('a bad value stops start-up with one line naming the variable', () => {
     [{ DATABASE_SCHEMA: 'x; drop' }, 'DATABASE_SCHEMA'],
     [{ QUOTE_INTERACTION: 'yes' }, 'QUOTE_INTERACTION'],
     [{ GRANT_WAIT_SECONDS: '-1' }, 'GRANT_WAIT_SECONDS'],
+    [{ DATABASE_SHARED_CONNECTIONS: '-1' }, 'DATABASE_SHARED_CONNECTIONS'],
     [{ INTERACT_FINISH_HASH_ENCODING: 'hex' }, 'INTERACT_FINISH_HASH_ENCODING'],
     [{ IDP_URL: 'not a url' }, 'IDP_URL'],
     [{ ILP_ADDRESS: 'nope' }, 'ILP_ADDRESS'],

@@ -7,14 +7,17 @@ import { SHARED, SHARED_LOCK_TIMEOUT_MS } from './shared-connections.ts'
 
 let two: TestDatabase
 let one: TestDatabase
+let none: TestDatabase
 before(async () => {
   two = await createTestDatabase({ poolSize: 2, sharedConnections: 2 })
   one = await createTestDatabase({ poolSize: 2, sharedConnections: 1 })
+  none = await createTestDatabase({ poolSize: 2, sharedConnections: 0 })
   await sql`CREATE TABLE shared_rows (id int PRIMARY KEY)`.execute(one.db)
 })
 after(async () => {
   await two?.drop()
   await one?.drop()
+  await none?.drop()
 })
 
 const backend = async (database: TestDatabase) =>
@@ -134,4 +137,21 @@ test('a shared connection that breaks is replaced by the next statement', async 
   }
   assert.ok(next !== undefined && next !== first)
   assert.equal(await backend(one), next)
+})
+
+test('with no shared connections, a marked statement runs on the pool', async () => {
+  const answers = await Promise.all(
+    Array.from(
+      { length: 10 },
+      async (_, i) =>
+        (await sql<{ n: number }>`${SHARED} SELECT ${i}::int AS n`.execute(none.db)).rows[0]!.n,
+    ),
+  )
+  assert.deepEqual(
+    answers,
+    Array.from({ length: 10 }, (_, i) => i),
+  )
+  const stats = none.poolStats()
+  assert.equal(stats.shared, undefined)
+  assert.ok(stats.total >= 1)
 })
