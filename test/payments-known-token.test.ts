@@ -134,3 +134,87 @@ test('a revoked token is refused by the create itself: 403 Inactive Token, nothi
   assert.equal(await payments(), count)
   assert.equal(await balanceOf(server, alice.id), balance)
 })
+
+/**
+ * Straight from an incoming payment whose facts the process keeps (it created it), by a known
+ * token: the receiver is not read either (`createAndSettleFromFacts`); the settlement checks the
+ * token, and holds the receiver to the facts the payment was priced from.
+ */
+async function incomingPayment(incomingAmount?: string) {
+  const res = await signedRequest(`${rs()}/incoming-payments`, {
+    body: {
+      walletAddress: bob.url,
+      ...(incomingAmount && { incomingAmount: usd(incomingAmount) }),
+    },
+    token: ipToken,
+    identity: app,
+  })
+  assert.equal(res.status, 201)
+  return res.body.id as string
+}
+
+const payStraight = (token: string, receiver: string, value = '100') =>
+  signedRequest(`${rs()}/outgoing-payments`, {
+    body: { walletAddress: alice.url, incomingPayment: receiver, debitAmount: usd(value) },
+    token,
+    identity: app,
+  })
+
+const quotes = async () =>
+  (await server.database.db.selectFrom('quotes').select('id').execute()).length
+
+test('a known token pays straight from a kept incoming payment in three round trips, nothing before', async () => {
+  const token = await outgoingPaymentToken(server, app, alice.url)
+  assert.equal((await payStraight(token, await incomingPayment())).status, 201)
+  const balance = await balanceOf(server, alice.id)
+  const counted: { statements: number; transactions: number }[] = []
+  for (let i = 0; i < 5; i++) {
+    const receiver = await incomingPayment()
+    const before = server.database.poolStats()
+    const res = await payStraight(token, receiver)
+    const after = server.database.poolStats()
+    assert.equal(res.status, 201)
+    assert.equal(res.body.failed, false)
+    assert.equal(res.body.sentAmount.value, '100')
+    assert.equal(res.body.receiver, receiver)
+    counted.push({
+      statements: after.statements! - before.statements!,
+      transactions: after.transactions! - before.transactions!,
+    })
+  }
+  assert.equal(Math.min(...counted.map((c) => c.statements)), 3, JSON.stringify(counted))
+  assert.equal(Math.min(...counted.map((c) => c.transactions)), 1, JSON.stringify(counted))
+  assert.equal(await balanceOf(server, alice.id), balance - 5n * 100n)
+})
+
+test('straight from a kept incoming payment: completed, less left than paid, a revoked token — refused as before, nothing written', async () => {
+  const token = await outgoingPaymentToken(server, app, alice.url)
+  const full = await incomingPayment('100')
+  assert.equal((await payStraight(token, full)).status, 201)
+  const partly = await incomingPayment('150')
+  assert.equal((await payStraight(token, partly)).status, 201)
+  const count = await payments()
+  const quoteCount = await quotes()
+  const balance = await balanceOf(server, alice.id)
+
+  const completed = await payStraight(token, full)
+  assert.equal(completed.status, 400)
+  assert.equal(completed.body.error.description, 'invalid receiver')
+  // The kept facts say 150 expected and nothing received; the row says 50 left.
+  const over = await payStraight(token, partly)
+  assert.equal(over.status, 400)
+  assert.equal(over.body.error.description, 'invalid amount')
+  assert.equal((await payStraight(token, partly, '50')).status, 201)
+
+  const open = await incomingPayment()
+  const { body } = await server.admin('POST', '/introspect', { access_token: token })
+  assert.equal((await server.admin('POST', `/grants/${body.grant}/revoke`)).status, 200)
+  for (let i = 0; i < 2; i++) {
+    const res = await payStraight(token, open)
+    assert.equal(res.status, 403)
+    assert.equal(res.body.error.description, 'Inactive Token')
+  }
+  assert.equal(await payments(), count + 1)
+  assert.equal(await quotes(), quoteCount + 1)
+  assert.equal(await balanceOf(server, alice.id), balance - 50n)
+})

@@ -1,9 +1,16 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Deps } from '../deps.ts'
 import { loadSpec, requestBodySchema } from '../http/openapi-specs.ts'
+import { incomingFacts } from '../incoming-payments/facts.ts'
 import { HttpError, notFound } from '../lib/errors.ts'
 import { hashToken } from '../lib/secrets.ts'
-import { localReceivers, quoteRefused, withLocalReceiver } from '../quotes/routes.ts'
+import { localIncomingPaymentId, receiverFromFacts } from '../quotes/receiver.ts'
+import {
+  localReceivers,
+  quoteRefused,
+  readLocalReceiver,
+  withLocalReceiver,
+} from '../quotes/routes.ts'
 import { priceQuote } from '../quotes/service.ts'
 import { type Amount, amountIn, toAmount } from '../resource-server/amounts.ts'
 import { gnapToken, inactiveToken, tokenGrants, tokenKnown } from '../resource-server/authorize.ts'
@@ -20,8 +27,8 @@ import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { spentUnderGrant } from './limits.ts'
 import { outgoingPaymentJson } from './serialize.ts'
 import {
+  type Created,
   type CreateError,
-  type CreateInput,
   createOutgoingPayment,
   getOutgoingPayment,
   type OutgoingPayment,
@@ -29,7 +36,7 @@ import {
   readQuoteForPayment,
   type StoredQuote,
 } from './service.ts'
-import type { UnreadQuote } from './settle-at-create.ts'
+import type { UnreadQuote, UnreadReceiver } from './settle-at-create.ts'
 import type { PaymentWorker } from './worker.ts'
 
 interface CreateBody {
@@ -71,6 +78,19 @@ export async function outgoingPaymentRoutes(
     return m?.[1] && isUuid(m[1]) && url.startsWith(`${config.openPaymentsUrl}/`) ? m[1] : undefined
   }
 
+  const keptReceivers = loadedResource<UnreadReceiver>()
+  /** The kept facts of a local receiver, when the request's token is known and this process settles. */
+  const keptReceiver = (req: FastifyRequest, url: string): UnreadReceiver | undefined => {
+    if (!config.roles.includes('workers')) return undefined
+    const id = localIncomingPaymentId(config.openPaymentsUrl, url)
+    const facts = id === undefined ? undefined : incomingFacts.get(id)
+    const token = facts && gnapToken(req)
+    const tokenHash = token === undefined ? undefined : hashToken(token)
+    return tokenHash !== undefined && tokenKnown(req, tokenHash)
+      ? { facts: facts!, tokenHash }
+      : undefined
+  }
+
   const json = (p: OutgoingPayment, sender: WalletAddress) => outgoingPaymentJson(config, p, sender)
   const senderOf = async (p: OutgoingPayment) =>
     (await getWalletAddress(db, { id: p.walletAddressId }))!
@@ -84,8 +104,13 @@ export async function outgoingPaymentRoutes(
           const body = req.body as CreateBody
           const need = await onBodyWalletAddress('outgoing-payment', 'create')(req)
           if (body.quoteId === undefined) {
-            // Straight from an incoming payment: a local one is read with the token's grant.
-            return withLocalReceiver(deps, req, need, body.incomingPayment!)
+            // Straight from an incoming payment: a local one whose facts are kept, by a token this
+            // process knows, is not read (the payment's settlement checks both); any other local
+            // one is read with the token's grant.
+            const kept = keptReceiver(req, body.incomingPayment!)
+            if (!kept) return withLocalReceiver(deps, req, need, body.incomingPayment!)
+            keptReceivers.set(req, kept)
+            return { ...need, writeChecksToken: true }
           }
           const id = localQuoteId(body.quoteId)
           if (id === undefined) return need
@@ -109,36 +134,66 @@ export async function outgoingPaymentRoutes(
       const body = req.body
       const auth = req.auth!
       const wa = await requireWalletAddress(deps, body.walletAddress)
-      let quote: CreateInput['quote']
-      if (body.quoteId !== undefined) {
-        const stored = quotes.find(req)
-        if (!stored) throw CREATE_ERRORS.unknown_quote
-        quote = stored
-      } else {
-        // Straight from an incoming payment: a fixed-send quote made on the spot, stored with
-        // the payment.
-        const made = await priceQuote(deps, {
-          walletAddress: wa,
-          client: auth.clientId,
-          receiver: body.incomingPayment!,
-          resolved: localReceivers.find(req),
-          debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
-        })
-        if (typeof made === 'string' || 'error' in made) throw quoteRefused(made)
-        quote = { priced: made }
-      }
-      const created = await createOutgoingPayment(deps, {
+      const input = {
         walletAddress: wa,
         client: auth.clientId,
         grantId: auth.grantId,
         limits: auth.item.limits,
-        quote,
         metadata: body.metadata,
         // Only a process that settles payments settles them at create.
         settleLocally: config.roles.includes('workers'),
-      })
+      }
+      let created: Created | CreateError | 'inactive_token' | 'read_receiver'
+      if (body.quoteId !== undefined) {
+        const stored = quotes.find(req)
+        if (!stored) throw CREATE_ERRORS.unknown_quote
+        created = await createOutgoingPayment(deps, { ...input, quote: stored })
+      } else {
+        // Straight from an incoming payment: a fixed-send quote made on the spot, stored with
+        // the payment; priced from the receiver's kept facts when the access check left it unread.
+        const request = {
+          walletAddress: wa,
+          client: auth.clientId,
+          receiver: body.incomingPayment!,
+          debitAmount: amountIn(body.debitAmount!, { code: wa.assetCode, scale: wa.assetScale }),
+        }
+        const kept = keptReceivers.find(req)
+        const asKept = kept && receiverFromFacts(request.receiver, kept.facts)
+        const fromFacts =
+          asKept && (await priceQuote(deps, { ...request, resolved: { receiver: asKept } }))
+        created =
+          fromFacts && typeof fromFacts !== 'string' && !('error' in fromFacts)
+            ? await createOutgoingPayment(deps, {
+                ...input,
+                quote: { fromFacts, receiver: kept! },
+              })
+            : 'read_receiver'
+        if (created === 'read_receiver') {
+          // Read, with the token's grant, when the facts did not do (as for a token not known).
+          let resolved = localReceivers.find(req)
+          if (kept) {
+            const read = await readLocalReceiver(
+              deps,
+              kept.facts.id,
+              request.receiver,
+              gnapToken(req),
+            )
+            if (!read.grant) {
+              tokenGrants.delete(kept.tokenHash)
+              throw inactiveToken(config)
+            }
+            resolved = { receiver: read.receiver }
+          }
+          const made = await priceQuote(deps, { ...request, resolved })
+          if (typeof made === 'string' || 'error' in made) throw quoteRefused(made)
+          created = await createOutgoingPayment(deps, { ...input, quote: { priced: made } })
+        }
+      }
       if (created === 'inactive_token') {
-        if (quote && 'unread' in quote) tokenGrants.delete(quote.unread.tokenHash)
+        // Known to the process until now: forgotten, so that its next request reads it.
+        const stored = quotes.find(req)
+        const unread = stored && 'unread' in stored ? stored.unread : keptReceivers.find(req)
+        if (unread) tokenGrants.delete(unread.tokenHash)
         throw inactiveToken(config)
       }
       if (typeof created === 'string') throw CREATE_ERRORS[created]

@@ -18,7 +18,13 @@ import type { WalletAddress } from '../wallet-addresses/service.ts'
 import { afterWalletDebit } from '../webhooks/thresholds.ts'
 import { recordPaymentEvent } from './events.ts'
 import { lockAndCheckLimits, type Spent, storeGrantTotals } from './limits.ts'
-import { createAndSettle, createAndSettleUnread, type UnreadQuote } from './settle-at-create.ts'
+import {
+  createAndSettle,
+  createAndSettleFromFacts,
+  createAndSettleUnread,
+  type UnreadQuote,
+  type UnreadReceiver,
+} from './settle-at-create.ts'
 
 export interface OutgoingPayment {
   id: string
@@ -80,9 +86,15 @@ export interface CreateInput {
    * priced (fixed send straight from an incoming payment), whose receiver is not resolved again:
    * stored with the payment, by the statement that settles it at create or else before its
    * transaction; or a stored quote not read yet (the token known to the process), read by the
-   * create with the token's check (`createAndSettleUnread`).
+   * create with the token's check (`createAndSettleUnread`); or a quote priced from a local
+   * receiver's kept facts, by a token the process knows, neither read yet
+   * (`createAndSettleFromFacts`).
    */
-  quote: { stored: StoredQuote | undefined } | { priced: PricedQuote } | { unread: UnreadQuote }
+  quote:
+    | { stored: StoredQuote | undefined }
+    | { priced: PricedQuote }
+    | { unread: UnreadQuote }
+    | { fromFacts: PricedQuote; receiver: UnreadReceiver }
   metadata?: Record<string, unknown>
   /**
    * This process runs the payment worker: a payment to a local incoming payment is settled in
@@ -106,16 +118,37 @@ export interface Created {
  * payment is settled in the same transaction (`settleLocally`). Before the transaction, core
  * banking approves the payment when it is on for the sender's asset.
  */
+export function createOutgoingPayment(
+  deps: Deps,
+  request: CreateInput & { quote: { fromFacts: PricedQuote } },
+): Promise<Created | CreateError | 'inactive_token' | 'read_receiver'>
+export function createOutgoingPayment(
+  deps: Deps,
+  request: CreateInput & { quote: Exclude<CreateInput['quote'], { fromFacts: PricedQuote }> },
+): Promise<Created | CreateError | 'inactive_token'>
 export async function createOutgoingPayment(
   deps: Deps,
   request: CreateInput,
-): Promise<Created | CreateError | 'inactive_token'> {
+): Promise<Created | CreateError | 'inactive_token' | 'read_receiver'> {
   const { db } = deps
   let input = request
   const id = randomUUID()
+  // Priced from kept facts: settled at create, which checks the token and the receiver; otherwise
+  // (not settled at create, or the receiver not as the quote needs) the caller reads the receiver
+  // and prices again, nothing written.
+  let tried: 'receiver_refused' | 'attempt_failed' | undefined
+  if ('fromFacts' in input.quote) {
+    const { fromFacts, receiver } = input.quote
+    if (!input.settleLocally || (await deps.coreBanking.hooks.enabled())) return 'read_receiver'
+    const made = await createAndSettleFromFacts(deps, { ...input, id, quote: fromFacts }, receiver)
+    if (made === 'receiver_refused') return 'read_receiver'
+    if (made !== 'attempt_failed') return made
+    // Settlement failed unexpectedly after the token's check: created as a failed first attempt.
+    tried = made
+    input = { ...input, quote: { priced: fromFacts } }
+  }
   // A quote not read yet is read by settlement at create's first statement, when that is how the
   // payment is made; otherwise it is read here, and the request's token checked with it.
-  let tried: 'receiver_refused' | 'attempt_failed' | undefined
   if ('unread' in input.quote) {
     const { unread } = input.quote
     let stored: StoredQuote | undefined
@@ -131,7 +164,10 @@ export async function createOutgoingPayment(
     }
     input = { ...input, quote: { stored } }
   }
-  const quoteIn = input.quote as Exclude<CreateInput['quote'], { unread: UnreadQuote }>
+  const quoteIn = input.quote as Extract<
+    CreateInput['quote'],
+    { stored: StoredQuote | undefined } | { priced: PricedQuote }
+  >
   const wa = input.walletAddress
   const priced = 'priced' in quoteIn ? quoteIn.priced : undefined
   const quote = 'priced' in quoteIn ? quoteIn.priced : await payableQuote(deps, quoteIn.stored)

@@ -4,6 +4,7 @@ import { type Db, PREPARE, prepared } from '../db/database.ts'
 import { LAST_STATEMENT } from '../db/pipelined-postgres.ts'
 import type { AccountKind, BalanceRule } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
+import type { IncomingFacts } from '../incoming-payments/facts.ts'
 import { type CreditedRow, creditSql, toCreditedPayment } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { lockAccountsCtes, planAtOnce, type TransferInput } from '../ledger/transfers.ts'
@@ -161,9 +162,80 @@ const lockReadingQuote = prepared<
     LEFT JOIN quotes q ON q.id = $2
     LEFT JOIN incoming_payments p ON p.id = q.receiver_incoming_payment_id`)
 
+/** A receiver of this ASE known by its kept facts, not read: `createAndSettleFromFacts` checks it. */
+export interface UnreadReceiver {
+  facts: IncomingFacts
+  /** The request's token's hash: the grant's lock checks that the token is active. */
+  tokenHash: string
+}
+
+/**
+ * `createAndSettle` for a quote priced from a local receiver's kept facts by a request whose token
+ * the process knows: nothing was read before. The grant's lock checks the token (`inactive_token`),
+ * and the credit, which checks the receiver's state as every credit does, is also held to the facts
+ * the quote was priced from. When the receiver is not as the quote needs (completed, expired, less
+ * left to receive, or not as kept), nothing was written and `receiver_refused` tells the caller to
+ * read it and price again, as it would have without the facts.
+ */
+export function createAndSettleFromFacts(
+  deps: Deps,
+  input: Omit<CreateInput, 'quote'> & { id: string; quote: PricedQuote },
+  unread: UnreadReceiver,
+): Promise<Created | CreateError | 'inactive_token' | 'receiver_refused' | 'attempt_failed'> {
+  const { quote } = input
+  return settle(
+    deps,
+    input,
+    quote,
+    async (trx) => {
+      const now = new Date()
+      const window = limitsWindow(input.limits, now)
+      const [row] = await lockCheckingToken(trx, [
+        input.grantId,
+        quote.id,
+        window.since ?? null,
+        quote.receiveAsset.code,
+        quote.receiveAsset.scale,
+        unread.tokenHash,
+        now,
+      ])
+      if (!row!.token_active) throw new Refused('inactive_token')
+      return {
+        quote,
+        allowed: await checkLimits(trx, input.grantId, input.limits, quote, window, row!),
+      }
+    },
+    unread.facts,
+  ) as Promise<Created | CreateError | 'inactive_token' | 'receiver_refused' | 'attempt_failed'>
+}
+
+// The grant's lock (`lockGrantTotalsSql`, its parameters `$1`–`$5`) and whether the token whose
+// hash is `$6` is active at `$7`, in one statement.
+const lockCheckingToken = prepared<LockedTotals & { token_active: boolean }>(`
+  WITH locked AS (${lockGrantTotalsSql('$4', '$5')})
+  SELECT locked.*, ${tokenActiveSql('$6', '$7')} AS token_active FROM locked`)
+
+/** Whether a credited incoming payment is the one whose facts were kept. */
+const asKept = (
+  p: {
+    walletAddressId: string
+    assetCode: string
+    assetScale: number
+    incomingAmount: bigint | null
+    expiresAt: Date
+  },
+  f: IncomingFacts,
+) =>
+  p.walletAddressId === f.walletAddressId &&
+  p.assetCode === f.assetCode &&
+  p.assetScale === f.assetScale &&
+  p.incomingAmount === f.incomingAmount &&
+  p.expiresAt.getTime() === f.expiresAt.getTime()
+
 /**
  * Settlement at create's transaction; `lock` takes the grant's lock first, with the quote when it
- * reads it too, and checks the limits.
+ * reads it too, and checks the limits; `kept`, the facts the receiver must have (its credit is
+ * refused otherwise).
  */
 async function settle(
   deps: Deps,
@@ -173,6 +245,7 @@ async function settle(
     quote: QuoteTerms
     allowed: Awaited<ReturnType<typeof lockAndCheckLimits>>
   }>,
+  kept?: IncomingFacts,
 ): Promise<
   Created | CreateError | 'inactive_token' | 'receiver_refused' | 'attempt_failed' | 'not_local'
 > {
@@ -196,6 +269,7 @@ async function settle(
       const credit = rows.find((r) => r.id !== null)
       if (!credit) throw new ReceiverRefused()
       const { wallet, ...incomingPayment } = toCreditedPayment(credit as CreditedRow)
+      if (kept && !asKept(incomingPayment, kept)) throw new ReceiverRefused()
 
       // Checked now (the accounts locked); written below, in the payment's statement. `accounts`
       // is left as the transfers leave the accounts.

@@ -79,7 +79,12 @@ export async function withLocalReceiver(
  * A local receiver and the token's grant, read in one statement; the receiver's facts are kept
  * while it is open, for the next quote to it (`incomingFacts`).
  */
-async function readLocalReceiver(deps: Deps, id: string, url: string, token: string | undefined) {
+export async function readLocalReceiver(
+  deps: Deps,
+  id: string,
+  url: string,
+  token: string | undefined,
+) {
   const read = await getIncomingPaymentWithTokenGrant(deps.db, id, token)
   const receiver = localReceiver(url, read.payment)
   if (receiver) incomingFacts.remember(read.payment!)
