@@ -216,16 +216,7 @@ const lockCheckingToken = prepared<LockedTotals & { token_active: boolean }>(`
   SELECT locked.*, ${tokenActiveSql('$6', '$7')} AS token_active FROM locked`)
 
 /** Whether a credited incoming payment is the one whose facts were kept. */
-const asKept = (
-  p: {
-    walletAddressId: string
-    assetCode: string
-    assetScale: number
-    incomingAmount: bigint | null
-    expiresAt: Date
-  },
-  f: IncomingFacts,
-) =>
+const asKept = (p: Omit<IncomingFacts, 'id'>, f: IncomingFacts) =>
   p.walletAddressId === f.walletAddressId &&
   p.assetCode === f.assetCode &&
   p.assetScale === f.assetScale &&
