@@ -29,6 +29,9 @@ const CONCURRENCY = [1, 8, 32]
 const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean)
 // BENCH_ONLY=start-up: only the start-up row (after the baseline).
 const STARTUP = 'start-up to ready'
+// BENCH_ONLY=cross-instance: only the payments between two ASEs (after the baseline).
+const CROSS = 'cross-instance payment'
+const asked = (name: string) => !ONLY || ONLY.some((w) => name.includes(w))
 const schema = `bench_${randomBytes(4).toString('hex')}`
 // Below the kernel's ephemeral range (32768 and up), which the load's kept-alive client sockets
 // draw from, and above the 20000-29999 of the tests' freePort.
@@ -512,11 +515,10 @@ try {
       )
     }
   }
-  const crossInstance = ONLY
-    ? []
-    : await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
-  const startups =
-    !ONLY || ONLY.some((w) => STARTUP.includes(w)) ? await measureStartup() : undefined
+  const crossInstance = asked(CROSS)
+    ? await measureCrossInstance({ alice: alice.url!, opToken, quoteToken })
+    : undefined
+  const startups = asked(STARTUP) ? await measureStartup() : undefined
   const failed = Number(
     (await db.query("SELECT count(*) FROM outgoing_payments WHERE state <> 'completed'")).rows[0]
       .count,
@@ -562,10 +564,14 @@ try {
       `\nStart-up to ready, the built server (\`node dist/main.js\`, every role) on PostgreSQL with migrations applied, from spawn to the first 200 from /readyz, ${wall.length} starts: median ${fmt(percentile(wall, 0.5) / 1000, 2)} s (${wall.map((t) => fmt(t / 1000, 2)).join(', ')} s); the server's CPU until then, median ${cpu.length ? `${fmt(percentile(cpu, 0.5), 0)} ms (${cpu.map((t) => fmt(t, 0)).join(', ')} ms)` : '–'}.`,
     )
   }
-  if (!ONLY) {
+  if (crossInstance) {
+    const { total, quote, create, settle } = crossInstance
+    const p50 = (times: number[]) => fmt(percentile(times, 0.5), 1)
     console.log(
-      `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${crossInstance.length} payments: p50 ${fmt(percentile(crossInstance, 0.5), 1)} ms, p99 ${fmt(percentile(crossInstance, 0.99), 1)} ms (${fmt(percentile(crossInstance, 0.5) / b1.p50, 1)}× the baseline's p50).`,
+      `\nCross-instance payment A → B, one packet (quote with rate probe, create, sent over ILP-over-HTTP, credited at B, settled at A), one at a time, ${total.length} payments: p50 ${p50(total)} ms, p99 ${fmt(percentile(total, 0.99), 1)} ms (${fmt(percentile(total, 0.5) / b1.p50, 1)}× the baseline's p50); p50 of its parts: the quote ${p50(quote)} ms, the create ${p50(create)} ms, from the create's answer to completed ${p50(settle)} ms.`,
     )
+  }
+  if (!ONLY) {
     console.log(
       '\nCPU per STREAM packet sent, one process, a fixed delivery in packets of 10 to the server’s STREAM receiver in process (sender and receiver together; the receiver’s share alone beside it):\n',
     )
@@ -672,7 +678,7 @@ async function measureCrossInstance(a: {
   alice: string
   opToken: string
   quoteToken: string
-}): Promise<number[]> {
+}): Promise<{ total: number[]; quote: number[]; create: number[]; settle: number[] }> {
   const B = { op: `http://127.0.0.1:${portsB.op}`, auth: `http://127.0.0.1:${portsB.auth}` }
   const adminB = (method: string, path: string, body?: unknown) =>
     admin(method, path, body, portsB.admin)
@@ -708,7 +714,12 @@ async function measureCrossInstance(a: {
   ).access_token.value
   const db = new pg.Client({ connectionString: DATABASE_URL, options: `-c search_path=${schema}` })
   await db.connect()
-  const latencies: number[] = []
+  const times = {
+    total: [] as number[],
+    quote: [] as number[],
+    create: [] as number[],
+    settle: [] as number[],
+  }
   const deadline = performance.now() + SECONDS * 1000
   try {
     while (performance.now() < deadline) {
@@ -726,12 +737,14 @@ async function measureCrossInstance(a: {
           method: 'ilp',
         })
       ).json()) as { id: string }
+      const quoted = performance.now()
       const created = (await (
         await signed(`${OP}/outgoing-payments`, 'POST', a.opToken, {
           walletAddress: a.alice,
           quoteId: quote.id,
         })
       ).json()) as { id: string }
+      const answered = performance.now()
       const id = created.id.split('/').at(-1)
       for (;;) {
         const { rows } = await db.query('SELECT state FROM outgoing_payments WHERE id = $1', [id])
@@ -742,10 +755,15 @@ async function measureCrossInstance(a: {
         }
         await new Promise((r) => setTimeout(r, 2))
       }
-      latencies.push(performance.now() - t)
+      const done = performance.now()
+      times.total.push(done - t)
+      times.quote.push(quoted - t)
+      times.create.push(answered - quoted)
+      times.settle.push(done - answered)
     }
   } finally {
     await db.end()
   }
-  return latencies.sort((x, y) => x - y)
+  for (const list of Object.values(times)) list.sort((x, y) => x - y)
+  return times
 }
