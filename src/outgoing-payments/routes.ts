@@ -199,8 +199,13 @@ export async function outgoingPaymentRoutes(
       if (typeof created === 'string') throw CREATE_ERRORS[created]
       const { metrics } = deps
       metrics.outgoingCreated.inc()
-      if (created.payment.state === 'sending') worker?.settle(created.payment.id)
-      else if (created.payment.state === 'completed') {
+      if (created.payment.state === 'sending') {
+        // A local receiver's is settled now, beside the worker's loop; one paid over Interledger
+        // is the loop's, woken (trying to settle it here would cost a transaction that finds none).
+        if (localIncomingPaymentId(config.openPaymentsUrl, created.payment.receiver) !== undefined)
+          worker?.settle(created.payment.id)
+        else worker?.kick()
+      } else if (created.payment.state === 'completed') {
         // Settled in the create's transaction, which has committed.
         metrics.outgoingCompleted.inc()
         metrics.outgoingCompletionSeconds.observe(

@@ -13,9 +13,9 @@ export interface PaymentWorker {
   /** Look for due payments now (after a create) instead of at the next poll. */
   kick(): void
   /**
-   * Right after a payment's create committed: a payment to a local incoming payment is settled
-   * now, in this process, beside the worker's loop (so payments of many senders settle in
-   * parallel); any other is left to the loop, kicked.
+   * Right after the create of a payment to a local incoming payment committed: it is settled now,
+   * in this process, beside the worker's loop (so payments of many senders settle in parallel);
+   * if it cannot be claimed so, the loop is kicked.
    */
   settle(paymentId: string): void
   stop(): Promise<void>
