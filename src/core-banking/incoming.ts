@@ -1,6 +1,7 @@
 import type { Db } from '../db/database.ts'
 import type { Deps } from '../deps.ts'
 import type { IncomingPayment } from '../incoming-payments/service.ts'
+import { BoundedMap } from '../lib/oldest-out.ts'
 import { walletAddressUrl } from '../wallet-addresses/urls.ts'
 import { askApproval } from './callout.ts'
 
@@ -22,7 +23,7 @@ const MAX_CACHED = 10_000
  * payment arriving together wait for one callout instead of each making its own.
  */
 export class IncomingDecisions {
-  private readonly known = new Map<string, IncomingDecision>()
+  private readonly known = new BoundedMap<string, IncomingDecision>(MAX_CACHED)
   readonly asking = new Map<string, Promise<IncomingDecision>>()
 
   get(id: string): IncomingDecision | undefined {
@@ -30,9 +31,8 @@ export class IncomingDecisions {
   }
 
   set(id: string, d: IncomingDecision): void {
-    // Oldest first out: a Map iterates in insertion order.
-    if (this.known.size >= MAX_CACHED) this.known.delete(this.known.keys().next().value!)
     this.known.set(id, d)
+    this.known.trim()
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Db } from '../db/database.ts'
 import { getIncomingPayment } from '../incoming-payments/service.ts'
+import { createLru } from '../lib/lru.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
 
 /**
@@ -32,15 +33,11 @@ export interface PaymentFactsCache {
  * packets to a payment this process has seen closed. Least recently used entries go first.
  */
 export function createPaymentFactsCache(db: Db, maxEntries = MAX_ENTRIES): PaymentFactsCache {
-  const entries = new Map<string, PaymentFacts>()
+  const entries = createLru<string, PaymentFacts>(maxEntries)
   return {
     async get(id) {
       const hit = entries.get(id)
-      if (hit) {
-        entries.delete(id)
-        entries.set(id, hit)
-        return hit
-      }
+      if (hit) return hit
       const ip = await getIncomingPayment(db, id)
       if (!ip) return undefined
       const wallet = (await getWalletAddress(db, { id: ip.walletAddressId }))!
@@ -53,7 +50,6 @@ export function createPaymentFactsCache(db: Db, maxEntries = MAX_ENTRIES): Payme
         wallet: { ledgerAccountId: wallet.ledgerAccountId, assetId: wallet.assetId },
         closed: ip.completedAt !== null,
       }
-      if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!)
       entries.set(id, facts)
       return facts
     },

@@ -1,4 +1,5 @@
 import type { IlpPrepare, IlpReply } from 'ilp-packet'
+import { BoundedMap } from '../lib/oldest-out.ts'
 
 /** Enough for every packet in flight at a few thousand packets per second; replies are small. */
 const MAX_ENTRIES = 10_000
@@ -19,7 +20,7 @@ export function createReplyCache(): (
   prepare: IlpPrepare,
   handle: () => Promise<IlpReply>,
 ) => Promise<IlpReply> {
-  const entries = new Map<string, Entry>()
+  const entries = new BoundedMap<string, Entry>(MAX_ENTRIES)
   return (peerId, prepare, handle) => {
     const now = Date.now()
     const key = [
@@ -31,13 +32,12 @@ export function createReplyCache(): (
     ].join(' ')
     const hit = entries.get(key)
     if (hit && hit.expiresAt > now) return hit.reply
-    // Oldest first: entries were added in roughly the order they expire.
-    for (const [k, e] of entries) {
-      if (e.expiresAt > now && entries.size < MAX_ENTRIES) break
-      entries.delete(k)
-    }
+    // An expired entry is never answered from; it stays until it is the oldest beyond the bound
+    // (entries arrive in roughly the order they expire, so the bound drops the expired first).
     const reply = handle()
+    entries.delete(key)
     entries.set(key, { reply, expiresAt: prepare.expiresAt.getTime() })
+    entries.trim()
     return reply
   }
 }

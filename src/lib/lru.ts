@@ -1,3 +1,5 @@
+import { BoundedMap } from './oldest-out.ts'
+
 /**
  * A map that keeps at most `max` entries, the least recently used (read or written) going first.
  * Map keeps insertion order, so moving an entry to the end on each use is all the bookkeeping.
@@ -10,7 +12,7 @@ export interface Lru<K, V> {
 }
 
 export function createLru<K, V>(max: number): Lru<K, V> {
-  const entries = new Map<K, V>()
+  const entries = new BoundedMap<K, V>(max)
   return {
     get(key) {
       const value = entries.get(key)
@@ -23,7 +25,7 @@ export function createLru<K, V>(max: number): Lru<K, V> {
     set(key, value) {
       entries.delete(key)
       entries.set(key, value)
-      if (entries.size > max) entries.delete(entries.keys().next().value!)
+      entries.trim()
     },
     delete: (key) => void entries.delete(key),
     get size() {

@@ -1,3 +1,5 @@
+import { BoundedMap } from './oldest-out.ts'
+
 /**
  * Token buckets by key (an IP address, a client, a peer): each key may spend `capacity` tokens at
  * once and earns them back evenly, `capacity` per `windowMs`. State lives in this process only.
@@ -31,7 +33,7 @@ export function createRateBuckets(opts: {
   const perMs = capacity / opts.windowMs
   const maxKeys = opts.maxKeys ?? 50_000
   const now = opts.now ?? Date.now
-  const buckets = new Map<string, Bucket>()
+  const buckets = new BoundedMap<string, Bucket>(maxKeys)
 
   /** The key's bucket, refilled up to now and moved to the most recently used end. */
   const current = (key: string): Bucket => {
@@ -41,7 +43,7 @@ export function createRateBuckets(opts: {
     b.at = t
     buckets.delete(key)
     buckets.set(key, b)
-    if (buckets.size > maxKeys) buckets.delete(buckets.keys().next().value!)
+    buckets.trim()
     return b
   }
   const wait = (b: Bucket) =>

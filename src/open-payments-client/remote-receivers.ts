@@ -1,4 +1,5 @@
 import type { Deps } from '../deps.ts'
+import { BoundedMap } from '../lib/oldest-out.ts'
 import type { FetchBudget } from '../outbound/budget.ts'
 import type { Outbound } from '../outbound/fetch.ts'
 import type { OpenPaymentsCalls } from './guarded-client.ts'
@@ -43,7 +44,7 @@ export function createRemoteReceivers(
 ): RemoteReceivers {
   const { identity, logger } = deps
   let client: Promise<OpenPaymentsCalls> | undefined
-  const tokens = new Map<string, { value: string; expiresAt: number }>()
+  const tokens = new BoundedMap<string, { value: string; expiresAt: number }>(MAX_CACHED)
   const cache = new Map<string, { at: number; value: Promise<RemoteIncomingPayment | undefined> }>()
 
   const opClient = () => {
@@ -74,7 +75,7 @@ export function createRemoteReceivers(
       value: grant.access_token.value,
       expiresAt: Date.now() + lifetime * 0.9,
     })
-    if (tokens.size > MAX_CACHED) tokens.delete(tokens.keys().next().value!)
+    tokens.trim()
     return grant.access_token.value
   }
 

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.ts'
+import { BoundedMap } from '../lib/oldest-out.ts'
 import { type Peer, peerByIncomingToken } from './service.ts'
 
 /**
@@ -23,7 +24,7 @@ export function createPeerTokenCache(
 ): PeerTokenCache {
   const max = opts.maxEntries ?? MAX_ENTRIES
   // The lookup in flight is shared: a burst of packets with a new token asks once.
-  const entries = new Map<string, { peer: Promise<Peer | undefined>; until: number }>()
+  const entries = new BoundedMap<string, { peer: Promise<Peer | undefined>; until: number }>(max)
   return {
     peer(token) {
       // Keyed by the token itself: hashing it would cost more than the rest of the lookup.
@@ -31,10 +32,10 @@ export function createPeerTokenCache(
       const hit = entries.get(token)
       if (hit && hit.until > now) return hit.peer
       entries.delete(token)
-      if (entries.size >= max) entries.delete(entries.keys().next().value!)
       const peer = peerByIncomingToken(db, token)
       const entry = { peer, until: now + opts.ttlMs }
       entries.set(token, entry)
+      entries.trim()
       // A guess, or a failed read, is not kept: only known peers are.
       const drop = () => {
         if (entries.get(token) === entry) entries.delete(token)

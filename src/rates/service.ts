@@ -1,4 +1,5 @@
 import { isObject } from '../lib/is-object.ts'
+import { BoundedMap } from '../lib/oldest-out.ts'
 import { createOutbound, OPERATOR_POLICY, type Outbound } from '../outbound/fetch.ts'
 import { getJson } from '../outbound/json.ts'
 import { invert, parseRate, type Ratio, ratio } from './ratio.ts'
@@ -74,7 +75,7 @@ interface CacheEntry {
 function httpRates(source: Extract<RatesSource, { kind: 'http' }>, outbound: Outbound): Lookup {
   // Parsed once, so a bad URL fails at start-up.
   const url = new URL(source.url)
-  const cache = new Map<string, CacheEntry>()
+  const cache = new BoundedMap<string, CacheEntry>(MAX_CACHED_BASES)
 
   /** Concurrent callers share one request; the oldest fetch is evicted first. */
   const quotesFor = (base: string) => {
@@ -91,7 +92,7 @@ function httpRates(source: Extract<RatesSource, { kind: 'http' }>, outbound: Out
     })
     cache.delete(base)
     cache.set(base, entry)
-    if (cache.size > MAX_CACHED_BASES) cache.delete(cache.keys().next().value!)
+    cache.trim()
     return entry.quotes
   }
 

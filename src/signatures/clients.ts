@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/database.ts'
 import { isObject } from '../lib/is-object.ts'
+import { BoundedMap } from '../lib/oldest-out.ts'
 import type { ServerIdentity } from '../open-payments-client/identity.ts'
 import type { FetchBudget } from '../outbound/budget.ts'
 import { createOutbound, type Outbound } from '../outbound/fetch.ts'
@@ -91,15 +92,15 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
   const fetchJson = (url: string) => getJson(outbound, url, { timeoutMs, maxBytes: MAX_BODY_BYTES })
   const cacheTtlMs = deps.cacheTtlMs ?? 60_000
   const minRefreshIntervalMs = deps.minRefreshIntervalMs ?? 10_000
-  const keySets = new Map<string, Entry<Jwk[]>>()
-  const documents = new Map<string, Entry<ClientWalletAddress>>()
+  const keySets = new BoundedMap<string, Entry<Jwk[]>>(MAX_CACHED_URLS)
+  const documents = new BoundedMap<string, Entry<ClientWalletAddress>>(MAX_CACHED_URLS)
 
   /**
    * Concurrent callers share one request; the oldest fetch is evicted first. A requester over its
    * budget gets nothing, and nothing is cached for it, so others still get the URL fetched.
    */
   const cached = <T>(
-    cache: Map<string, Entry<T>>,
+    cache: BoundedMap<string, Entry<T>>,
     url: string,
     maxAgeMs: number,
     load: () => Promise<T | undefined>,
@@ -119,7 +120,7 @@ export function createClientDirectory(deps: ClientDirectoryDeps): ClientDirector
     })
     cache.delete(url)
     cache.set(url, entry)
-    if (cache.size > MAX_CACHED_URLS) cache.delete(cache.keys().next().value!)
+    cache.trim()
     return entry.value
   }
 

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.ts'
+import { BoundedMap } from '../lib/oldest-out.ts'
 import { type Jwk, toJwk } from './keys.ts'
 import { getWalletAddress, type WalletAddress } from './service.ts'
 
@@ -38,13 +39,13 @@ export function createLocalWalletAddresses(
 ): LocalWalletAddresses {
   const maxAgeMs = opts.maxAgeMs ?? LOCAL_CACHE_MAX_AGE_MS
   const now = opts.now ?? Date.now
-  const addresses = new Map<string, Entry<WalletAddress | undefined>>()
-  const addressesById = new Map<string, Entry<WalletAddress | undefined>>()
-  const keySets = new Map<string, Entry<Jwk[]>>()
+  const addresses = new BoundedMap<string, Entry<WalletAddress | undefined>>(MAX_ENTRIES)
+  const addressesById = new BoundedMap<string, Entry<WalletAddress | undefined>>(MAX_ENTRIES)
+  const keySets = new BoundedMap<string, Entry<Jwk[]>>(MAX_ENTRIES)
 
   /** Concurrent callers share one query; a result nobody should keep is dropped when it lands. */
   const cached = <T>(
-    cache: Map<string, Entry<T>>,
+    cache: BoundedMap<string, Entry<T>>,
     key: string,
     load: () => Promise<T>,
     keep: (v: T) => boolean,
@@ -55,7 +56,7 @@ export function createLocalWalletAddresses(
     const entry: Entry<T> = { at: now(), value: load() }
     cache.delete(key)
     cache.set(key, entry)
-    if (cache.size > MAX_ENTRIES) cache.delete(cache.keys().next().value!)
+    cache.trim()
     entry.value.then(
       (v) => {
         if (!keep(v) && cache.get(key) === entry) cache.delete(key)
