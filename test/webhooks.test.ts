@@ -54,7 +54,8 @@ before(async () => {
   server = await startTestServer({
     WEBHOOK_POLL_MS: '50',
     WEBHOOK_RETRY_BASE_MS: '100',
-    WEBHOOK_RETRY_PERIOD_SECONDS: '3',
+    // Long enough that a delivery's first attempt, on a loaded machine, ends well within it.
+    WEBHOOK_RETRY_PERIOD_SECONDS: '6',
     WEBHOOK_TIMEOUT_MS: '1000',
     WEBHOOK_LEASE_SECONDS: '5',
   })
@@ -369,7 +370,7 @@ describe('delivery', () => {
     const [dead] = await eventually(async () => {
       const items = await deliveries(`endpointId=${id}&status=dead`)
       return items.length > 0 ? items : undefined
-    }, 10_000)
+    }, 20_000)
     assert.ok(dead.attempts.length >= 2)
     assert.equal(dead.lastStatusCode, 503)
     assert.equal(receiver.accepted.length, 0)
@@ -488,7 +489,7 @@ describe('retention', () => {
         .where('status', '=', 'pending')
         .execute()
       return pending.length === 0 ? true : undefined
-    }, 10_000)
+    }, 20_000)
     // One still waits for a retry (as if its receiver were down); both are 40 days old.
     await sql`UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() + interval '1 hour'
                WHERE event_id = ${waiting}`.execute(db)
