@@ -198,7 +198,7 @@ async function record(db: Deps['db'], paymentId: string, outcome: Outcome): Prom
 /**
  * Records every packet of a payment: counted before it leaves, forgotten if rejected. Each record
  * is one statement (the packet's row and the payment's `sent_amount` together), so a packet costs
- * one round trip before it leaves instead of a transaction's four.
+ * one round trip before it leaves instead of a transaction's three.
  */
 function packetTracker(deps: Deps, paymentId: string): SendTracker {
   const { db } = deps
