@@ -45,7 +45,11 @@ export function createRemoteReceivers(
   const { identity, logger } = deps
   let client: Promise<OpenPaymentsCalls> | undefined
   const tokens = new BoundedMap<string, { value: string; expiresAt: number }>(MAX_CACHED)
-  const cache = new Map<string, { at: number; value: Promise<RemoteIncomingPayment | undefined> }>()
+  // An entry older than the TTL is not used (`get`); it stays until it is the oldest beyond the bound.
+  const cache = new BoundedMap<
+    string,
+    { at: number; value: Promise<RemoteIncomingPayment | undefined> }
+  >(MAX_CACHED)
 
   const opClient = () => {
     // Loaded on first use: the official client's packages cost start-up time, and a server
@@ -124,15 +128,11 @@ export function createRemoteReceivers(
       const value = load(url)
       cache.delete(url)
       cache.set(url, { at: Date.now(), value })
+      cache.trim()
       // A failed lookup is not remembered: the next quote tries again.
       void value.then(
         (v) => v === undefined && cache.get(url)?.value === value && cache.delete(url),
       )
-      // Oldest first: expired entries, then any beyond the bound.
-      for (const [k, v] of cache) {
-        if (Date.now() - v.at < opts.cacheTtlMs && cache.size <= MAX_CACHED) break
-        cache.delete(k)
-      }
       return value
     },
   }
