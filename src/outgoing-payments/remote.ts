@@ -427,9 +427,13 @@ async function finish(deps: Deps, p: Claimed, outcome: Outcome): Promise<'comple
       .where('id', '=', p.id)
       .returningAll()
       .executeTakeFirstOrThrow()
-    await recordPaymentEvent(trx, ended, {
-      type: delivered ? 'outgoing_payment.completed' : 'outgoing_payment.failed',
-    })
+    // The sender read above: the event does not read it again.
+    await recordPaymentEvent(
+      trx,
+      ended,
+      { type: delivered ? 'outgoing_payment.completed' : 'outgoing_payment.failed' },
+      sender,
+    )
     return delivered ? 'completed' : 'failed'
   })
 }
