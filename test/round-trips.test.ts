@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { isFulfill } from 'ilp-packet'
 import { incomingFacts } from '../src/incoming-payments/facts.ts'
 import { usd } from './helpers/amounts.ts'
 import {
@@ -9,6 +10,7 @@ import {
   outgoingPaymentToken,
   signedRequest,
 } from './helpers/clients.ts'
+import { addPeer, sendPacket, streamPrepare } from './helpers/ilp.ts'
 import { createWalletAddress, deposit, startTestServer, type TestServer } from './helpers/server.ts'
 
 /**
@@ -26,7 +28,10 @@ let quoteToken: string
 let rs: string
 
 before(async () => {
-  server = await startTestServer({ ROLES: 'open-payments,auth,admin,ilp' })
+  server = await startTestServer({
+    ROLES: 'open-payments,auth,admin,ilp',
+    ILP_ADDRESS: 'test.ase-b',
+  })
   rs = server.openPaymentsUrl
   app = await createClientIdentity(server, { path: '/app' })
   bob = await createWalletAddress(server, { path: '/bob' })
@@ -141,4 +146,23 @@ test('signed create of an outgoing payment straight from a local incoming paymen
     })
   // The read, the quote's write, and the payment's transaction as above.
   assert.deepEqual(await roundTrips(create), { status: 201, statements: 10, transactions: 3 })
+})
+
+test('an ILP packet booked alone: one transaction of two round trips, the writes carrying COMMIT; one that completes its payment, a statement more', async () => {
+  const peer = await addPeer(server, { name: 'ase-a', creditLimit: 1_000_000n })
+  // 500 to receive: two packets of 100, then one of 300 that completes it.
+  const method = (await createIp()).body.methods[0] as { ilpAddress: string; sharedSecret: string }
+  const pay = async (amount: bigint) => {
+    const before = server.database.poolStats()
+    const reply = await sendPacket(server.ilpUrl, peer, streamPrepare({ ...method, amount }))
+    const after = server.database.poolStats()
+    assert.ok(isFulfill(reply))
+    return [after.statements! - before.statements!, after.transactions! - before.transactions!]
+  }
+  await pay(100n)
+  // BEGIN with the locks and reads; the transfer, the credit and the peer's account with COMMIT.
+  assert.deepEqual(await pay(100n), [2, 1])
+  // The same, then the payment's `incoming_payment.completed` (read as credited, then written),
+  // and COMMIT on its own.
+  assert.deepEqual(await pay(300n), [5, 1])
 })

@@ -185,3 +185,25 @@ test('a failed last statement rolls its transaction back; a statement after the 
   )
   assert.equal(open.rows[0]!.open, false)
 })
+
+test('statement_check fails its statement, even when what it counts is empty, and a COMMIT sent along then commits nothing', async () => {
+  const { db } = database
+  const before = await count()
+  const insertChecked = (rows: number) => sql`${LAST_STATEMENT}
+    WITH w AS (INSERT INTO pipelined SELECT n FROM generate_series(1, ${rows}) n RETURNING n)
+    SELECT n FROM w
+    UNION ALL
+    SELECT NULL WHERE NOT statement_check((SELECT count(*) FROM w) = 2, 'two rows expected')`
+  for (const rows of [0, 1, 3]) {
+    await assert.rejects(
+      db.transaction().execute(async (trx) => {
+        await sql`INSERT INTO pipelined VALUES (9)`.execute(trx)
+        await insertChecked(rows).execute(trx)
+      }),
+      /statement check failed: two rows expected/,
+    )
+    assert.equal(await count(), before)
+  }
+  await db.transaction().execute((trx) => insertChecked(2).execute(trx))
+  assert.equal(await count(), before + 2)
+})

@@ -10,6 +10,7 @@ import {
 import { sql } from 'kysely'
 import { incomingDecision } from '../core-banking/incoming.ts'
 import type { Db } from '../db/database.ts'
+import { LAST_STATEMENT } from '../db/pipelined-postgres.ts'
 import type { AccountKind, BalanceRule } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import {
@@ -23,12 +24,10 @@ import {
 } from '../incoming-payments/service.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import {
-  checkPosted,
   createTransfer,
   existingTransfersSql,
   findTransfer,
   lockAccountsSql,
-  POSTED,
   planTransferGroups,
   type TransferInput,
   type TransferPlan,
@@ -37,7 +36,9 @@ import { type Account, isLedgerError } from '../ledger/types.ts'
 import { groupCommit } from '../lib/group-commit.ts'
 import { existingPeersSql, type Peer } from '../peers/service.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
-import { afterPeerDebit } from '../webhooks/thresholds.ts'
+import type { NewEvent } from '../webhooks/events.ts'
+import { recordEventsCtes } from '../webhooks/outbox.ts'
+import { afterPeerDebit, liquidityLowEvent } from '../webhooks/thresholds.ts'
 import { convertPacketAmount } from './convert.ts'
 import { createPaymentFactsCache, type PaymentFactsCache } from './payment-facts.ts'
 import type { StreamReceiver } from './stream-receiver.ts'
@@ -186,9 +187,10 @@ export function createBooker(deps: Deps): Booker {
  * answered as booked, each payment takes the packets that fit in order (what does not fit is
  * refused, the rest still goes), the ledger takes or refuses each packet's transfers against the
  * running totals (a peer over its credit line), and each payment and account is then updated once
- * with the sum. Every packet's outcome holds once the transaction commits. Three round trips
- * whatever the batch's size (BEGIN with the locks and reads, the writes, COMMIT); more only when a
- * payment completes (its event) or a peer has a low-liquidity threshold.
+ * with the sum. Every packet's outcome holds once the transaction commits. Two round trips
+ * whatever the batch's size (BEGIN with the locks and reads; the writes, the peers' low-liquidity
+ * events among them, with COMMIT); more only when a refusal needs a second look or a payment
+ * completes (its event, and COMMIT, after the writes).
  */
 async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
   return db.transaction().execute(async (trx) => {
@@ -244,11 +246,25 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
     })
     await refusalsStillHold(trx, packets, outcomes)
     if (plan.posting) {
-      const completed = await writeBatch(trx, plan, credits)
+      // The peers' `peer.liquidity_low`, decided on the accounts as the plan leaves them (locked).
+      const events: NewEvent[] = []
+      for (const { peer, amount } of debits.values()) {
+        const event = await liquidityLowEvent(
+          trx,
+          peer,
+          amount,
+          () => accounts.get(peer.ledgerAccountId)!,
+        )
+        if (event) events.push(event)
+      }
+      // A payment this batch completes needs its event written after its credit, from the row as
+      // credited: a statement more. Otherwise the write is the transaction's last, and COMMIT goes
+      // with it (`room` is what is left after every candidate: 0 when one may have completed it).
+      const completing = [...credits.keys()].some((id) => payments.get(id)!.room === 0n)
+      const completed = await writeBatch(trx, plan, credits, events, !completing)
       for (const id of completed) outcomes[last.get(id)!] = 'completed'
       await recordCompletions(trx, completed)
     }
-    for (const { peer, amount } of debits.values()) await afterPeerDebit(trx, peer, amount)
     return packets.map((p, i) => {
       const own = outcomes[i]
       if (own !== undefined) return own
@@ -344,25 +360,28 @@ async function refusalsStillHold(
 }
 
 /**
- * One statement: the planned transfers and the payments' credits. Anything short of all of them
- * (an id booked meanwhile elsewhere, a payment that no longer takes its sum) throws, which rolls
- * the batch back for the one-by-one booking. Returns the ids of the payments it completed.
+ * One statement: the planned transfers, the payments' credits and `events`. Anything short of all
+ * of them (an id booked meanwhile elsewhere, a payment that no longer takes its sum) fails the
+ * statement, which rolls the batch back for the one-by-one path; so it may carry the transaction's
+ * COMMIT (`last`). Returns the ids of the payments it completed.
  */
 async function writeBatch(
   trx: Db,
   plan: TransferPlan,
   credits: Map<string, bigint>,
+  events: NewEvent[],
+  last: boolean,
 ): Promise<string[]> {
-  const { rows } = await sql<{ kind: 'posted' | 'credited' | 'completed'; v: string }>`
+  const { rows } = await sql<{ id: string; completed: boolean }>`
+    ${last ? LAST_STATEMENT : sql``}
     WITH ${plan.posting!}, ${creditPaymentsCte(credits)}
-    SELECT 'posted' AS kind, count(*)::text AS v FROM ${sql.ref(POSTED)}
+         ${events.length > 0 ? sql`, ${recordEventsCtes(events)}` : sql``}
+    SELECT id, completed FROM credited_payments
     UNION ALL
-    SELECT CASE WHEN completed THEN 'completed' ELSE 'credited' END, id FROM credited_payments`.execute(
-    trx,
-  )
-  checkPosted(plan, BigInt(rows.find((r) => r.kind === 'posted')!.v))
-  if (rows.length - 1 !== credits.size) throw new Error('a payment of the batch no longer fits')
-  return rows.filter((r) => r.kind === 'completed').map((r) => r.v)
+    SELECT NULL, NULL
+     WHERE NOT statement_check((SELECT count(*) FROM credited_payments) = ${credits.size},
+                               'a payment of the batch no longer takes its sum')`.execute(trx)
+  return rows.filter((r) => r.completed).map((r) => r.id)
 }
 
 /** The packet's transfers: peer to wallet, or through the two assets' settlement accounts. */

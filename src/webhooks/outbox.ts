@@ -89,6 +89,13 @@ const eventAndDeliveries = (events: readonly (readonly [string, NewEvent])[], on
 }
 
 /**
+ * The CTEs that record `events` in this order, for a caller's statement that writes the change they
+ * tell of (in the same statement, so in its transaction); its own CTEs must not be named `e` or `d`.
+ */
+export const recordEventsCtes = (events: readonly NewEvent[]): RawBuilder<unknown> =>
+  eventAndDeliveries(events.map((e) => [randomUUID(), e]))
+
+/**
  * `writeWithEvent` as one statement prepared once (db/database.ts `prepared`), for a write on the
  * request path whose text is fixed: no query builder runs per call. `write` is SQL text with the
  * parameters `$1` to `$<writeParams>`; the events, `events` of them, take the parameters after.

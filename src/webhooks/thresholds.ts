@@ -125,19 +125,39 @@ export async function balanceLowEvent(
  * line from at or above its threshold to below it.
  */
 export async function afterPeerDebit(trx: Db, peer: Peer, amount: bigint): Promise<void> {
-  const threshold = await cachedThreshold(trx, 'peer_id', peer.id)
-  if (threshold === null) return
-  const account = (await getAccount(trx, peer.ledgerAccountId))!
-  if (account.debitLimit === null) return
+  const event = await liquidityLowEvent(
+    trx,
+    peer,
+    amount,
+    async () => (await getAccount(trx, peer.ledgerAccountId))!,
+  )
+  if (event) await recordEvent(trx, event)
+}
+
+/**
+ * `afterPeerDebit`'s event, for a caller that writes it itself, in the statement of its debit:
+ * `accountAfter` gives the peer's account as the debit leaves it (read only when a threshold
+ * applies).
+ */
+export async function liquidityLowEvent(
+  db: Db,
+  peer: Peer,
+  amount: bigint,
+  accountAfter: () => Account | Promise<Account>,
+): Promise<NewEvent | undefined> {
+  const threshold = await cachedThreshold(db, 'peer_id', peer.id)
+  if (threshold === null) return undefined
+  const account = await accountAfter()
+  if (account.debitLimit === null) return undefined
   const owed = account.debitsPosted + account.debitsPending - account.creditsPosted
   const remaining = account.debitLimit - owed
-  if (remaining + amount < threshold || remaining >= threshold) return
-  await recordEvent(trx, {
+  if (remaining + amount < threshold || remaining >= threshold) return undefined
+  return {
     type: 'peer.liquidity_low',
     peer: { id: peer.id, name: peer.name, assetCode: peer.assetCode, assetScale: peer.assetScale },
     creditLimit: account.debitLimit,
     owed,
     remaining,
     threshold,
-  })
+  }
 }
