@@ -79,15 +79,17 @@ export async function deleteThreshold(db: Db, target: ThresholdTarget): Promise<
  * asset's) to below it. Debits while already below record nothing. The debit locked the account
  * row, so concurrent debits see each other's balances.
  */
-export async function afterWalletDebit(trx: Db, wa: WalletAddress, amount: bigint): Promise<void> {
-  const event = await balanceLowEvent(
-    trx,
-    wa,
-    amount,
-    async () => (await getAccount(trx, wa.ledgerAccountId))!,
-  )
-  if (event) await recordEvent(trx, event)
+export const afterWalletDebit = (trx: Db, wa: WalletAddress, amount: bigint): Promise<void> =>
+  recordIfAny(trx, balanceLowEvent(trx, wa, amount, accountNow(trx, wa.ledgerAccountId)))
+
+/** Records the event, if there is one, in the caller's transaction. */
+async function recordIfAny(trx: Db, event: Promise<NewEvent | undefined>): Promise<void> {
+  const e = await event
+  if (e) await recordEvent(trx, e)
 }
+
+/** The account as the transaction sees it now, read when asked for. */
+const accountNow = (trx: Db, id: string) => async () => (await getAccount(trx, id))!
 
 /**
  * `afterWalletDebit`'s event, for a caller that writes it itself, in the statement of its debit:
@@ -124,15 +126,8 @@ export async function balanceLowEvent(
  * that transaction: records `peer.liquidity_low` when this debit took the peer's remaining credit
  * line from at or above its threshold to below it.
  */
-export async function afterPeerDebit(trx: Db, peer: Peer, amount: bigint): Promise<void> {
-  const event = await liquidityLowEvent(
-    trx,
-    peer,
-    amount,
-    async () => (await getAccount(trx, peer.ledgerAccountId))!,
-  )
-  if (event) await recordEvent(trx, event)
-}
+export const afterPeerDebit = (trx: Db, peer: Peer, amount: bigint): Promise<void> =>
+  recordIfAny(trx, liquidityLowEvent(trx, peer, amount, accountNow(trx, peer.ledgerAccountId)))
 
 /**
  * `afterPeerDebit`'s event, for a caller that writes it itself, in the statement of its debit:
