@@ -99,7 +99,7 @@ async function fewestRoundTrips(next: () => Promise<() => ReturnType<typeof pay>
   }
 }
 
-test('a known token pays from a quote in settlement at create’s three round trips, nothing before', async () => {
+test('a known token pays from a quote in settlement at create’s two round trips (the credit sent behind the lock), nothing before', async () => {
   const token = await outgoingPaymentToken(server, app, alice.url)
   // The first request reads the token; the process knows it from then on.
   assert.equal((await pay(token, await quoteFor(alice.url))).status, 201)
@@ -108,7 +108,7 @@ test('a known token pays from a quote in settlement at create’s three round tr
     const quoteId = await quoteFor(alice.url)
     return () => pay(token, quoteId)
   })
-  assert.deepEqual(fewest.min, { statements: 3, transactions: 1 }, fewest.counted)
+  assert.deepEqual(fewest.min, { statements: 2, transactions: 1 }, fewest.counted)
   assert.equal(await balanceOf(server, alice.id), balance - 5n * 100n)
 })
 
@@ -179,7 +179,7 @@ const payStraight = (token: string, receiver: string, value = '100') =>
 const quotes = async () =>
   (await server.database.db.selectFrom('quotes').select('id').execute()).length
 
-test('a known token pays straight from a kept incoming payment in three round trips, nothing before', async () => {
+test('a known token pays straight from a kept incoming payment in two round trips (the credit sent behind the lock), nothing before', async () => {
   const token = await outgoingPaymentToken(server, app, alice.url)
   assert.equal((await payStraight(token, await incomingPayment())).status, 201)
   const balance = await balanceOf(server, alice.id)
@@ -187,7 +187,7 @@ test('a known token pays straight from a kept incoming payment in three round tr
     const receiver = await incomingPayment()
     return () => payStraight(token, receiver)
   })
-  assert.deepEqual(fewest.min, { statements: 3, transactions: 1 }, fewest.counted)
+  assert.deepEqual(fewest.min, { statements: 2, transactions: 1 }, fewest.counted)
   assert.equal(await balanceOf(server, alice.id), balance - 5n * 100n)
 })
 

@@ -221,10 +221,17 @@ export function prepared<R>(
      */
     shared?: boolean
   } = {},
-): (db: Db, params: unknown[]) => Promise<R[]> {
+): ((db: Db, params: unknown[]) => Promise<R[]>) & {
+  /** The statement with these parameters, to execute later (`withNext`, pipelined-postgres.ts). */
+  query: (params: unknown[]) => CompiledQuery<R>
+} {
   const text = opts.shared ? markShared(statement) : statement
   if (!preparedNames.has(text)) preparedNames.set(text, `op_${preparedNames.size + 1}`)
-  return async (db, params) => (await db.executeQuery<R>(CompiledQuery.raw(text, params))).rows
+  const query = (params: unknown[]) => CompiledQuery.raw(text, params) as CompiledQuery<R>
+  return Object.assign(
+    async (db: Db, params: unknown[]) => (await db.executeQuery<R>(query(params))).rows,
+    { query },
+  )
 }
 
 /**

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { sql } from 'kysely'
+import { CompiledQuery, sql } from 'kysely'
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts'
 import { PREPARE } from './database.ts'
-import { LAST_STATEMENT } from './pipelined-postgres.ts'
+import { LAST_STATEMENT, PIPELINED, withNext } from './pipelined-postgres.ts'
 
 let database: TestDatabase
 before(async () => {
@@ -205,5 +205,58 @@ test('statement_check fails its statement, even when what it counts is empty, an
     assert.equal(await count(), before)
   }
   await db.transaction().execute((trx) => insertChecked(2).execute(trx))
+  assert.equal(await count(), before + 2)
+})
+
+test('withNext: the next statement shares the first one’s round trip, runs right behind it, and answers when executed', async () => {
+  const { db } = database
+  const before = await count()
+  const countNow = () => CompiledQuery.raw('SELECT count(*)::int AS c FROM pipelined', [])
+  const insert = (n: number) =>
+    CompiledQuery.raw(`INSERT INTO pipelined VALUES ($1) RETURNING n ${PIPELINED}`, [n])
+  const next = insert(21)
+  const cost = await costOf(() =>
+    db.transaction().execute(async (trx) => {
+      const [first] = (await trx.executeQuery(withNext(countNow(), next))).rows as { c: number }[]
+      assert.equal(first!.c, before, 'the first statement ran before the next')
+      // A statement executed in between runs after the one sent ahead.
+      const [between] = (await trx.executeQuery(countNow())).rows as { c: number }[]
+      assert.equal(between!.c, before + 1)
+      assert.deepEqual((await trx.executeQuery(next)).rows, [{ n: 21 }])
+    }),
+  )
+  // BEGIN and the next statement ride with the first; the statement in between; COMMIT.
+  assert.deepEqual(cost, { statements: 3, transactions: 1 })
+  assert.equal(await count(), before + 1)
+
+  // Never executed, it still ran: rolled back with its transaction, or committed with it.
+  await assert.rejects(
+    db.transaction().execute(async (trx) => {
+      await trx.executeQuery(withNext(countNow(), insert(22)))
+      throw new Error('refused')
+    }),
+    /refused/,
+  )
+  assert.equal(await count(), before + 1)
+  await db.transaction().execute((trx) => trx.executeQuery(withNext(countNow(), insert(23))))
+  assert.equal(await count(), before + 2)
+
+  // One that fails fails the transaction, asked for or not: a COMMIT does not hide it.
+  const failing = CompiledQuery.raw(`INSERT INTO pipelined VALUES (NULL) ${PIPELINED}`, [])
+  await assert.rejects(
+    db.transaction().execute(async (trx) => {
+      await trx.executeQuery(
+        withNext(CompiledQuery.raw('INSERT INTO pipelined VALUES (24)', []), failing),
+      )
+    }),
+    /null value/,
+  )
+  await assert.rejects(
+    db.transaction().execute(async (trx) => {
+      await trx.executeQuery(withNext(countNow(), failing))
+      await trx.executeQuery(failing)
+    }),
+    /null value/,
+  )
   assert.equal(await count(), before + 2)
 })

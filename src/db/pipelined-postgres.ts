@@ -28,6 +28,24 @@ const LAST_MARK = '/* last statement */'
  */
 export const LAST_STATEMENT = sql.raw(LAST_MARK)
 
+const AHEAD = Symbol('sent ahead')
+type Ahead = CompiledQuery & { [AHEAD]?: CompiledQuery }
+
+/**
+ * `first`, with `next` sent in the same write right behind it, inside a transaction: PostgreSQL
+ * runs `next` as soon as `first` is done (after any lock `first` waits for, on a snapshot of its
+ * own), without waiting for the round trip back to us. The caller then executes `next` as usual
+ * and gets its result, whatever it decided meanwhile; a transaction that ends without executing it
+ * still had it run. A statement executed between the two runs after `next`. `next`'s text must end
+ * with `PIPELINED`, which tells `countRoundTrips` (database.ts) that it shares `first`'s round trip.
+ * Outside a transaction, or on PGlite, `next` simply runs when it is executed.
+ */
+export function withNext<R>(first: CompiledQuery<R>, next: CompiledQuery): CompiledQuery<R> {
+  if (!next.sql.endsWith(PIPELINED))
+    throw new Error('a statement sent ahead must end with PIPELINED')
+  return Object.assign({ ...first }, { [AHEAD]: next })
+}
+
 /**
  * Kysely's PostgreSQL dialect with BEGIN sent together with a transaction's first statement, and
  * COMMIT with a statement marked as its last (`LAST_STATEMENT`): one or two round trips fewer per
@@ -155,6 +173,8 @@ class PipelinedConnection {
   #begun = false
   /** The COMMIT sent with a `LAST_STATEMENT`, awaited by Kysely's commit (or its rollback). */
   #committing: Promise<unknown> | undefined
+  /** Statements sent ahead (`withNext`), by the query Kysely will execute. */
+  readonly #ahead = new Map<CompiledQuery, Promise<pg.QueryResult>>()
 
   constructor(readonly client: pg.PoolClient) {}
 
@@ -164,6 +184,11 @@ class PipelinedConnection {
   }
 
   async end(text: 'COMMIT' | 'ROLLBACK'): Promise<void> {
+    // Sent ahead and never asked for: they ran, and COMMIT or ROLLBACK goes behind them. One that
+    // failed aborted the transaction, and a COMMIT would quietly roll it back: it fails instead.
+    const ahead = [...this.#ahead.values()]
+    this.#ahead.clear()
+    if (text === 'COMMIT') for (const sent of ahead) await sent
     this.#begin = undefined
     const committing = this.#committing
     this.#committing = undefined
@@ -175,9 +200,17 @@ class PipelinedConnection {
   }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const sent = this.#ahead.get(query)
+    if (sent) {
+      this.#ahead.delete(query)
+      return toResult(await sent)
+    }
     if (this.#committing) throw new Error('a statement after its transaction’s last statement')
-    const last = this.#begun || this.#begin !== undefined ? query.sql.includes(LAST_MARK) : false
-    if (this.#begin === undefined && !last) return toResult(await this.send(query))
+    const inTransaction = this.#begun || this.#begin !== undefined
+    const last = inTransaction ? query.sql.includes(LAST_MARK) : false
+    const next = inTransaction ? (query as Ahead)[AHEAD] : undefined
+    if (last && next) throw new Error('a last statement with a statement sent behind it')
+    if (this.#begin === undefined && !last && !next) return toResult(await this.send(query))
     // A value that `pg` cannot serialise would fail the statement before anything of it is sent,
     // but the COMMIT behind it would still go out and commit the statements before it: serialised
     // here, such a value fails the statement before anything is written.
@@ -195,6 +228,11 @@ class PipelinedConnection {
         this.#begun = true
       }
       result = this.send(query)
+      if (next) {
+        const ahead = this.send(next)
+        ahead.catch(() => {}) // awaited when executed; a failure there is that statement's own
+        this.#ahead.set(next, ahead)
+      }
       if (last) {
         this.#committing = this.client.query(`COMMIT ${PIPELINED}`)
         this.#committing.catch(() => {}) // awaited by end()

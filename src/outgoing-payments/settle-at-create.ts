@@ -1,7 +1,7 @@
-import { sql } from 'kysely'
+import { type CompiledQuery, sql } from 'kysely'
 import { tokenActiveSql } from '../auth/grants.ts'
 import { type Db, PREPARE, prepared } from '../db/database.ts'
-import { LAST_STATEMENT } from '../db/pipelined-postgres.ts'
+import { LAST_STATEMENT, PIPELINED, withNext } from '../db/pipelined-postgres.ts'
 import type { AccountKind, BalanceRule } from '../db/schema.ts'
 import type { Deps } from '../deps.ts'
 import type { IncomingFacts } from '../incoming-payments/facts.ts'
@@ -55,7 +55,9 @@ class ReceiverRefused {}
  * in three round trips: BEGIN with the grant's lock, which returns its spending and whether the
  * quote was used; `creditAndLock`, the incoming payment's credit (which locks its row, as every
  * credit does, before any ledger account) with the sender's and the receiver's wallets locked in
- * id order and the assets' limit-free accounts read; then, the ledger's transfers checked at once
+ * id order and the assets' limit-free accounts read (two round trips in all for the variants
+ * below, whose lock's statement carries `creditAndLock` right behind it); then, the ledger's
+ * transfers checked at once
  * and the reservation among them recorded as made and posted in full, one statement, with COMMIT,
  * writing the transfers, the accounts' deltas, the payment row, its `created` and `completed`
  * events, the grant's new totals, the incoming payment's `completed` when this credit completed
@@ -96,8 +98,9 @@ export interface UnreadQuote {
 /**
  * `createAndSettle` for a stored quote of this server that was not read before (the request's
  * token known to the process): the transaction's first statement takes the grant's lock, reads the
- * quote and whether its incoming payment is open, and checks the token, so the create costs the
- * same three round trips and no read before them. Also answers `inactive_token`; and when the quote
+ * quote and whether its incoming payment is open, and checks the token, with the credit sent right
+ * behind it (the credit reads the quote's receiver and amount itself): two round trips and no read
+ * before them. Also answers `inactive_token`; and when the quote
  * is not one to settle at create (a remote receiver, whose resolution goes over the network), or
  * the settlement did not happen, nothing was written and the quote as read comes back for the
  * usual path (`fallback`, with the settlement's outcome when it was tried).
@@ -116,13 +119,16 @@ export async function createAndSettleUnread(
   const outcome = await settle(deps, input, undefined, async (trx) => {
     const now = new Date()
     const window = limitsWindow(input.limits, now)
-    const [row] = await lockReadingQuote(trx, [
+    const wa = input.walletAddress
+    const credited = creditQuoteAndLockAhead.query([unread.id, wa.ledgerAccountId, wa.assetId])
+    const lock = lockReadingQuote.query([
       input.grantId,
       unread.id,
       window.since ?? null,
       unread.tokenHash,
       now,
     ])
+    const [row] = (await trx.executeQuery(withNext(lock, credited))).rows
     const { token_active, local_open, ...rest } = row!
     if (!token_active) throw new Refused('inactive_token')
     if (rest.id === null) throw new Refused('unknown_quote')
@@ -135,6 +141,7 @@ export async function createAndSettleUnread(
     return {
       quote,
       allowed: await checkLimits(trx, input.grantId, input.limits, quote, window, row!),
+      credited,
     }
   })
   if (outcome === 'not_local') return { fallback: stored! }
@@ -172,7 +179,8 @@ export interface UnreadReceiver {
 /**
  * `createAndSettle` for a quote priced from a local receiver's kept facts by a request whose token
  * the process knows: nothing was read before. The grant's lock checks the token (`inactive_token`),
- * and the credit, which checks the receiver's state as every credit does, is also held to the facts
+ * with the credit sent right behind it (two round trips in all); the credit, which checks the
+ * receiver's state as every credit does, is also held to the facts
  * the quote was priced from. When the receiver is not as the quote needs (completed, expired, less
  * left to receive, or not as kept), nothing was written and `receiver_refused` tells the caller to
  * read it and price again, as it would have without the facts.
@@ -190,7 +198,14 @@ export function createAndSettleFromFacts(
     async (trx) => {
       const now = new Date()
       const window = limitsWindow(input.limits, now)
-      const [row] = await lockCheckingToken(trx, [
+      const wa = input.walletAddress
+      const credited = creditAndLockAhead.query([
+        quote.localIncomingPaymentId,
+        quote.receiveAmount,
+        wa.ledgerAccountId,
+        wa.assetId,
+      ])
+      const lock = lockCheckingToken.query([
         input.grantId,
         quote.id,
         window.since ?? null,
@@ -199,10 +214,12 @@ export function createAndSettleFromFacts(
         unread.tokenHash,
         now,
       ])
+      const [row] = (await trx.executeQuery(withNext(lock, credited))).rows
       if (!row!.token_active) throw new Refused('inactive_token')
       return {
         quote,
         allowed: await checkLimits(trx, input.grantId, input.limits, quote, window, row!),
+        credited,
       }
     },
     unread.facts,
@@ -235,6 +252,8 @@ async function settle(
   lock: (trx: Db) => Promise<{
     quote: QuoteTerms
     allowed: Awaited<ReturnType<typeof lockAndCheckLimits>>
+    /** `creditAndLock`, when the lock's statement sent it ahead (`withNext`). */
+    credited?: CompiledQuery<CreditAndLockRow>
   }>,
   kept?: IncomingFacts,
 ): Promise<
@@ -244,21 +263,25 @@ async function settle(
   const wa = input.walletAddress
   try {
     const settled = await deps.db.transaction().execute(async (trx) => {
-      const { quote, allowed } = await lock(trx).catch((err) => {
+      const { quote, allowed, credited } = await lock(trx).catch((err) => {
         throw err instanceof Refused || err instanceof NotLocal ? err : new LockFailed(err)
       })
       if (allowed === 'quote_used') throw new Refused('invalid_quote')
       if (allowed === 'unauthorized') throw new Refused('unauthorized')
       const { spent } = allowed
 
-      const rows = await creditAndLock(trx, [
-        quote.localIncomingPaymentId,
-        quote.receiveAmount,
-        wa.ledgerAccountId,
-        wa.assetId,
-      ])
+      const rows = credited
+        ? (await trx.executeQuery(credited)).rows
+        : await creditAndLock(trx, [
+            quote.localIncomingPaymentId,
+            quote.receiveAmount,
+            wa.ledgerAccountId,
+            wa.assetId,
+          ])
       const credit = rows.find((r) => r.id !== null)
       if (!credit) throw new ReceiverRefused()
+      // Sent ahead for a quote not read then, the credit found the quote's receiver by itself.
+      if (credit.id !== quote.localIncomingPaymentId) throw new Error('credited another receiver')
       const { wallet, ...incomingPayment } = toCreditedPayment(credit as CreditedRow)
       if (kept && !asKept(incomingPayment, kept)) throw new ReceiverRefused()
 
@@ -375,18 +398,39 @@ type CreditAndLockRow = { [K in keyof CreditedRow]: CreditedRow[K] | null } & {
 // before, on its own: a statement waiting for a busy grant's lock would go on from a snapshot as
 // old as its wait, and re-reading the sender's account after every payment made meanwhile cost
 // PostgreSQL more than the round trip saved (measured: one grant, 8 creates at a time).
-const creditAndLock = prepared<CreditAndLockRow>(`
-  WITH credited AS (${creditSql('$1::uuid', '$2::numeric')}),
+const creditAndLockSql = (id: string, amount: string, sender: string, senderAsset: string) => `
+  WITH credited AS (${creditSql(id, amount)}),
   ${lockAccountsCtes(
-    ['$3::uuid', '(SELECT ledger_account_id FROM credited)'],
-    ['$4::uuid', '(SELECT asset_id FROM credited)'],
+    [sender, '(SELECT ledger_account_id FROM credited)'],
+    [senderAsset, '(SELECT asset_id FROM credited)'],
   )}
   SELECT c.*, a.id AS account_id, a.asset_id AS account_asset_id, a.kind AS account_kind,
          a.rule AS account_rule, a.debits_posted AS account_debits_posted,
          a.credits_posted AS account_credits_posted, a.debits_pending AS account_debits_pending,
          a.credits_pending AS account_credits_pending, a.debit_limit AS account_debit_limit
     FROM (SELECT * FROM locked_accounts UNION ALL SELECT * FROM limit_free_accounts) a
-    LEFT JOIN credited c ON c.ledger_account_id = a.id`)
+    LEFT JOIN credited c ON c.ledger_account_id = a.id`
+
+const creditAndLock = prepared<CreditAndLockRow>(
+  creditAndLockSql('$1::uuid', '$2::numeric', '$3::uuid', '$4::uuid'),
+)
+
+// The same, sent in the same write right behind the grant's lock (`withNext`): PostgreSQL runs it
+// once the lock is taken, on a snapshot of its own, without a round trip between them; the limits
+// and the token are checked when both have answered, and a refusal rolls the credit back.
+const creditAndLockAhead = prepared<CreditAndLockRow>(
+  `${creditAndLockSql('$1::uuid', '$2::numeric', '$3::uuid', '$4::uuid')} ${PIPELINED}`,
+)
+
+// For a quote that the lock's statement reads: the credit reads its receiver and amount itself.
+const creditQuoteAndLockAhead = prepared<CreditAndLockRow>(
+  `${creditAndLockSql(
+    '(SELECT receiver_incoming_payment_id FROM quotes WHERE id = $1::uuid)',
+    '(SELECT receive_amount FROM quotes WHERE id = $1::uuid)',
+    '$2::uuid',
+    '$3::uuid',
+  )} ${PIPELINED}`,
+)
 
 const accountOf = (r: CreditAndLockRow): Account => ({
   id: r.account_id,
