@@ -57,12 +57,11 @@ class ReceiverRefused {}
  * credit does, before any ledger account) with the sender's and the receiver's wallets locked in
  * id order and the assets' limit-free accounts read (two round trips in all for the variants
  * below, whose lock's statement carries `creditAndLock` right behind it); then, the ledger's
- * transfers checked at once
- * and the reservation among them recorded as made and posted in full, one statement, with COMMIT,
- * writing the transfers, the accounts' deltas, the payment row, its `created` and `completed`
- * events, the grant's new totals, the incoming payment's `completed` when this credit completed
- * it, the sender's `balance_low` when it crossed its threshold, and the quote when it was made for
- * this payment (`unsaved`). Nothing is read twice: the quote, the wallet addresses and the asset's
+ * transfers checked at once and the reservation among them recorded as made and posted in full,
+ * one statement, with COMMIT, writing the transfers, the accounts' deltas, the payment row, its
+ * `created` and `completed` events, the grant's new totals, the incoming payment's `completed`
+ * when this credit completed it, the sender's `balance_low` when it crossed its threshold, and the
+ * quote when it was made for this payment (`unsaved`). Nothing is read twice: the quote, the wallet addresses and the asset's
  * account ids are known.
  *
  * The outcome is what creating the payment and then settling it (settlement.ts) would give, with
@@ -100,8 +99,7 @@ export interface UnreadQuote {
  * token known to the process): the transaction's first statement takes the grant's lock, reads the
  * quote and whether its incoming payment is open, and checks the token, with the credit sent right
  * behind it (the credit reads the quote's receiver and amount itself): two round trips and no read
- * before them. Also answers `inactive_token`; and when the quote
- * is not one to settle at create (a remote receiver, whose resolution goes over the network), or
+ * before them. Also answers `inactive_token`; and when the quote is not one to settle at create (a remote receiver, whose resolution goes over the network), or
  * the settlement did not happen, nothing was written and the quote as read comes back for the
  * usual path (`fallback`, with the settlement's outcome when it was tried).
  */
@@ -180,8 +178,7 @@ export interface UnreadReceiver {
  * `createAndSettle` for a quote priced from a local receiver's kept facts by a request whose token
  * the process knows: nothing was read before. The grant's lock checks the token (`inactive_token`),
  * with the credit sent right behind it (two round trips in all); the credit, which checks the
- * receiver's state as every credit does, is also held to the facts
- * the quote was priced from. When the receiver is not as the quote needs (completed, expired, less
+ * receiver's state as every credit does, is also held to the facts the quote was priced from. When the receiver is not as the quote needs (completed, expired, less
  * left to receive, or not as kept), nothing was written and `receiver_refused` tells the caller to
  * read it and price again, as it would have without the facts.
  */
@@ -389,15 +386,16 @@ type CreditAndLockRow = { [K in keyof CreditedRow]: CreditedRow[K] | null } & {
   account_debit_limit: bigint | null
 }
 
-// The rest of settlement at create's locks, in one round trip and in the order every path takes
-// them: the incoming payment's row by its credit (`$1`, by `$2`), then the ledger accounts: the
-// sender's wallet (`$3`) and the receiver's (the credit's, so the credit runs first) locked in id
-// order, with the limit-free accounts of both wallets' assets (`$4`, the credit's) read. One row
-// per account; the credit's columns are on the receiver's account's row only (none when the
-// receiver refused it), so that they are parsed once, not once per account. The grant's lock comes
-// before, on its own: a statement waiting for a busy grant's lock would go on from a snapshot as
-// old as its wait, and re-reading the sender's account after every payment made meanwhile cost
-// PostgreSQL more than the round trip saved (measured: one grant, 8 creates at a time).
+// The rest of settlement at create's locks, in one statement and in the order every path takes
+// them: the incoming payment's row by its credit (`id`, by `amount`), then the ledger accounts: the
+// sender's wallet and the receiver's (the credit's, so the credit runs first) locked in id order,
+// with the limit-free accounts of both wallets' assets read. One row per account; the credit's
+// columns are on the receiver's account's row only (none when the receiver refused it), so that
+// they are parsed once, not once per account. The grant's lock comes before, in a statement of its
+// own: one waiting for a busy grant's lock would go on from a snapshot as old as its wait, and
+// re-reading the sender's account after every payment made meanwhile cost PostgreSQL more than the
+// round trip saved (measured: one grant, 8 creates at a time). Sent in the same write right behind
+// it (`withNext`), this one still starts after the lock, on a snapshot of its own.
 const creditAndLockSql = (id: string, amount: string, sender: string, senderAsset: string) => `
   WITH credited AS (${creditSql(id, amount)}),
   ${lockAccountsCtes(
