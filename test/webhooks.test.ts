@@ -54,8 +54,10 @@ before(async () => {
   server = await startTestServer({
     WEBHOOK_POLL_MS: '50',
     WEBHOOK_RETRY_BASE_MS: '100',
-    // Long enough that a delivery's first attempt, on a loaded machine, ends well within it.
-    WEBHOOK_RETRY_PERIOD_SECONDS: '6',
+    // Long enough that a delivery's first attempt, on a loaded machine, ends well within it: at 6 s
+    // a hung delivery's first attempt, started late in a full run, still ended after the period
+    // (seen twice), and the delivery was dead-lettered before its retry.
+    WEBHOOK_RETRY_PERIOD_SECONDS: '15',
     WEBHOOK_TIMEOUT_MS: '1000',
     WEBHOOK_LEASE_SECONDS: '5',
   })
@@ -370,7 +372,7 @@ describe('delivery', () => {
     const [dead] = await eventually(async () => {
       const items = await deliveries(`endpointId=${id}&status=dead`)
       return items.length > 0 ? items : undefined
-    }, 20_000)
+    }, 30_000)
     assert.ok(dead.attempts.length >= 2)
     assert.equal(dead.lastStatusCode, 503)
     assert.equal(receiver.accepted.length, 0)
