@@ -121,13 +121,12 @@ export function createStreamReceiver(opts: {
 
   return {
     credentials(paymentId, asset) {
-      const code = Buffer.from(asset.code, 'utf8')
       const token = encrypt(
         tokenKey,
         new Writer()
           .u8(FLAGS.paymentTag | FLAGS.asset)
           .varOctets(Buffer.from(paymentId, 'ascii'))
-          .varOctets(code)
+          .utf8(asset.code)
           .u8(asset.scale)
           .toBuffer(),
       )
