@@ -4,6 +4,7 @@ import type { CoreBanking } from './core-banking/index.ts'
 import type { Db } from './db/database.ts'
 import type { OutageMonitor } from './db/outage.ts'
 import type { IlpSender } from './ilp/sender.ts'
+import type { OneAtATime } from './lib/one-at-a-time.ts'
 import type { Metrics } from './metrics/metrics.ts'
 import type { ServerIdentity } from './open-payments-client/identity.ts'
 import type { RemoteReceivers } from './open-payments-client/remote-receivers.ts'
@@ -41,4 +42,10 @@ export interface Deps {
   outbound: { untrusted: Outbound; operator: Outbound }
   /** Database outages: noted by requests and workers, logged once when they start and end. */
   outage: OutageMonitor
+  /**
+   * Each grant's creates of outgoing payments, one at a time in this process (by grant id). They
+   * serialise on the grant's lock anyway; waiting here rather than on the lock keeps a busy grant
+   * from holding every pooled connection, and PostgreSQL from waking every waiter at each commit.
+   */
+  grantQueue: OneAtATime
 }

@@ -19,6 +19,7 @@ import { createStreamSender } from './ilp/sender.ts'
 import { createStreamReceiver, type StreamReceiver } from './ilp/stream-receiver.ts'
 import { startIncomingPaymentExpiry } from './incoming-payments/expiry-worker.ts'
 import { startLedgerExpiry } from './ledger/expiry-worker.ts'
+import { OneAtATime } from './lib/one-at-a-time.ts'
 import { observeHttp } from './metrics/http.ts'
 import { createMetrics, type PoolStats } from './metrics/metrics.ts'
 import { serverIdentity } from './open-payments-client/identity.ts'
@@ -82,6 +83,7 @@ export function createDeps(
     outbound,
     coreBanking: createCoreBanking(base.db, config),
     outage: createOutageMonitor(base.db, logger),
+    grantQueue: new OneAtATime(),
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {
     cacheTtlMs: config.openPayments.quoteLifespanSeconds * 1000,

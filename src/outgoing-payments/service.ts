@@ -251,11 +251,13 @@ export async function createOutgoingPayment(
   const release = (trx: Db, refusal: CreateError) =>
     queueUnusedApproval(trx, { id, assetId: wa.assetId, debitAmount: quote.debitAmount, refusal })
   try {
-    return await db.transaction().execute(async (trx) => {
-      const created = await reserve(trx)
-      if (typeof created === 'string' && decision) await release(trx, created)
-      return created
-    })
+    return await deps.grantQueue.run(input.grantId, () =>
+      db.transaction().execute(async (trx) => {
+        const created = await reserve(trx)
+        if (typeof created === 'string' && decision) await release(trx, created)
+        return created
+      }),
+    )
   } catch (err) {
     if (!isQuotePaid(err)) throw err
     if (decision) await release(db, 'invalid_quote')

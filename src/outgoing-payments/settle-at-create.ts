@@ -259,73 +259,76 @@ async function settle(
   const { id } = input
   const wa = input.walletAddress
   try {
-    const settled = await deps.db.transaction().execute(async (trx) => {
-      const { quote, allowed, credited } = await lock(trx).catch((err) => {
-        throw err instanceof Refused || err instanceof NotLocal ? err : new LockFailed(err)
-      })
-      if (allowed === 'quote_used') throw new Refused('invalid_quote')
-      if (allowed === 'unauthorized') throw new Refused('unauthorized')
-      const { spent } = allowed
+    // One at a time per grant in this process: they would wait for the grant's lock anyway.
+    const settled = await deps.grantQueue.run(input.grantId, () =>
+      deps.db.transaction().execute(async (trx) => {
+        const { quote, allowed, credited } = await lock(trx).catch((err) => {
+          throw err instanceof Refused || err instanceof NotLocal ? err : new LockFailed(err)
+        })
+        if (allowed === 'quote_used') throw new Refused('invalid_quote')
+        if (allowed === 'unauthorized') throw new Refused('unauthorized')
+        const { spent } = allowed
 
-      const rows = credited
-        ? (await trx.executeQuery(credited)).rows
-        : await creditAndLock(trx, [
-            quote.localIncomingPaymentId,
-            quote.receiveAmount,
-            wa.ledgerAccountId,
-            wa.assetId,
-          ])
-      const credit = rows.find((r) => r.id !== null)
-      if (!credit) throw new ReceiverRefused()
-      // Sent ahead for a quote not read then, the credit found the quote's receiver by itself.
-      if (credit.id !== quote.localIncomingPaymentId) throw new Error('credited another receiver')
-      const { wallet, ...incomingPayment } = toCreditedPayment(credit as CreditedRow)
-      if (kept && !asKept(incomingPayment, kept)) throw new ReceiverRefused()
+        const rows = credited
+          ? (await trx.executeQuery(credited)).rows
+          : await creditAndLock(trx, [
+              quote.localIncomingPaymentId,
+              quote.receiveAmount,
+              wa.ledgerAccountId,
+              wa.assetId,
+            ])
+        const credit = rows.find((r) => r.id !== null)
+        if (!credit) throw new ReceiverRefused()
+        // Sent ahead for a quote not read then, the credit found the quote's receiver by itself.
+        if (credit.id !== quote.localIncomingPaymentId) throw new Error('credited another receiver')
+        const { wallet, ...incomingPayment } = toCreditedPayment(credit as CreditedRow)
+        if (kept && !asKept(incomingPayment, kept)) throw new ReceiverRefused()
 
-      // Checked now (the accounts locked); written below, in the payment's statement. `accounts`
-      // is left as the transfers leave the accounts.
-      const accounts = new Map(rows.map((r) => [r.account_id, accountOf(r)]))
-      const ledgerWrites = planAtOnce(accounts, await transfers(trx, id, quote, wa, wallet))
-      if (isLedgerError(ledgerWrites)) {
-        if (ledgerWrites.code === 'insufficient_balance') throw new Refused('insufficient_balance')
-        throw new Error(`settlement at create failed: ${ledgerWrites.message}`)
-      }
+        // Checked now (the accounts locked); written below, in the payment's statement. `accounts`
+        // is left as the transfers leave the accounts.
+        const accounts = new Map(rows.map((r) => [r.account_id, accountOf(r)]))
+        const ledgerWrites = planAtOnce(accounts, await transfers(trx, id, quote, wa, wallet))
+        if (isLedgerError(ledgerWrites)) {
+          if (ledgerWrites.code === 'insufficient_balance')
+            throw new Refused('insufficient_balance')
+          throw new Error(`settlement at create failed: ${ledgerWrites.message}`)
+        }
 
-      const now = new Date()
-      const created: OutgoingPayment = {
-        id,
-        walletAddressId: wa.id,
-        client: input.client,
-        grantId: input.grantId,
-        quoteId: quote.id,
-        receiver: quote.receiver,
-        debitAmount: quote.debitAmount,
-        feeAmount: quote.feeAmount,
-        receiveAmount: quote.receiveAmount,
-        receiveAsset: quote.receiveAsset,
-        sentAmount: 0n,
-        state: 'sending',
-        failure: null,
-        attempts: 0,
-        sendingSince: null,
-        metadata: input.metadata ?? null,
-        createdAt: now,
-        updatedAt: now,
-      }
-      const sent = quote.debitAmount - quote.feeAmount
-      const completed: OutgoingPayment = { ...created, state: 'completed', sentAmount: sent }
-      const v = paymentValues(id, input, quote)
-      const balanceLow = await balanceLowEvent(
-        trx,
-        wa,
-        quote.debitAmount,
-        () => accounts.get(wa.ledgerAccountId)!,
-      )
-      // The transaction's last statement: COMMIT goes with it. Every column is known but the
-      // metadata as stored (jsonb orders keys), which is all it returns.
-      const [row] = await writeWithEvent<{ metadata: Record<string, unknown> | null }>(
-        trx,
-        sql`${PREPARE}${LAST_STATEMENT} INSERT INTO outgoing_payments
+        const now = new Date()
+        const created: OutgoingPayment = {
+          id,
+          walletAddressId: wa.id,
+          client: input.client,
+          grantId: input.grantId,
+          quoteId: quote.id,
+          receiver: quote.receiver,
+          debitAmount: quote.debitAmount,
+          feeAmount: quote.feeAmount,
+          receiveAmount: quote.receiveAmount,
+          receiveAsset: quote.receiveAsset,
+          sentAmount: 0n,
+          state: 'sending',
+          failure: null,
+          attempts: 0,
+          sendingSince: null,
+          metadata: input.metadata ?? null,
+          createdAt: now,
+          updatedAt: now,
+        }
+        const sent = quote.debitAmount - quote.feeAmount
+        const completed: OutgoingPayment = { ...created, state: 'completed', sentAmount: sent }
+        const v = paymentValues(id, input, quote)
+        const balanceLow = await balanceLowEvent(
+          trx,
+          wa,
+          quote.debitAmount,
+          () => accounts.get(wa.ledgerAccountId)!,
+        )
+        // The transaction's last statement: COMMIT goes with it. Every column is known but the
+        // metadata as stored (jsonb orders keys), which is all it returns.
+        const [row] = await writeWithEvent<{ metadata: Record<string, unknown> | null }>(
+          trx,
+          sql`${PREPARE}${LAST_STATEMENT} INSERT INTO outgoing_payments
               (id, wallet_address_id, client, grant_id, quote_id, receiver, debit_amount,
                fee_amount, receive_amount, receive_asset_code, receive_asset_scale, sent_amount,
                state, next_attempt_at, metadata, created_at, updated_at)
@@ -334,25 +337,26 @@ async function settle(
               ${v.receive_asset_code}, ${v.receive_asset_scale}, ${sent}, 'completed', NULL,
               ${v.metadata}::jsonb, ${now}, ${now})
             RETURNING metadata`,
-        [
-          // Completed by this credit (events of two resources: no order between them).
-          ...(incomingPayment.completedAt !== null
-            ? [{ type: 'incoming_payment.completed' as const, incomingPayment }]
-            : []),
-          { type: 'outgoing_payment.created', outgoingPayment: created, sender: wa },
-          { type: 'outgoing_payment.completed', outgoingPayment: completed, sender: wa },
-          ...(balanceLow ? [balanceLow] : []),
-        ],
-        sql`${ledgerWrites}, ${grantTotalsCte(input.grantId, allowed.totals)}${
-          unsaved ? sql`, ${quoteCte(unsaved)}` : sql``
-        }`,
-      )
-      return {
-        payment: { ...completed, metadata: row!.metadata },
-        spent,
-        receiverCompleted: incomingPayment.completedAt !== null,
-      }
-    })
+          [
+            // Completed by this credit (events of two resources: no order between them).
+            ...(incomingPayment.completedAt !== null
+              ? [{ type: 'incoming_payment.completed' as const, incomingPayment }]
+              : []),
+            { type: 'outgoing_payment.created', outgoingPayment: created, sender: wa },
+            { type: 'outgoing_payment.completed', outgoingPayment: completed, sender: wa },
+            ...(balanceLow ? [balanceLow] : []),
+          ],
+          sql`${ledgerWrites}, ${grantTotalsCte(input.grantId, allowed.totals)}${
+            unsaved ? sql`, ${quoteCte(unsaved)}` : sql``
+          }`,
+        )
+        return {
+          payment: { ...completed, metadata: row!.metadata },
+          spent,
+          receiverCompleted: incomingPayment.completedAt !== null,
+        }
+      }),
+    )
     // As the worker logs each payment it settles.
     deps.logger.debug({ payment: id, outcome: 'completed' }, 'outgoing payment settled')
     return settled

@@ -41,9 +41,17 @@ export { freePort }
 /** The whole server on loopback ports, on a fresh PostgreSQL schema (or embedded database). */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { identity?: IdentityProvider; logger?: Logger; embedded?: boolean } = {},
+  opts: {
+    identity?: IdentityProvider
+    logger?: Logger
+    embedded?: boolean
+    poolSize?: number
+  } = {},
 ): Promise<TestServer> {
-  const database = await createTestDatabase({ embedded: opts.embedded ?? false })
+  const database = await createTestDatabase({
+    embedded: opts.embedded ?? false,
+    poolSize: opts.poolSize,
+  })
   const [op, auth] = [await freePort(), await freePort()]
   const adminKey = randomBytes(32).toString('base64url')
   const config = loadConfig({
