@@ -62,10 +62,11 @@ export function createDeps(
   // One budget for both kinds of lookup a client can cause.
   const budget = createFetchBudget(config.outbound.newUrlsPerMinute)
   const walletAddresses = createLocalWalletAddresses(base.db)
+  const grantQueue = new OneAtATime()
   const deps: Deps = {
     ...rest,
     walletAddresses,
-    metrics: createMetrics({ pool: poolStats }),
+    metrics: createMetrics({ pool: poolStats, waitingForGrant: () => grantQueue.waiting }),
     identity,
     clients: createClientDirectory({
       config,
@@ -83,7 +84,7 @@ export function createDeps(
     outbound,
     coreBanking: createCoreBanking(base.db, config),
     outage: createOutageMonitor(base.db, logger),
-    grantQueue: new OneAtATime(),
+    grantQueue,
   }
   deps.remoteReceivers = createRemoteReceivers(deps, {
     cacheTtlMs: config.openPayments.quoteLifespanSeconds * 1000,

@@ -10,6 +10,7 @@ import {
   outgoingPaymentToken,
 } from './helpers/clients.ts'
 import { DATABASE_URL } from './helpers/db.ts'
+import { scrape } from './helpers/metrics.ts'
 import {
   balanceOf,
   createWalletAddress,
@@ -87,7 +88,7 @@ test("a grant's payments waiting for its lock leave the pool to the others", asy
     const waiting = Array.from({ length: 3 * POOL }, () => busy.pay())
     let done = 0
     for (const w of waiting) void w.then(() => done++)
-    // Their first has reached the lock; the time after it is for the rest to reach the server.
+    // One of them waits for the lock in PostgreSQL, the rest in the process (as the gauge says).
     const { rows } = await holder.query('SELECT pg_backend_pid() AS pid')
     await eventually(async () => {
       const blocked = await server.database.db
@@ -97,9 +98,13 @@ test("a grant's payments waiting for its lock leave the pool to the others", asy
           ),
         )
         .executeTakeFirstOrThrow()
-      return Number(blocked.n) > 0 ? true : undefined
+      return Number(blocked.n) === 1 ? true : undefined
     })
-    await new Promise((r) => setTimeout(r, 300))
+    await eventually(async () =>
+      (await scrape(server)).value('op_outgoing_payments_waiting_for_grant') === 3 * POOL - 1
+        ? true
+        : undefined,
+    )
 
     // A 503 (thrown) when the pool's connections are all waiting for the busy grant's lock.
     const meanwhile = await other.pay()
@@ -112,6 +117,7 @@ test("a grant's payments waiting for its lock leave the pool to the others", asy
     await holder.query('COMMIT')
     const answers = await Promise.all(waiting)
     assert.ok(answers.every((a) => a.sentAmount.value === '100' && !a.failed))
+    assert.equal((await scrape(server)).value('op_outgoing_payments_waiting_for_grant'), 0)
   } finally {
     await holder.end()
   }

@@ -44,6 +44,14 @@ test('pool gauges read the pool when scraped', async () => {
   assert.match(text, /^op_db_pool_waiting 4$/m)
 })
 
+test("the grant queue's gauge reads the queue when scraped", async () => {
+  let waiting = 3
+  const metrics = createMetrics({ waitingForGrant: () => waiting })
+  assert.match(await metrics.registry.metrics(), /^op_outgoing_payments_waiting_for_grant 3$/m)
+  waiting = 0
+  assert.match(await metrics.registry.metrics(), /^op_outgoing_payments_waiting_for_grant 0$/m)
+})
+
 test('failure reasons fall into a bounded set of classes', () => {
   assert.equal(failureClass('receiver closed'), 'receiver_closed')
   assert.equal(failureClass('receiver amount exceeded'), 'receiver_amount_exceeded')

@@ -57,11 +57,28 @@ export interface Metrics {
   watchWebhookQueue(depth: () => Promise<WebhookQueueDepth>): void
 }
 
-export function createMetrics(opts: { pool?: () => PoolStats } = {}): Metrics {
+export function createMetrics(
+  opts: {
+    pool?: () => PoolStats
+    /** Creates of outgoing payments waiting for another under the same grant (`deps.grantQueue`). */
+    waitingForGrant?: () => number
+  } = {},
+): Metrics {
   const registry = new Registry()
   const registers = [registry]
   let webhookQueue: (() => Promise<WebhookQueueDepth>) | undefined
 
+  if (opts.waitingForGrant) {
+    const waiting = opts.waitingForGrant
+    new Gauge({
+      name: 'op_outgoing_payments_waiting_for_grant',
+      help: 'Creates of outgoing payments waiting in this process for another create under the same grant.',
+      registers,
+      collect() {
+        this.set(waiting())
+      },
+    })
+  }
   if (opts.pool) {
     const pool = opts.pool
     new Gauge({
