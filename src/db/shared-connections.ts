@@ -2,6 +2,7 @@ import type { Socket } from 'node:net'
 import { sql } from 'kysely'
 import type pg from 'pg'
 import { sqlState } from './errors.ts'
+import { PIPELINED } from './pipelined-postgres.ts'
 
 const SHARED_MARK = '/* shared */'
 
@@ -31,6 +32,13 @@ export const SHARED_LOCK_TIMEOUT_MS = 50
  */
 export const SHARED_CONNECTIONS = 4
 
+/**
+ * The most writes of one turn that share a transaction: the first of them is answered only when
+ * the last has run, and a group runs on one PostgreSQL process. The turn's writes beyond it start
+ * another group, on the connection with the fewest statements in flight.
+ */
+export const MAX_WRITES_PER_TRANSACTION = 16
+
 export interface SharedStats {
   inFlight: number
   lockTimeouts: number
@@ -43,6 +51,20 @@ interface Slot {
   inFlight: number
 }
 
+/** A shared write, waiting for the end of this turn of the event loop to be sent. */
+interface Write {
+  text: string
+  values: unknown[]
+  resolve: (result: pg.QueryResult) => void
+  reject: (err: unknown) => void
+}
+
+/** Writes of one turn of the event loop, sent on one connection in one transaction. */
+interface WriteGroup {
+  slot: Slot
+  writes: Write[]
+}
+
 /**
  * A few connections on which the statements marked `SHARED` of all requests run, in `pg`'s
  * pipeline mode: each is sent without waiting for the ones before it, and those sent in the same
@@ -50,13 +72,20 @@ interface Slot {
  * concurrency 32 a signed GET of an incoming payment spent 0.33–0.40 ms of the server's CPU and
  * 0.13–0.15 ms of PostgreSQL's on its one statement's connection from the pool, with a write, a
  * read and a PostgreSQL process's wake-up of its own; shared, 0.19–0.25 and 0.05–0.07 ms
- * (docs/performance.md, tenth pass). Each statement carries its own Sync, so it is its own transaction and a failed one
- * fails alone. A statement goes to the connection with the fewest in flight; a broken connection
+ * (docs/performance.md, tenth pass). A read carries its own Sync, so it is its own transaction and
+ * a failed one fails alone. The writes of one turn (up to `MAX_WRITES_PER_TRANSACTION`) go to one
+ * connection between BEGIN and COMMIT, and each is answered once that COMMIT is: one commit, and
+ * one flush of the WAL, for all of them, which is most of what a create costs PostgreSQL
+ * (docs/performance.md, fourteenth pass). When one of them fails, nothing of the group commits and
+ * each runs again alone, failing or not as it would have without the others. A statement goes to
+ * the connection with the fewest in flight (a write, to its turn's group's); a broken connection
  * is dropped and the next statement opens another.
  */
 export class SharedConnections {
   readonly #slots: Slot[]
   readonly #corked = new Set<Socket>()
+  /** The writes of this turn of the event loop that will share a transaction, if any. */
+  #open: WriteGroup | undefined
   #lockTimeouts = 0
 
   /**
@@ -72,11 +101,14 @@ export class SharedConnections {
   }
 
   async query(text: string, values: unknown[]): Promise<pg.QueryResult> {
-    let slot = this.#slots[0]!
-    for (const s of this.#slots) if (s.inFlight < slot.inFlight) slot = s
+    const write = !isRead(text)
+    const open = write ? this.#open : undefined
+    const slot =
+      open && open.writes.length < MAX_WRITES_PER_TRANSACTION ? open.slot : this.#idlest()
     slot.inFlight++
     try {
       slot.client ??= this.#connect(slot)
+      if (write) return await this.#write(slot, text, values)
       const client = await slot.client
       this.#cork(client)
       return await client.query(text, values)
@@ -89,6 +121,70 @@ export class SharedConnections {
     } finally {
       slot.inFlight--
     }
+  }
+
+  #idlest(): Slot {
+    let slot = this.#slots[0]!
+    for (const s of this.#slots) if (s.inFlight < slot.inFlight) slot = s
+    return slot
+  }
+
+  /** Joins the turn's writes on `slot` (a new group if it has none, or a full one): answered after their COMMIT. */
+  #write(slot: Slot, text: string, values: unknown[]): Promise<pg.QueryResult> {
+    return new Promise((resolve, reject) => {
+      let group = this.#open
+      if (group?.slot !== slot || group.writes.length >= MAX_WRITES_PER_TRANSACTION) {
+        const created: WriteGroup = { slot, writes: [] }
+        group = this.#open = created
+        setImmediate(() => {
+          if (this.#open === created) this.#open = undefined
+          this.#send(created)
+        })
+      }
+      group.writes.push({ text, values, resolve, reject })
+    })
+  }
+
+  async #send({ slot, writes }: WriteGroup): Promise<void> {
+    let client: pg.PoolClient
+    try {
+      client = await slot.client!
+    } catch (err) {
+      for (const w of writes) w.reject(err)
+      return
+    }
+    const alone = (w: Write) => client.query(w.text, w.values).then(w.resolve, w.reject)
+    if (writes.length === 1) {
+      alone(writes[0]!)
+      return
+    }
+    // One write: BEGIN, the statements (each with its own Sync, so that they are answered one by
+    // one) and COMMIT. A statement that fails aborts the transaction; those behind it fail
+    // unexecuted and the COMMIT answers ROLLBACK.
+    const { stream } = (client as unknown as { connection: { stream: Socket } }).connection
+    stream.cork()
+    const begun = client.query(`BEGIN ${PIPELINED}`)
+    const results = writes.map((w) => client.query(w.text, w.values))
+    const committed = client.query(`COMMIT ${PIPELINED}`)
+    stream.uncork()
+    const [b, c, ...r] = await Promise.allSettled([begun, committed, ...results])
+    if (b.status === 'fulfilled' && c.status === 'fulfilled' && c.value.command === 'COMMIT') {
+      writes.forEach((w, i) => {
+        const result = r[i] as PromiseFulfilledResult<pg.QueryResult>
+        w.resolve(result.value)
+      })
+      return
+    }
+    // Nothing of it committed (the COMMIT answered ROLLBACK, or refused with an error of its own):
+    // each statement runs again alone, and answers as it would have without the others. Without an
+    // answer from the server whether it committed (the connection lost), each fails, as one statement
+    // sent alone would.
+    const state = c.status === 'rejected' ? sqlState(c.reason) : undefined
+    if (c.status === 'fulfilled' || (state !== undefined && !/^(08|57)/.test(state))) {
+      for (const w of writes) alone(w)
+      return
+    }
+    for (const w of writes) w.reject((c as PromiseRejectedResult).reason)
   }
 
   /** For metrics: statements sent and not answered yet, and those that left on a lock timeout. */
@@ -148,3 +244,6 @@ export class SharedConnections {
     })
   }
 }
+
+/** A statement that writes nothing: sent at once, not held for the turn's transaction. */
+const isRead = (text: string) => /^\s*select\b/i.test(text.slice(SHARED_MARK.length))
