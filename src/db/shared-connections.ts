@@ -129,7 +129,10 @@ export class SharedConnections {
     return slot
   }
 
-  /** Joins the turn's writes on `slot` (a new group if it has none, or a full one): answered after their COMMIT. */
+  /**
+   * Joins this turn's group of writes on `slot` (a new group if there is none there, or it is
+   * full); answered once the group's COMMIT is.
+   */
   #write(slot: Slot, text: string, values: unknown[]): Promise<pg.QueryResult> {
     return new Promise((resolve, reject) => {
       let group = this.#open
@@ -138,7 +141,10 @@ export class SharedConnections {
         group = this.#open = created
         setImmediate(() => {
           if (this.#open === created) this.#open = undefined
-          this.#send(created)
+          // Whatever goes wrong, each write is answered (a write answered already stays so).
+          this.#send(created).catch((err) => {
+            for (const w of created.writes) w.reject(err)
+          })
         })
       }
       group.writes.push({ text, values, resolve, reject })
@@ -148,7 +154,8 @@ export class SharedConnections {
   async #send({ slot, writes }: WriteGroup): Promise<void> {
     let client: pg.PoolClient
     try {
-      client = await slot.client!
+      // Dropped since the turn began (the connection broke): the group opens another.
+      client = await (slot.client ??= this.#connect(slot))
     } catch (err) {
       for (const w of writes) w.reject(err)
       return
@@ -168,11 +175,16 @@ export class SharedConnections {
     const committed = client.query(`COMMIT ${PIPELINED}`)
     stream.uncork()
     const [b, c, ...r] = await Promise.allSettled([begun, committed, ...results])
-    if (b.status === 'fulfilled' && c.status === 'fulfilled' && c.value.command === 'COMMIT') {
+    const answerEach = () =>
       writes.forEach((w, i) => {
-        const result = r[i] as PromiseFulfilledResult<pg.QueryResult>
-        w.resolve(result.value)
+        const result = r[i]!
+        if (result.status === 'fulfilled') w.resolve(result.value)
+        else w.reject(result.reason)
       })
+    // Committed, or (BEGIN refused, which a working connection does only inside a transaction,
+    // and this one never is) each ran as its own transaction: each has its own answer.
+    if (b.status === 'rejected' || (c.status === 'fulfilled' && c.value.command === 'COMMIT')) {
+      answerEach()
       return
     }
     // Nothing of it committed (the COMMIT answered ROLLBACK, or refused with an error of its own):
