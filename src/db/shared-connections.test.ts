@@ -153,6 +153,7 @@ test(`more than ${MAX_WRITES_PER_TRANSACTION} writes in one turn take one transa
 })
 
 test('a write that fails in its turn fails alone: the others are committed once each, as if each had been sent alone', async () => {
+  const rollbacksBefore = one.poolStats().shared!.rollbacks
   const [a, dup1, dup2, zero, b] = await Promise.allSettled([
     insert(one, 3000),
     insert(one, 3001),
@@ -167,6 +168,7 @@ test('a write that fails in its turn fails alone: the others are committed once 
   const failed = [dup1, dup2].find((r) => r.status === 'rejected') as PromiseRejectedResult
   assert.equal((failed.reason as { code?: string }).code, '23505')
   assert.match(zero.status === 'rejected' ? String(zero.reason) : '', /division by zero/)
+  assert.ok(one.poolStats().shared!.rollbacks > rollbacksBefore)
   assert.deepEqual(await countOf(one, [3000, 3001, 3002, 3003]), [
     { id: 3000, n: 1 },
     { id: 3001, n: 1 },

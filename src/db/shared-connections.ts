@@ -42,6 +42,7 @@ export const MAX_WRITES_PER_TRANSACTION = 16
 export interface SharedStats {
   inFlight: number
   lockTimeouts: number
+  rollbacks: number
 }
 
 interface Slot {
@@ -87,6 +88,7 @@ export class SharedConnections {
   /** The writes of this turn of the event loop that will share a transaction, if any. */
   #open: WriteGroup | undefined
   #lockTimeouts = 0
+  #rollbacks = 0
 
   /**
    * `pool` holds the shared connections only (`size` of them); `own` runs a statement on a
@@ -152,58 +154,88 @@ export class SharedConnections {
   }
 
   async #send({ slot, writes }: WriteGroup): Promise<void> {
+    // Dropped since the turn began (the connection broke): the group opens another.
+    slot.client ??= this.#connect(slot)
     let client: pg.PoolClient
     try {
-      // Dropped since the turn began (the connection broke): the group opens another.
-      client = await (slot.client ??= this.#connect(slot))
+      client = await slot.client
     } catch (err) {
       for (const w of writes) w.reject(err)
       return
     }
-    const alone = (w: Write) => client.query(w.text, w.values).then(w.resolve, w.reject)
+    await this.#run(client, writes)
+  }
+
+  /**
+   * Runs `writes` on `client`, a single one alone, several in one transaction: BEGIN, the
+   * statements (each with its own Sync, so that each is answered) and COMMIT, in one write. A
+   * statement that fails aborts the transaction, those behind it fail unexecuted and the COMMIT
+   * answers ROLLBACK; then the first to fail runs alone (or, if it waited for a lock past the lock
+   * timeout, on a connection of its own: `query`), and the others again in one transaction, so
+   * that each answers as it would have without the others.
+   */
+  async #run(client: pg.PoolClient, writes: Write[]): Promise<void> {
     if (writes.length === 1) {
-      alone(writes[0]!)
+      const [w] = writes as [Write]
+      await client.query(w.text, w.values).then(w.resolve, w.reject)
       return
     }
-    // One write: BEGIN, the statements (each with its own Sync, so that they are answered one by
-    // one) and COMMIT. A statement that fails aborts the transaction; those behind it fail
-    // unexecuted and the COMMIT answers ROLLBACK.
     const { stream } = (client as unknown as { connection: { stream: Socket } }).connection
+    const sent: Promise<pg.QueryResult>[] = []
     stream.cork()
-    const begun = client.query(`BEGIN ${PIPELINED}`)
-    const results = writes.map((w) => client.query(w.text, w.values))
-    const committed = client.query(`COMMIT ${PIPELINED}`)
-    stream.uncork()
-    const [b, c, ...r] = await Promise.allSettled([begun, committed, ...results])
-    const answerEach = () =>
+    try {
+      // READ COMMITTED whatever the database's default: each statement on a snapshot of its own,
+      // as when it runs alone.
+      sent.push(client.query(`BEGIN ISOLATION LEVEL READ COMMITTED ${PIPELINED}`))
+      for (const w of writes) sent.push(client.query(w.text, w.values))
+      sent.push(client.query(`COMMIT ${PIPELINED}`))
+    } finally {
+      stream.uncork()
+    }
+    const [b, ...r] = await Promise.allSettled(sent)
+    const c = r.pop()!
+    // Committed, or (BEGIN refused, which a working connection does only inside a transaction,
+    // and this one never is) each ran as its own transaction: each has its own answer.
+    if (b!.status === 'rejected' || (c.status === 'fulfilled' && c.value.command === 'COMMIT')) {
       writes.forEach((w, i) => {
         const result = r[i]!
         if (result.status === 'fulfilled') w.resolve(result.value)
         else w.reject(result.reason)
       })
-    // Committed, or (BEGIN refused, which a working connection does only inside a transaction,
-    // and this one never is) each ran as its own transaction: each has its own answer.
-    if (b.status === 'rejected' || (c.status === 'fulfilled' && c.value.command === 'COMMIT')) {
-      answerEach()
       return
     }
-    // Nothing of it committed (the COMMIT answered ROLLBACK, or refused with an error of its own):
-    // each statement runs again alone, and answers as it would have without the others. Without an
-    // answer from the server whether it committed (the connection lost), each fails, as one statement
-    // sent alone would.
-    const state = c.status === 'rejected' ? sqlState(c.reason) : undefined
-    if (c.status === 'fulfilled' || (state !== undefined && !/^(08|57)/.test(state))) {
-      for (const w of writes) alone(w)
+    // Without the server's word that nothing committed (the connection lost), each fails, as a
+    // statement sent alone would.
+    if (c.status === 'rejected' && !rolledBack(c.reason)) {
+      for (const w of writes) w.reject(c.reason)
       return
     }
-    for (const w of writes) w.reject((c as PromiseRejectedResult).reason)
+    this.#rollbacks++
+    const first = r.findIndex((result) => result.status === 'rejected')
+    if (first === -1) {
+      // The COMMIT refused by itself: each alone.
+      await Promise.all(writes.map((w) => this.#run(client, [w])))
+      return
+    }
+    const failed = writes[first]!
+    const reason = (r[first] as PromiseRejectedResult).reason
+    await Promise.all([
+      sqlState(reason) === '55P03' ? failed.reject(reason) : this.#run(client, [failed]),
+      this.#run(
+        client,
+        writes.filter((_, i) => i !== first),
+      ),
+    ])
   }
 
-  /** For metrics: statements sent and not answered yet, and those that left on a lock timeout. */
+  /**
+   * For metrics: statements sent and not answered yet, those that left on a lock timeout, and
+   * transactions of writes rolled back because one of them failed.
+   */
   stats(): SharedStats {
     let inFlight = 0
     for (const s of this.#slots) inFlight += s.inFlight
-    return { inFlight, lockTimeouts: this.#lockTimeouts }
+    return { inFlight, lockTimeouts: this.#lockTimeouts, rollbacks: this.#rollbacks }
   }
 
   /** Releases the connections: a statement still running on one fails. */
@@ -257,5 +289,18 @@ export class SharedConnections {
   }
 }
 
-/** A statement that writes nothing: sent at once, not held for the turn's transaction. */
+/**
+ * A statement that writes nothing: sent at once, not held for the turn's transaction. A shared read
+ * must start with SELECT (one that starts otherwise, with WITH say, would still be right, only
+ * answered after the turn's COMMIT).
+ */
 const isRead = (text: string) => /^\s*select\b/i.test(text.slice(SHARED_MARK.length))
+
+/**
+ * The server answered with an error of its own, so the transaction is over and nothing of it
+ * committed; not a lost connection (class 08, or 57: the server shutting the session), and not
+ * Node's error for a socket (EPIPE), whose outcome is unknown.
+ */
+const rolledBack = (err: unknown) =>
+  typeof (err as { severity?: unknown } | null)?.severity === 'string' &&
+  !/^(08|57)/.test(sqlState(err) ?? '08')

@@ -16,6 +16,8 @@ export interface PoolStats {
     inFlight: number
     /** Statements that waited for a lock past `lock_timeout` there and ran again on the pool. */
     lockTimeouts: number
+    /** Transactions of a turn's writes rolled back because one of the writes failed. */
+    rollbacks: number
   }
 }
 
@@ -136,6 +138,15 @@ export function createMetrics(
         collect() {
           this.reset()
           this.inc(pool().shared?.lockTimeouts ?? 0)
+        },
+      })
+      new Counter({
+        name: 'op_db_shared_rollbacks_total',
+        help: 'Transactions of writes sent together on a shared connection that rolled back because one write failed; each write then ran again.',
+        registers,
+        collect() {
+          this.reset()
+          this.inc(pool().shared?.rollbacks ?? 0)
         },
       })
     }
