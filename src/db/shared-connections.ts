@@ -77,10 +77,10 @@ interface WriteGroup {
  * a failed one fails alone. The writes of one turn (up to `MAX_WRITES_PER_TRANSACTION`) go to one
  * connection between BEGIN and COMMIT, and each is answered once that COMMIT is: one commit, and
  * one flush of the WAL, for all of them, which is most of what a create costs PostgreSQL
- * (docs/performance.md, fourteenth pass). When one of them fails, nothing of the group commits and
- * each runs again alone, failing or not as it would have without the others. A statement goes to
- * the connection with the fewest in flight (a write, to its turn's group's); a broken connection
- * is dropped and the next statement opens another.
+ * (docs/performance.md, fourteenth pass). When one of them fails, nothing of the group commits:
+ * it runs again alone, the others again together (`#run`), so that each fails, or not, as it would
+ * have without the others. A statement goes to the connection with the fewest in flight (a write,
+ * to its turn's group's); a broken connection is dropped and the next statement opens another.
  */
 export class SharedConnections {
   readonly #slots: Slot[]
