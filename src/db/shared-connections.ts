@@ -289,12 +289,15 @@ export class SharedConnections {
   }
 }
 
+// The mark, then SELECT: matched on the text as it is, without a copy of it per statement.
+const SHARED_READ = new RegExp(`^${SHARED_MARK.replace(/[/*]/g, '\\$&')}\\s*select\\b`, 'i')
+
 /**
  * A statement that writes nothing: sent at once, not held for the turn's transaction. A shared read
  * must start with SELECT (one that starts otherwise, with WITH say, would still be right, only
  * answered after the turn's COMMIT).
  */
-const isRead = (text: string) => /^\s*select\b/i.test(text.slice(SHARED_MARK.length))
+const isRead = (text: string) => SHARED_READ.test(text)
 
 /**
  * The server answered with an error of its own, so the transaction is over and nothing of it
