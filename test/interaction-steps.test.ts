@@ -79,14 +79,19 @@ async function pendingGrant(finish = true) {
 /** A pending grant, and a browser signed in to its interaction as Alice, on its consent page. */
 async function signedIn() {
   const { grant, id, nonce } = await pendingGrant()
+  return { grant, id, nonce, ...(await signedInAgain(grant.interact.redirect)) }
+}
+
+/** A new browser that opens an interaction's link and signs in as Alice, on its consent page. */
+async function signedInAgain(link: string) {
   const go = browser()
-  const signIn = (await go(grant.interact.redirect)).location!
+  const signIn = (await go(link)).location!
   const identity = (await go(signIn, { walletAddress: alice.url, password: DEV_PASSWORD }))
     .location!
   const consent = (await go(identity)).location!
   const page = await go(consent)
   const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!
-  return { grant, id, nonce, go, identity, consent, csrf }
+  return { go, identity, consent, csrf }
 }
 
 test('the link with another nonce, or one no interaction has, binds no browser', async () => {
@@ -130,6 +135,37 @@ test('a consent answer with a wrong form token, or from another browser, changes
   const row = await grantRow(s.id)
   assert.equal(row.state, 'pending')
   assert.equal(row.interact_ref_hash, null)
+})
+
+test('the link opened anew by another browser (the client has it) signs it in as nobody', async () => {
+  const s = await signedIn()
+  // The client opens the interaction's link itself while the holder is on the consent page.
+  const client = browser()
+  assert.equal((await client(s.grant.interact.redirect)).status, 302)
+  let row = await grantRow(s.id)
+  assert.equal(row.interact_signed_in_as, null)
+  assert.equal(row.subject_wallet_address_id, null)
+  // Its browser is not signed in: no consent page, no form token, no answer.
+  const page = await client(s.consent)
+  assert.equal(page.status, 403)
+  assert.doesNotMatch(page.text, /name="csrf"/)
+  const answer = await client(s.consent, { csrf: s.csrf, decision: 'accept' })
+  assert.equal(answer.status, 403)
+  // Nor is the holder's browser bound any more: the holder starts again from the link.
+  assert.equal((await s.go(s.consent, { csrf: s.csrf, decision: 'accept' })).status, 403)
+  row = await grantRow(s.id)
+  assert.equal(row.state, 'pending')
+  assert.equal(row.interact_ref_hash, null)
+  // The holder opens the link again, signs in, and the answer counts.
+  const again = await signedInAgain(s.grant.interact.redirect)
+  const accepted = await again.go(again.consent, { csrf: again.csrf, decision: 'accept' })
+  const ref = new URL(accepted.location!).searchParams.get('interact_ref')
+  assert.ok(ref)
+  const continued = await app.client.grant.continue(
+    { url: s.grant.continue.uri, accessToken: s.grant.continue.access_token.value },
+    { interact_ref: ref },
+  )
+  assert.ok(isFinalizedGrantWithAccessToken(continued))
 })
 
 test('two answers at once: one is the answer, the other is told the request was answered', async () => {

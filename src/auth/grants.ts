@@ -258,7 +258,7 @@ type GrantPatch = Partial<{
   finalization: NonNullable<Grant['finalization']>
   lastContinuedAt: Date
   sessionHash: string
-  signedInAs: string
+  signedInAs: string | null
   subjectWalletAddressId: string | null
   refHash: string | null
 }>
@@ -284,7 +284,7 @@ const grantValues = (p: GrantPatch) => ({
   ...(p.finalization && { finalization: p.finalization }),
   ...(p.lastContinuedAt && { last_continued_at: p.lastContinuedAt }),
   ...(p.sessionHash && { interact_session_hash: p.sessionHash }),
-  ...(p.signedInAs && { interact_signed_in_as: p.signedInAs }),
+  ...(p.signedInAs !== undefined && { interact_signed_in_as: p.signedInAs }),
   ...(p.subjectWalletAddressId !== undefined && {
     subject_wallet_address_id: p.subjectWalletAddressId,
   }),

@@ -134,7 +134,12 @@ export function interactionRoutes(
     if (!grant) {
       grant = await load(req, reply)
       if (!grant) return
-      await updateGrant(db, grant.id, { sessionHash })
+      // As `bindBrowser` does: this browser starts signed in as nobody.
+      await updateGrant(db, grant.id, {
+        sessionHash,
+        signedInAs: null,
+        subjectWalletAddressId: null,
+      })
     }
     const maxAge = Math.max(
       0,

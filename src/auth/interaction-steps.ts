@@ -37,10 +37,17 @@ const updated = async (
   return row && toGrant(row)
 }
 
+// Whoever signed in did so in the browser bound before: a browser that opens the link anew (the
+// client itself, which has the link) starts unsigned, or it could answer the holder's consent.
 const bind = prepared<GrantRow>(`
-  UPDATE grants SET interact_session_hash = $4, updated_at = $3 WHERE ${OPEN} RETURNING *`)
+  UPDATE grants SET interact_session_hash = $4, interact_signed_in_as = NULL,
+                    subject_wallet_address_id = NULL, updated_at = $3
+   WHERE ${OPEN} RETURNING *`)
 
-/** The first step: binds the browser that opened the link (by its cookie's hash). */
+/**
+ * The first step: binds the browser that opened the link (by its cookie's hash), signed in as
+ * nobody.
+ */
 export const bindBrowser = (db: Db, at: InteractionParams, sessionHash: string) =>
   updated(bind, db, at, [sessionHash])
 
