@@ -188,6 +188,26 @@ describe('incoming payments with the official client', () => {
     const seen = await other.client.incomingPayment.get({ url: mine.id, accessToken: allToken })
     assert.equal(seen.id, mine.id)
   })
+
+  test('only the client that created a payment completes it', async () => {
+    const mine = await create({ incomingAmount: usd('100') })
+    // A grant to complete needs no consent: with it, another client could close anyone's receiver.
+    for (const grant of [
+      { type: 'incoming-payment', actions: ['complete'] },
+      { type: 'incoming-payment', actions: ['complete', 'read-all'], identifier: bob.url },
+    ] as const) {
+      const otherToken = await grantToken(server, other, [grant as never])
+      await assert.rejects(
+        other.client.incomingPayment.complete({ url: mine.id, accessToken: otherToken }),
+        (err: any) => err.status === 404,
+      )
+    }
+    const read = await app.client.incomingPayment.get({ url: mine.id, accessToken: token })
+    assert.equal(read.completed, false)
+    assert.equal(read.methods.length, 1)
+    const done = await app.client.incomingPayment.complete({ url: mine.id, accessToken: token })
+    assert.equal(done.completed, true)
+  })
 })
 
 describe('refusals', () => {

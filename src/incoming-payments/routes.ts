@@ -164,7 +164,11 @@ export async function incomingPaymentRoutes(
     '/incoming-payments/:id/complete',
     { config: { access: ownerAccess('complete') } },
     async (req) => {
-      const done = await completeIncomingPayment(db, payments.get(req).id)
+      const ip = payments.get(req)
+      // Only the client that created it may close it: there is no `complete-all`, and a grant to
+      // complete needs no consent, so another client's would let anyone stop a receiver's payments.
+      if (ip.client !== req.auth!.clientId) throw notFound('Incoming payment does not exist')
+      const done = await completeIncomingPayment(db, ip.id)
       if (done === 'wrong_state') throw new HttpError(409, 'conflict', 'wrong state')
       deps.metrics.incomingCompleted.inc()
       return json(done)
