@@ -385,6 +385,11 @@ describe('refusals', () => {
       'invalid expiresAt',
     ],
     ['expiresAt not a date', () => ({ walletAddress: bob.url, expiresAt: 'tomorrow' })],
+    // RFC 3339 allows it; no Date holds it.
+    [
+      'expiresAt a leap second',
+      () => ({ walletAddress: bob.url, expiresAt: '2030-06-30T23:59:60Z' }),
+    ],
     ['unknown field', () => ({ walletAddress: bob.url, amount: usd('5') })],
     ['no walletAddress', () => ({})],
   ]

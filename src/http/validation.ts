@@ -3,12 +3,13 @@ import type { CodeOptions, ErrorObject } from 'ajv'
 import Ajv2020 from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
-import { uint64Format } from './formats.ts'
+import { dateTimeFormat, uint64Format } from './formats.ts'
 import { coercing, strict } from './precompiled-validators.ts'
 
 /**
- * An Ajv 2020 instance with the standard formats and our strict `uint64`. `code` is for the build,
- * which has Ajv write the compiled validators out as source.
+ * An Ajv 2020 instance with the standard formats, `date-time` only as a `Date` holds it, and our
+ * strict `uint64` (as `formats` lists them). `code` is for the build, which has Ajv write the
+ * compiled validators out as source.
  */
 export function createAjv(opts: { coerceTypes: boolean; code?: CodeOptions }): Ajv2020.default {
   const ajv = new Ajv2020.default({
@@ -20,6 +21,7 @@ export function createAjv(opts: { coerceTypes: boolean; code?: CodeOptions }): A
     ...(opts.code && { code: opts.code }),
   })
   addFormats.default(ajv)
+  ajv.addFormat('date-time', dateTimeFormat)
   ajv.addFormat('uint64', uint64Format)
   return ajv
 }

@@ -93,12 +93,15 @@ export function createRemoteReceivers(
         try {
           const ip = await c.incomingPayment.get({ url, accessToken })
           const method = ip.methods.find((m) => m.type === 'ilp')
+          const expiresAt = ip.expiresAt ? new Date(ip.expiresAt) : undefined
+          // The client's schema lets through a time no Date holds (a leap second): no receiver.
+          if (expiresAt && Number.isNaN(expiresAt.getTime())) return undefined
           return {
             url,
             asset: { code: ip.receivedAmount.assetCode, scale: ip.receivedAmount.assetScale },
             incomingAmount: ip.incomingAmount ? BigInt(ip.incomingAmount.value) : null,
             receivedAmount: BigInt(ip.receivedAmount.value),
-            expiresAt: ip.expiresAt ? new Date(ip.expiresAt) : undefined,
+            expiresAt,
             completed: ip.completed,
             ilp: method && { ilpAddress: method.ilpAddress, sharedSecret: method.sharedSecret },
           }
