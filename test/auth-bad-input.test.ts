@@ -187,6 +187,19 @@ describe('grant requests that are refused (400, nothing stored)', () => {
       'invalid_request',
     ],
     [
+      // The spec's `uri` format takes it; no URL parser does, so no redirect could reach it.
+      'finish uri with a port above 65535',
+      () => ({
+        access_token: { access: [outgoing()] },
+        interact: {
+          start: ['redirect'],
+          finish: { method: 'redirect', uri: 'http://x.example:99999/cb', nonce: 'n' },
+        },
+      }),
+      'invalid_request',
+      /finish\.uri/,
+    ],
+    [
       'subject request without interact',
       () => ({
         access_token: { access: [{ type: 'quote', actions: ['create'] }] },

@@ -186,6 +186,11 @@ export async function gnapRoutes(app: FastifyInstance, deps: Deps): Promise<void
         )
       }
       const finish = body.interact.finish
+      // The spec's `uri` format lets through what no URL parser takes (a port above 65535): the
+      // redirect after consent would fail then, not here.
+      if (finish && !URL.canParse(finish.uri)) {
+        throw gnapError(400, 'invalid_request', 'interact.finish.uri is not a URL')
+      }
       const grant = await createGrant(db, {
         client,
         access,
