@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { createHeaders } from '@interledger/http-signature-utils'
 import { isFinalizedGrantWithAccessToken, isPendingGrant } from '@interledger/open-payments'
 import { type ClientIdentity, createClientIdentity } from './helpers/clients.ts'
 import {
@@ -163,6 +164,38 @@ test('the link opened anew by another browser (the client has it) signs it in as
   assert.ok(ref)
   const continued = await app.client.grant.continue(
     { url: s.grant.continue.uri, accessToken: s.grant.continue.access_token.value },
+    { interact_ref: ref },
+  )
+  assert.ok(isFinalizedGrantWithAccessToken(continued))
+})
+
+test('a continuation whose form body the signature does not cover is refused', async () => {
+  const s = await signedIn()
+  const accepted = await s.go(s.consent, { csrf: s.csrf, decision: 'accept' })
+  const ref = new URL(accepted.location!).searchParams.get('interact_ref')!
+  // Signed as a body-less POST, sent with the interact_ref as a form body.
+  const url = s.grant.continue.uri
+  const headers = { authorization: `GNAP ${s.grant.continue.access_token.value}` }
+  const signature = await createHeaders({
+    request: { method: 'POST', url, headers },
+    privateKey: app.privateKey,
+    keyId: app.keyId,
+  })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: {
+      ...headers,
+      ...(signature as unknown as Record<string, string>),
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: `interact_ref=${ref}`,
+  })
+  assert.equal(res.status, 401)
+  assert.equal((await res.json()).error.code, 'invalid_client')
+  assert.equal((await grantRow(s.id)).state, 'approved')
+  // The continuation as the client sends it still issues the token.
+  const continued = await app.client.grant.continue(
+    { url, accessToken: s.grant.continue.access_token.value },
     { interact_ref: ref },
   )
   assert.ok(isFinalizedGrantWithAccessToken(continued))

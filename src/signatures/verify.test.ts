@@ -417,6 +417,20 @@ describe('required coverage', () => {
     )
   })
 
+  test('a body whose bytes were not kept (a form) must be covered, and its digest fails', async () => {
+    const form = 'interact_ref=abc'
+    // As the route sees a form body: the length declared, no raw bytes.
+    const uncovered = signed({ components: ['@method', '@target-uri'], body: form })
+    await assertFails({ ...uncovered, rawBody: undefined }, 'missing_component')
+    const chunked = signed({ components: ['@method', '@target-uri'] })
+    await assertFails(
+      { ...chunked, headers: { ...chunked.headers, 'transfer-encoding': 'chunked' } },
+      'missing_component',
+    )
+    const covered = signed({ components: ['@method', '@target-uri', 'content-digest'], body: form })
+    await assertFails({ ...covered, rawBody: undefined }, 'digest_mismatch')
+  })
+
   test('@method and @target-uri must be covered', async () => {
     await assertFails(signed({ components: ['@method'] }), 'missing_component')
     await assertFails(signed({ components: ['@target-uri'] }), 'missing_component')

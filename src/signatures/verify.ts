@@ -19,6 +19,12 @@ export interface SignedRequest {
   rawBody: Buffer | undefined
 }
 
+/** Whether the request's headers say it carries a body (a non-zero length, or chunks). */
+const declaresBody = (headers: SignedRequest['headers']) => {
+  const length = headers['content-length']
+  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined
+}
+
 export type KeyLookup = (keyId: string) => Promise<Jwk | 'unknown_key' | 'keys_unavailable'>
 
 export type SignatureFailureReason =
@@ -111,7 +117,9 @@ async function verifyOne(
   const body = req.rawBody ?? Buffer.alloc(0)
   const required = ['@method', '@target-uri']
   if (req.headers.authorization !== undefined) required.push('authorization')
-  if (body.length > 0) required.push('content-digest')
+  // A body parsed without keeping its bytes (a form, text) is a body too: it must be covered, and
+  // its digest, checked against no bytes, fails.
+  if (body.length > 0 || declaresBody(req.headers)) required.push('content-digest')
   const uncovered = required.find((c) => !components.includes(c))
   if (uncovered) return failure('missing_component', `signature does not cover ${uncovered}`)
 
