@@ -191,7 +191,7 @@ test('a continuation whose form body the signature does not cover is refused', a
     body: `interact_ref=${ref}`,
   })
   assert.equal(res.status, 401)
-  assert.equal((await res.json()).error.code, 'invalid_client')
+  assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_client')
   assert.equal((await grantRow(s.id)).state, 'approved')
   // The continuation as the client sends it still issues the token.
   const continued = await app.client.grant.continue(
