@@ -164,11 +164,13 @@ describe('payments between two ASEs over Interledger', () => {
     }
   })
 
-  test('the incoming payment expires mid-payment: partial delivery, failed, the rest released', async () => {
+  test('the incoming payment expires mid-payment: partial delivery, failed, the rest released, and only the rest given back to the grant', async () => {
     const toA = await peerAt(b, 'bank-a')
     await b.admin('PATCH', `/peers/${toA}`, { maxPacketAmount: '10' })
     try {
-      const grant = await outgoingPaymentToken(a, atA.app, alice.url)
+      const grant = await outgoingPaymentToken(a, atA.app, alice.url, {
+        debitAmount: usd('100000'),
+      })
       const token = await grantToken(b, atB.app, [
         { type: 'incoming-payment', actions: ['create', 'read'], identifier: bob.url },
       ])
@@ -189,6 +191,36 @@ describe('payments between two ASEs over Interledger', () => {
       assert.equal((await peerPosition(a)) - position, sent)
       assert.ok((await checkBooks(a.database.db)).balanced)
       assert.ok((await checkBooks(b.database.db)).balanced)
+
+      // What was sent stays spent under the grant; only the rest is given back.
+      const spent = await atA.app.client.outgoingPayment.getGrantSpentAmounts({
+        url: a.openPaymentsUrl,
+        accessToken: grant,
+      })
+      assert.equal(spent.spentDebitAmount?.value, String(sent))
+      const rest = 100_000n - sent
+      await assert.rejects(
+        pay(
+          atA,
+          alice.url,
+          (await incomingPayment(atA, dave.url)).ip.id,
+          {
+            debitAmount: usd(String(rest + 1n)),
+          },
+          grant,
+        ),
+        (err: any) => err.status === 403,
+      )
+      const { payment: last } = await pay(
+        atA,
+        alice.url,
+        (await incomingPayment(atA, dave.url)).ip.id,
+        { debitAmount: usd(String(rest)) },
+        grant,
+      )
+      assert.equal(last.failed, false)
+      // Alice paid no more than the grant allows.
+      assert.equal(before - (await balanceOf(a, alice.id)), 100_000n)
     } finally {
       await b.admin('PATCH', `/peers/${toA}`, { maxPacketAmount: null })
     }

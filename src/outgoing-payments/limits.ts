@@ -21,44 +21,45 @@ export interface NewPayment {
   receiver: string
 }
 
+// What a failed or cancelled payment (`f`, a row of outgoing_payments) gives back to its grant's
+// limits: all it did not send. A payment that failed part-way was charged what it sent, fees aside
+// (remote.ts `finish`): in debit that is `sent_amount`; in the receive asset, the same share of its
+// receive amount, rounded up (what it counts as received is never less than its share). A payment
+// that sent nothing gives back all.
+const givenBackDebit = (f: string) => `(${f}.debit_amount - ${f}.sent_amount)`
+const givenBackReceive = (f: string) =>
+  `(${f}.receive_amount - div(${f}.receive_amount * ${f}.sent_amount + ${f}.debit_amount
+     - ${f}.fee_amount - 1, ${f}.debit_amount - ${f}.fee_amount))`
+const GIVES_BACK = `IN ('failed', 'cancelled')`
+
 /**
- * Sums what the grant's payments (failed and cancelled ones excluded: their reservations were
- * released) spent since `since`, from their rows: what `GET /outgoing-payment-grant` reports.
+ * Sums what the grant's payments spent since `since`, from their rows, what failed and cancelled
+ * ones gave back left out: what `GET /outgoing-payment-grant` reports.
  */
+const sumSpentSql = prepared<{ debit: bigint; receive: bigint }>(
+  `SELECT coalesce(sum(f.debit_amount - CASE WHEN f.state ${GIVES_BACK}
+                                             THEN ${givenBackDebit('f')} ELSE 0 END), 0) AS debit,
+          coalesce(sum(f.receive_amount - CASE WHEN f.state ${GIVES_BACK}
+                                               THEN ${givenBackReceive('f')} ELSE 0 END)
+                     FILTER (WHERE f.receive_asset_code = $3 AND f.receive_asset_scale = $4), 0)
+            AS receive
+     FROM outgoing_payments f
+    WHERE f.grant_id = $1 AND f.created_at >= coalesce($2::timestamptz, '-infinity')`,
+)
+
 async function sumSpent(
   db: Db,
   grantId: string,
   since: Date | undefined,
   receiveAsset: { code: string; scale: number },
 ): Promise<{ debit: bigint; receive: bigint }> {
-  let q = db
-    .selectFrom('outgoing_payments')
-    .select((eb) => [
-      eb.fn.coalesce(eb.fn.sum<bigint>('debit_amount'), eb.val(0n)).as('debit'),
-      eb.fn
-        .coalesce(
-          eb.fn.sum<bigint>(
-            eb
-              .case()
-              .when(
-                eb.and([
-                  eb('receive_asset_code', '=', receiveAsset.code),
-                  eb('receive_asset_scale', '=', receiveAsset.scale),
-                ]),
-              )
-              .then(eb.ref('receive_amount'))
-              .else(0n)
-              .end(),
-          ),
-          eb.val(0n),
-        )
-        .as('receive'),
-    ])
-    .where('grant_id', '=', grantId)
-    .where('state', 'not in', ['failed', 'cancelled'])
-  if (since) q = q.where('created_at', '>=', since)
-  const row = await q.executeTakeFirstOrThrow()
-  return { debit: BigInt(row.debit), receive: BigInt(row.receive) }
+  const [row] = await sumSpentSql(db, [
+    grantId,
+    since ?? null,
+    receiveAsset.code,
+    receiveAsset.scale,
+  ])
+  return { debit: BigInt(row!.debit), receive: BigInt(row!.receive) }
 }
 
 /** The running totals a grant's lock row keeps (migration 0019), as a create leaves them. */
@@ -101,11 +102,11 @@ export const lockGrantTotalsSql = (receiveCode: string, receiveScale: string) =>
    ON CONFLICT (grant_id) DO UPDATE SET grant_id = EXCLUDED.grant_id
    RETURNING g.totals_valid, g.totals_since, g.debit_total, g.receive_totals,
      EXISTS (SELECT 1 FROM outgoing_payments u WHERE u.quote_id = $2) AS quote_used,
-     (SELECT coalesce(sum(f.debit_amount), 0) FROM outgoing_payments f
-       WHERE f.grant_id = $1 AND f.state IN ('failed', 'cancelled')
+     (SELECT coalesce(sum(${givenBackDebit('f')}), 0) FROM outgoing_payments f
+       WHERE f.grant_id = $1 AND f.state ${GIVES_BACK}
          AND f.created_at >= coalesce($3::timestamptz, '-infinity')) AS given_back_debit,
-     (SELECT coalesce(sum(f.receive_amount), 0) FROM outgoing_payments f
-       WHERE f.grant_id = $1 AND f.state IN ('failed', 'cancelled')
+     (SELECT coalesce(sum(${givenBackReceive('f')}), 0) FROM outgoing_payments f
+       WHERE f.grant_id = $1 AND f.state ${GIVES_BACK}
          AND f.created_at >= coalesce($3::timestamptz, '-infinity')
          AND f.receive_asset_code = ${receiveCode}
          AND f.receive_asset_scale = ${receiveScale}) AS given_back_receive`
@@ -124,11 +125,11 @@ const sumGrantPayments = prepared<{
 }>(
   `SELECT receive_asset_code AS code, receive_asset_scale AS scale,
           sum(debit_amount) AS debit, sum(receive_amount) AS receive,
-          coalesce(sum(debit_amount) FILTER (WHERE state IN ('failed', 'cancelled')), 0)
+          coalesce(sum(${givenBackDebit('f')}) FILTER (WHERE state ${GIVES_BACK}), 0)
             AS given_back_debit,
-          coalesce(sum(receive_amount) FILTER (WHERE state IN ('failed', 'cancelled')), 0)
+          coalesce(sum(${givenBackReceive('f')}) FILTER (WHERE state ${GIVES_BACK}), 0)
             AS given_back_receive
-     FROM outgoing_payments
+     FROM outgoing_payments f
     WHERE grant_id = $1 AND created_at >= coalesce($2::timestamptz, '-infinity')
     GROUP BY 1, 2`,
 )
