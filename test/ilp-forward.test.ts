@@ -12,10 +12,11 @@ import {
   serializeIlpPrepare,
   serializeIlpReject,
 } from 'ilp-packet'
+import { sql } from 'kysely'
 import { sendPrepare } from '../src/ilp/http-client.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { addPeer, sendPacket, type TestPeer } from './helpers/ilp.ts'
-import { freePort, startTestServer, type TestServer } from './helpers/server.ts'
+import { eventually, freePort, startTestServer, type TestServer } from './helpers/server.ts'
 
 /**
  * Packets for addresses that are not ours go to the peer with the longest matching route, here a
@@ -141,6 +142,48 @@ describe('forwarding to a peer', () => {
     assert.deepEqual([a2, c2], [a1, c1])
     assert.equal(a2.pending, 0n)
     assert.ok((await checkBooks(server.database.db)).balanced)
+  })
+
+  test('a Fulfill whose booking fails goes back at once, and is booked when the database takes it', async () => {
+    const db = server.database.db
+    const since = new Date()
+    const posted = () =>
+      db
+        .selectFrom('ledger_transfers')
+        .select(['state'])
+        .where('reference', '=', 'ilp:forward')
+        .where('created_at', '>=', since)
+        .execute()
+    // The database refuses to post a forwarded packet's reservation twice, then takes it.
+    await sql`CREATE SEQUENCE forward_post_failures`.execute(db)
+    await sql`CREATE FUNCTION fail_forward_posts() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF OLD.reference = 'ilp:forward' AND NEW.state = 'posted'
+           AND nextval('forward_post_failures') <= 2 THEN
+          RAISE EXCEPTION 'the database refuses the post';
+        END IF;
+        RETURN NEW;
+      END $$`.execute(db)
+    await sql`CREATE TRIGGER fail_forward_posts BEFORE UPDATE ON ledger_transfers
+      FOR EACH ROW EXECUTE FUNCTION fail_forward_posts()`.execute(db)
+    try {
+      answer = () => fulfill()
+      const reply = await sendPacket(server.ilpUrl, upstream, packet('test.ase-c.bob'))
+      assert.ok(isFulfill(reply), 'the next peer was paid: the Fulfill goes back')
+      await eventually(async () => {
+        const rows = await posted()
+        return rows.length === 1 && rows[0]!.state === 'posted' ? true : undefined
+      }, 10_000)
+      const failures = await sql<{
+        n: string
+      }>`SELECT last_value AS n FROM forward_post_failures`.execute(db)
+      assert.equal(failures.rows[0]!.n, 3n) // two refused, the third taken
+      assert.ok((await checkBooks(db)).balanced)
+    } finally {
+      await sql`DROP TRIGGER fail_forward_posts ON ledger_transfers`.execute(db)
+      await sql`DROP FUNCTION fail_forward_posts()`.execute(db)
+      await sql`DROP SEQUENCE forward_post_failures`.execute(db)
+    }
   })
 
   test('the amount is converted into the next peer’s asset, rounded down', async () => {

@@ -24,14 +24,77 @@ const MAX_HOLD_MS = 30_000
 export async function forward(deps: Deps, prepare: IlpPrepare, from: Peer): Promise<IlpReply> {
   const r = await route(deps, prepare, from)
   const legs = await forwardingLegs(deps, prepare, from, r)
-  if (legs.length > 0) await reserve(deps, from, legs, prepare.expiresAt)
-  let reply: IlpReply | undefined
+  if (legs.length === 0) return send(deps, r, prepare)
+  const pendingUntil = reservationEnd(prepare.expiresAt)
+  await reserve(deps, from, legs, pendingUntil)
+  let reply: IlpReply
   try {
     reply = await send(deps, r, prepare)
-    return reply
-  } finally {
-    if (legs.length > 0) await resolveLegs(deps, legs, reply !== undefined && isFulfill(reply))
+  } catch (err) {
+    await release(deps, legs)
+    throw err
   }
+  if (!isFulfill(reply)) {
+    await release(deps, legs)
+    return reply
+  }
+  // The next peer has been paid: the Fulfill goes back whatever becomes of the booking, or the
+  // sending peer would never pay for what we now owe. A failed post is tried again until the
+  // reservation would expire.
+  const posted = await resolveLegs(deps, legs, true).then(
+    () => true,
+    (err) => {
+      deps.logger.warn(
+        { err, transfers: legs.map((l) => l.id) },
+        'forwarded Fulfill not booked yet',
+      )
+      return false
+    },
+  )
+  if (!posted) void postUntil(deps, legs, pendingUntil)
+  return reply
+}
+
+/** Released by the ledger's expiry if this process dies before resolving them. */
+const reservationEnd = (expiresAt: Date) => new Date(expiresAt.getTime() + 60_000)
+
+/** How long before the reservation's end the last attempt to post it starts. */
+const LAST_POST_MARGIN_MS = 5_000
+
+/**
+ * Posts a fulfilled packet's legs, attempt after attempt (100 ms apart, doubling up to 5 s), until
+ * one commits or the reservation is about to expire; then the legs cannot be booked any more, and
+ * the error says which, for the operator to book them by hand.
+ */
+async function postUntil(deps: Deps, legs: Leg[], pendingUntil: Date): Promise<void> {
+  for (let wait = 100; ; wait = Math.min(wait * 2, 5_000)) {
+    if (Date.now() + wait > pendingUntil.getTime() - LAST_POST_MARGIN_MS) break
+    await new Promise((resolve) => setTimeout(resolve, wait))
+    try {
+      await resolveLegs(deps, legs, true)
+      deps.logger.info({ transfers: legs.map((l) => l.id) }, 'forwarded Fulfill booked')
+      return
+    } catch (err) {
+      deps.logger.warn(
+        { err, transfers: legs.map((l) => l.id) },
+        'forwarded Fulfill not booked yet',
+      )
+    }
+  }
+  deps.logger.error(
+    { transfers: legs.map((l) => ({ ...l, amount: l.amount.toString() })) },
+    'forwarded Fulfill never booked: its reservation expires; book these transfers by hand',
+  )
+}
+
+/** Voids the legs of a packet that was not fulfilled; if that fails, their expiry releases them. */
+async function release(deps: Deps, legs: Leg[]): Promise<void> {
+  await resolveLegs(deps, legs, false).catch((err) =>
+    deps.logger.warn(
+      { err, transfers: legs.map((l) => l.id) },
+      'forwarding reservation not voided',
+    ),
+  )
 }
 
 interface Leg {
@@ -77,9 +140,7 @@ async function forwardingLegs(
   ]
 }
 
-async function reserve(deps: Deps, from: Peer, legs: Leg[], expiresAt: Date): Promise<void> {
-  // Released by the ledger's expiry if this process dies before resolving them.
-  const pendingUntil = new Date(expiresAt.getTime() + 60_000)
+async function reserve(deps: Deps, from: Peer, legs: Leg[], pendingUntil: Date): Promise<void> {
   await deps.db.transaction().execute(async (trx) => {
     for (const leg of legs) {
       const t = await createTransfer(trx, { ...leg, pendingUntil, reference: 'ilp:forward' })
