@@ -67,6 +67,8 @@ export interface IlpSender {
     maxDelivery?: bigint | undefined
     /** No packet leaves after this (the receiver's expiry). */
     deadline?: Date | undefined
+    /** Once aborted, no packet leaves; the payment ends with the error `Aborted`. */
+    signal?: AbortSignal | undefined
   }): Promise<{ amountSent: bigint; amountDelivered: bigint; error?: IlpSendError }>
 }
 
@@ -191,6 +193,7 @@ export function createStreamSender(opts: { packetExpirySeconds: number }): IlpSe
         ),
         maxPacketAmount: t.maxPacketAmount,
         deadline: o.deadline?.getTime(),
+        signal: o.signal,
       }
       const conn = connect(o.sendData, o.destination)
       const result = await sendPayment(conn, plan)

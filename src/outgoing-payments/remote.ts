@@ -12,6 +12,7 @@ import { isLedgerError } from '../ledger/types.ts'
 import { getPeer } from '../peers/service.ts'
 import { resolveReceiver } from '../quotes/receiver.ts'
 import { getWalletAddress } from '../wallet-addresses/service.ts'
+import { type Claim, ClaimLost, held, keepLease, type Lease } from './claim.ts'
 import { recordPaymentEvent } from './events.ts'
 import { reservationId } from './service.ts'
 
@@ -21,7 +22,7 @@ interface Claimed {
   quoteId: string
   debitAmount: bigint
   feeAmount: bigint
-  /** Attempts including this one. */
+  /** Attempts including this one: also this attempt's claim on the payment (claim.ts). */
   attempts: number
   /** An earlier attempt died while sending. */
   interrupted: boolean
@@ -65,18 +66,44 @@ interface Outcome {
  * rejected; when STREAM is done, its outcome is recorded and one transaction books what the
  * fulfilled packets carried. A payment whose earlier attempt died mid-way is not sent again: it
  * fails with what was recorded. A payment whose booking failed is booked again from its record.
+ *
+ * The attempt holds the payment by its claim (claim.ts), renewed every third of `leaseMs` while it
+ * works. Each of its writes is fenced by the claim: once another attempt has taken the payment
+ * over, this one sends no further packet and books nothing (`superseded`).
  */
 export async function settleRemotely(
   deps: Deps,
   p: Claimed,
+  leaseMs: number,
+): Promise<'completed' | 'failed' | 'retrying' | 'superseded'> {
+  const claim = { paymentId: p.id, attempt: p.attempts }
+  const lease = keepLease(deps, claim, leaseMs)
+  try {
+    return await attempt(deps, p, claim, lease)
+  } catch (err) {
+    // The new holder owns the payment, its packets and its booking: nothing is left to do here.
+    if (err instanceof ClaimLost || lease.signal.aborted) return 'superseded'
+    throw err
+  } finally {
+    await lease.stop()
+  }
+}
+
+async function attempt(
+  deps: Deps,
+  p: Claimed,
+  claim: Claim,
+  lease: Lease,
 ): Promise<'completed' | 'failed' | 'retrying'> {
   const { db } = deps
-  if (p.outcome) return settle(deps, p, p.outcome)
+  if (p.outcome) return settle(deps, p, claim, lease, p.outcome)
   if (p.interrupted)
     return settle(
       deps,
       p,
-      await record(db, p.id, { delivered: false, failure: 'interrupted while sending' }),
+      claim,
+      lease,
+      await record(db, claim, { delivered: false, failure: 'interrupted while sending' }),
     )
   const quote = await db
     .selectFrom('quotes')
@@ -88,14 +115,24 @@ export async function settleRemotely(
   // before is what a crash's in-flight packets are later told apart by.
   const receiver = await resolveReceiver(deps, quote.receiver, { fresh: true })
   if (!receiver?.ilp)
-    return settle(deps, p, await record(db, p.id, { delivered: false, failure: 'receiver closed' }))
-  await db
-    .updateTable('outgoing_payments')
-    .set({ receiver_received_before: receiver.receivedAmount })
-    .where('id', '=', p.id)
-    .execute()
+    return settle(
+      deps,
+      p,
+      claim,
+      lease,
+      await record(db, claim, { delivered: false, failure: 'receiver closed' }),
+    )
+  await fenced(
+    claim,
+    db
+      .updateTable('outgoing_payments')
+      .set({ receiver_received_before: receiver.receivedAmount })
+      .where(held(claim))
+      .returning('id')
+      .executeTakeFirst(),
+  )
   const sender = (await getWalletAddress(db, { id: p.walletAddressId }))!
-  const sendData = peerSendData(deps, sender, packetTracker(deps, p.id))
+  const sendData = peerSendData(deps, sender, packetTracker(deps, claim, lease))
   const result = await deps.ilpSender.pay({
     sendData,
     destination: { ...receiver.ilp, asset: receiver.asset },
@@ -105,7 +142,10 @@ export async function settleRemotely(
         ? undefined
         : receiver.incomingAmount - receiver.receivedAmount,
     deadline: receiver.expiresAt,
+    signal: lease.signal,
   })
+  // Taken over mid-way: what this attempt sent is recorded, and the new holder settles it.
+  if (lease.signal.aborted) throw new ClaimLost(claim)
   const delivered = !result.error && result.amountDelivered >= terms.minDeliveryAmount
   if (
     !delivered &&
@@ -115,13 +155,22 @@ export async function settleRemotely(
   ) {
     // Nothing moved: try again later, with backoff, before the quote's terms go stale.
     const nextAttemptAt = new Date(Date.now() + 2 ** p.attempts * 1000)
+    // No renewal may land after this and push the next attempt back.
+    await lease.stop()
     await db.transaction().execute(async (trx) => {
-      const row = await trx
-        .updateTable('outgoing_payments')
-        .set({ sending_since: null, next_attempt_at: nextAttemptAt, failure: result.error ?? null })
-        .where('id', '=', p.id)
-        .returningAll()
-        .executeTakeFirstOrThrow()
+      const row = await fenced(
+        claim,
+        trx
+          .updateTable('outgoing_payments')
+          .set({
+            sending_since: null,
+            next_attempt_at: nextAttemptAt,
+            failure: result.error ?? null,
+          })
+          .where(held(claim))
+          .returningAll()
+          .executeTakeFirst(),
+      )
       await recordPaymentEvent(trx, row, {
         type: 'outgoing_payment.attempt_failed',
         attempt: p.attempts,
@@ -132,7 +181,14 @@ export async function settleRemotely(
     return 'retrying'
   }
   const failure = result.error ?? (delivered ? undefined : 'delivered too little')
-  return settle(deps, p, await record(db, p.id, { delivered, failure }))
+  return settle(deps, p, claim, lease, await record(db, claim, { delivered, failure }))
+}
+
+/** The row a fenced write returned; none means the claim is gone. */
+async function fenced<T>(claim: Claim, write: Promise<T | undefined>): Promise<T> {
+  const row = await write
+  if (row === undefined) throw new ClaimLost(claim)
+  return row
 }
 
 /**
@@ -143,23 +199,34 @@ export async function settleRemotely(
 async function settle(
   deps: Deps,
   p: Claimed,
+  claim: Claim,
+  lease: Lease,
   outcome: Outcome,
 ): Promise<'completed' | 'failed' | 'retrying'> {
   const { db } = deps
+  // Repeating packets takes network time: still under the lease, and only while it holds.
+  if (lease.signal.aborted) throw new ClaimLost(claim)
   const notBefore = await reconcile(deps, p.id)
+  // No renewal may land after the writes below (it would push `notBefore` back).
+  await lease.stop()
+  if (lease.signal.aborted) throw new ClaimLost(claim)
   if (notBefore) {
     // Packets still alive could yet be fulfilled: look again once every one has expired.
-    await db
-      .updateTable('outgoing_payments')
-      .set({ next_attempt_at: notBefore })
-      .where('id', '=', p.id)
-      .execute()
+    await fenced(
+      claim,
+      db
+        .updateTable('outgoing_payments')
+        .set({ next_attempt_at: notBefore })
+        .where(held(claim))
+        .returning('id')
+        .executeTakeFirst(),
+    )
     return 'retrying'
   }
   if (!outcome.delivered && (await deliveredInFull(db, p))) {
-    outcome = await record(db, p.id, { delivered: true })
+    outcome = await record(db, claim, { delivered: true })
   }
-  return finish(deps, p, outcome)
+  return finish(deps, p, claim, outcome)
 }
 
 /** Whether the fulfilled packets delivered at least the quote's minimum. */
@@ -183,25 +250,32 @@ async function deliveredInFull(db: Deps['db'], p: Claimed): Promise<boolean> {
   return BigInt(row?.delivered ?? 0) >= terms.minDeliveryAmount
 }
 
-async function record(db: Deps['db'], paymentId: string, outcome: Outcome): Promise<Outcome> {
-  await db
-    .updateTable('outgoing_payments')
-    .set({
-      stream_outcome: outcome.delivered ? 'delivered' : 'undelivered',
-      failure: outcome.failure ?? null,
-    })
-    .where('id', '=', paymentId)
-    .execute()
+async function record(db: Deps['db'], claim: Claim, outcome: Outcome): Promise<Outcome> {
+  await fenced(
+    claim,
+    db
+      .updateTable('outgoing_payments')
+      .set({
+        stream_outcome: outcome.delivered ? 'delivered' : 'undelivered',
+        failure: outcome.failure ?? null,
+      })
+      .where(held(claim))
+      .returning('id')
+      .executeTakeFirst(),
+  )
   return outcome
 }
 
 /**
  * Records every packet of a payment: counted before it leaves, forgotten if rejected. Each record
  * is one statement (the packet's row and the payment's `sent_amount` together), so a packet costs
- * one round trip before it leaves instead of a transaction's three.
+ * one round trip before it leaves instead of a transaction's three. The record is fenced by the
+ * claim: a packet the statement does not record (the payment was taken over) does not leave, and
+ * the sender is stopped.
  */
-function packetTracker(deps: Deps, paymentId: string): SendTracker {
+function packetTracker(deps: Deps, claim: Claim, lease: Lease): SendTracker {
   const { db } = deps
+  const paymentId = claim.paymentId
   return {
     sending: (packet) =>
       countPacket(db, [
@@ -212,8 +286,17 @@ function packetTracker(deps: Deps, paymentId: string): SendTracker {
         packet.amount,
         packet.peerAmount,
         packet.expectedDelivery ?? null,
+        claim.attempt,
       ]).then(
-        () => undefined,
+        (rows) => {
+          if (rows.length > 0) return
+          lease.lose()
+          // A final reject of our own: the packet never leaves.
+          throw new Errors.FinalApplicationError(
+            'the payment was taken over by another attempt',
+            Buffer.alloc(0),
+          )
+        },
         (err) => {
           // Packets whose fate is still open (sent, no answer) use up the payment's budget: the
           // sender must stop, and the payment's end decides what they did.
@@ -227,6 +310,8 @@ function packetTracker(deps: Deps, paymentId: string): SendTracker {
     fulfilled: async (packet, delivered) => {
       await markFulfilled(db, packet.id, delivered ?? null)
     },
+    // Unfenced, as is marking a packet fulfilled: what happened to a packet that left is a fact
+    // about the payment, whichever attempt holds it now.
     rejected: async (packet) => {
       await forgetPacket(db, [packet.id, paymentId])
     },
@@ -234,20 +319,30 @@ function packetTracker(deps: Deps, paymentId: string): SendTracker {
 }
 
 // A packet about to leave, `$1` of payment `$2`, and its amount `$5` added to the payment's
-// `sent_amount`: the payment's CHECK refuses (23514) a sum beyond what it may send, and the packet's
-// row goes with it.
-const countPacket = prepared(`
+// `sent_amount`, only while attempt `$8` still holds the payment (claim.ts): no row back means
+// nothing was written and the packet must not leave. The payment's CHECK refuses (23514) a sum
+// beyond what it may send, and the packet's row goes with it. The payment's row is updated first
+// and locks it, so a claim taken meanwhile either waits for this record (and sees the packet) or
+// makes this statement match nothing (READ COMMITTED re-checks the WHERE on the claimed row).
+const countPacket = prepared<{ id: string }>(`
   WITH counted AS (
-    INSERT INTO outgoing_packets
-      (id, payment_id, peer_id, prepare, amount, peer_amount, expected_delivery)
-    VALUES ($1::text, $2::uuid, $3::uuid, $4::bytea, $5::numeric, $6::numeric, $7::numeric)
+    UPDATE outgoing_payments SET sent_amount = sent_amount + $5::numeric, updated_at = now()
+     WHERE id = $2::uuid AND state = 'sending' AND attempts = $8::int
+    RETURNING id
   )
-  UPDATE outgoing_payments SET sent_amount = sent_amount + $5::numeric, updated_at = now()
-   WHERE id = $2::uuid`)
+  INSERT INTO outgoing_packets
+    (id, payment_id, peer_id, prepare, amount, peer_amount, expected_delivery)
+  SELECT $1::text, counted.id, $3::uuid, $4::bytea, $5::numeric, $6::numeric, $7::numeric
+    FROM counted
+  RETURNING id`)
 
-/** Takes a rejected packet (`$1`) back out of its payment's (`$2`) `sent_amount`, if still recorded. */
+/**
+ * Takes a rejected packet (`$1`) back out of its payment's (`$2`) `sent_amount`, if still recorded
+ * and not known fulfilled: a late reply to an attempt that was taken over cannot undo what the new
+ * holder learnt.
+ */
 const forgetPacket = prepared(`
-  WITH gone AS (DELETE FROM outgoing_packets WHERE id = $1::text RETURNING amount)
+  WITH gone AS (DELETE FROM outgoing_packets WHERE id = $1::text AND NOT fulfilled RETURNING amount)
   UPDATE outgoing_payments o SET sent_amount = o.sent_amount - gone.amount, updated_at = now()
     FROM gone
    WHERE o.id = $2::uuid`)
@@ -357,16 +452,26 @@ async function decideByReceiver(
  * and the peer hold one asset, else out through the sender asset's settlement account and in
  * through the peer asset's, as forwarding does.
  */
-async function finish(deps: Deps, p: Claimed, outcome: Outcome): Promise<'completed' | 'failed'> {
+async function finish(
+  deps: Deps,
+  p: Claimed,
+  claim: Claim,
+  outcome: Outcome,
+): Promise<'completed' | 'failed'> {
   const { db } = deps
   const { delivered, failure } = outcome
   return db.transaction().execute(async (trx) => {
-    const row = await trx
-      .selectFrom('outgoing_payments as o')
-      .select(['o.sent_amount'])
-      .where('o.id', '=', p.id)
-      .forUpdate()
-      .executeTakeFirstOrThrow()
+    // Locked and still held: no packet can be recorded until this commits, and an attempt that
+    // was taken over books nothing.
+    const row = await fenced(
+      claim,
+      trx
+        .selectFrom('outgoing_payments')
+        .select(['sent_amount'])
+        .where(held(claim))
+        .forUpdate()
+        .executeTakeFirst(),
+    )
     // Every packet still recorded counts as sent (rejected ones were forgotten), one sum per peer.
     const legs = await trx
       .selectFrom('outgoing_packets as k')

@@ -61,6 +61,8 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
   /** Settles one due payment (this one, if local, with `only`); false when none is due. */
   const processOne = async (only?: string): Promise<boolean> => {
     let claimed: string | undefined
+    // A payment sent over the network is held by this attempt number (claim.ts).
+    let attempt: number | undefined
     // Set inside the settling transaction, counted once it committed.
     let receiverCompleted = false
     try {
@@ -122,7 +124,9 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
           })
         }
         // Paid over the network, outside this transaction: the lease keeps other workers off it
-        // meanwhile, and a lease that runs out means the attempt died.
+        // meanwhile (the attempt renews it while it works), and a lease that runs out means the
+        // attempt died or stalled. The raised `attempts` is the claim: whoever takes the payment
+        // over raises it again, which fences off every later write of this attempt.
         await trx
           .updateTable('outgoing_payments')
           .set({
@@ -148,7 +152,9 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
         if (outcome === 'failed') await observeEnd(claimed!)
         return true
       }
-      const outcome = typeof claim === 'object' ? await settleRemotely(deps, claim.remote) : claim
+      if (typeof claim === 'object') attempt = claim.remote.attempts
+      const outcome =
+        typeof claim === 'object' ? await settleRemotely(deps, claim.remote, leaseMs) : claim
       if (outcome) logger.debug({ payment: claimed, outcome }, 'outgoing payment settled')
       if (receiverCompleted) metrics.incomingCompleted.inc()
       if (outcome === 'completed' || outcome === 'failed') await observeEnd(claimed!)
@@ -160,20 +166,34 @@ export function startPaymentWorker(deps: Deps, opts: { pollMs?: number } = {}): 
         .execute((trx) =>
           err instanceof ReservationLost
             ? fail(trx, claimed!, 'reservation expired')
-            : retryLater(trx, claimed!, err as Error),
+            : retryLater(trx, claimed!, err as Error, attempt),
         )
       if (outcome === 'failed') await observeEnd(claimed)
       return true
     }
   }
 
-  const retryLater = async (trx: Deps['db'], id: string, err: Error) => {
+  /**
+   * Schedules another attempt after an unexpected error. For a payment sent over the network, only
+   * while `attempt` still holds it: one taken over meanwhile is its new holder's to settle, and
+   * rescheduling it would cut that holder's lease short.
+   */
+  const retryLater = async (trx: Deps['db'], id: string, err: Error, attempt?: number) => {
     const row = await trx
       .updateTable('outgoing_payments')
       .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
       .where('id', '=', id)
+      .where('state', '=', 'sending')
+      .$if(attempt !== undefined, (q) => q.where('attempts', '=', attempt!))
       .returning(['attempts', 'sent_amount'])
-      .executeTakeFirstOrThrow()
+      .executeTakeFirst()
+    if (!row) {
+      logger.warn(
+        { err, payment: id },
+        'outgoing payment failed after another attempt took it over',
+      )
+      return undefined
+    }
     // Money that left over Interledger must be booked, however long that takes: failing such a
     // payment would release what the receiver already has. It is retried until booked, loudly.
     const left = row.sent_amount > 0n

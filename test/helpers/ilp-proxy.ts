@@ -17,6 +17,8 @@ export interface IlpProxy {
   held(): number
   /** Forwards every held packet and switches back to `forward`. */
   release(): void
+  /** Told of every packet that crossed, with its reply, once the reply is on its way back. */
+  onPacket?: (prepare: Buffer, reply: Buffer) => void
   close(): Promise<void>
 }
 
@@ -62,6 +64,7 @@ export async function startIlpProxy(target: string): Promise<IlpProxy> {
       reply = Buffer.from(await forwarded.arrayBuffer())
     }
     count(reply)
+    proxy.onPacket?.(body, reply)
     res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(reply)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

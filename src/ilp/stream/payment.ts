@@ -25,6 +25,11 @@ export interface PaymentPlan {
   maxPacketAmount: bigint
   /** No packet leaves after this (the receiver's expiry), epoch ms. */
   deadline?: number | undefined
+  /**
+   * Once aborted, no packet leaves (the one who sends for us lost the right to): the payment ends
+   * with `Aborted` as soon as the packets already out are answered.
+   */
+  signal?: AbortSignal | undefined
 }
 
 export interface PaymentResult {
@@ -93,6 +98,9 @@ export async function sendPayment(conn: Connection, plan: PaymentPlan): Promise<
   /** What the receiver said it still accepts (StreamMaxMoney), as a total delivery. */
   let receiverCap: bigint | undefined
   const signal = new Signal()
+  const aborted = () => plan.signal?.aborted === true
+  // An abort wakes the loop at once, not at the next reply or idle timeout.
+  plan.signal?.addEventListener('abort', () => signal.notify(), { once: true })
 
   const target = () =>
     plan.target === undefined
@@ -207,12 +215,18 @@ export async function sendPayment(conn: Connection, plan: PaymentPlan): Promise<
       }
       if (arrived < minDelivery(amount)) return { error: 'InsufficientExchangeRate' }
       if (arrived === 0n) return unreachable()
+      // The probe took a round trip: the right to send may have gone meanwhile.
+      if (aborted()) return { error: 'Aborted' }
       launch(amount, arrived, arrived, arrived)
       return 'sent'
     }
   }
 
   while (!error) {
+    if (aborted()) {
+      error = 'Aborted'
+      break
+    }
     const now = Date.now()
     const goal = target()
     const remainingSource = plan.maxSource - sent - inFlightSource
