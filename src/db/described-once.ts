@@ -51,7 +51,7 @@ const PgQuery = pg.Query as unknown as new (text: string, values: unknown[]) => 
  * A named prepared statement's execution that asks PostgreSQL to describe its result only the
  * first time on a connection. `pg` sends Describe with every execution, and rebuilds the row's
  * parsers from the answer: 4–5% of the server's CPU in the `perf` profiles of a signed GET and of a
- * payment (docs/performance.md, seventh pass). A prepared statement's result cannot change on its
+ * payment (docs/performance-history.md, seventh pass). A prepared statement's result cannot change on its
  * connection (PostgreSQL refuses to run it if a change of the schema would change it: "cached plan
  * must not change result type"), so what the first answer described holds for as long as the
  * statement is prepared there; a statement sent with its Parse is described again.

@@ -73,11 +73,11 @@ interface WriteGroup {
  * concurrency 32 a signed GET of an incoming payment spent 0.33–0.40 ms of the server's CPU and
  * 0.13–0.15 ms of PostgreSQL's on its one statement's connection from the pool, with a write, a
  * read and a PostgreSQL process's wake-up of its own; shared, 0.19–0.25 and 0.05–0.07 ms
- * (docs/performance.md, tenth pass). A read carries its own Sync, so it is its own transaction and
+ * (docs/performance-history.md, tenth pass). A read carries its own Sync, so it is its own transaction and
  * a failed one fails alone. The writes of one turn (up to `MAX_WRITES_PER_TRANSACTION`) go to one
  * connection between BEGIN and COMMIT, and each is answered once that COMMIT is: one commit, and
  * one flush of the WAL, for all of them, which is most of what a create costs PostgreSQL
- * (docs/performance.md, fourteenth pass). When one of them fails, nothing of the group commits:
+ * (docs/performance-history.md, fourteenth pass). When one of them fails, nothing of the group commits:
  * it runs again alone, the others again together (`#run`), so that each fails, or not, as it would
  * have without the others. A statement goes to the connection with the fewest in flight (a write,
  * to its turn's group's); a broken connection is dropped and the next statement opens another.

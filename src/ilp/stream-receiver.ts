@@ -75,7 +75,8 @@ const MAX_TOKENS = 10_000
  * The receiver for `ilpAddress`, whose tokens are keyed by `secret` (32 bytes). Written here rather
  * than taken from the alpha `@interledger/stream-receiver`, which built an `ilp-logger` (five
  * `debug` instances) and hashed the destination for every packet, and derived the connection's three
- * keys anew each time: together about a tenth of the server's CPU per packet (docs/performance.md).
+ * keys anew each time: together about a tenth of the server's CPU per packet
+ * (docs/performance-history.md, twelfth pass).
  * The details and keys of authentic tokens are kept, least recently used out, up to `maxTokens`
  * (a token decrypts to the same details for as long as the secret is the same: it is authenticated
  * encryption); a token that fails to decrypt is decrypted again each time and never kept.

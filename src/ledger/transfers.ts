@@ -480,7 +480,7 @@ function deltaCtes(accounts: Map<string, Account>, deltas: Delta[]): RawBuilder<
   // The ids twice: joined to their deltas, and as a condition on the accounts themselves, which
   // PostgreSQL can check on the primary key or, while the table is small, as a filter. Joined
   // only, it hashed every account into the join: 196 µs for an update of two among 300 accounts,
-  // 150 µs with the condition (pgbench, docs/performance.md, eighth pass).
+  // 150 µs with the condition (pgbench, docs/performance-history.md, eighth pass).
   if (locked.length > 0)
     ctes.push(sql`updated_accounts AS (
       UPDATE ledger_accounts a
