@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto'
-import { Errors, type IlpPrepare, type IlpReply, isFulfill, serializeIlpPrepare } from 'ilp-packet'
+import {
+  Errors,
+  type IlpFulfill,
+  type IlpPrepare,
+  type IlpReply,
+  isFulfill,
+  serializeIlpPrepare,
+} from 'ilp-packet'
 import type { Deps } from '../deps.ts'
 import { assetAccountId } from '../ledger/accounts.ts'
 import { createTransfer, postTransfer, voidTransfer } from '../ledger/transfers.ts'
@@ -192,10 +199,12 @@ export async function route(
 /** Sends a routed packet; a Fulfill passes back only if it matches the original condition. */
 export async function send(deps: Deps, r: Route, prepare: IlpPrepare): Promise<IlpReply> {
   const reply = await sendPrepare(r.to, r.outgoing, deps.config.openPayments.ilpAddress)
-  if (isFulfill(reply) && !sha256(reply.fulfillment).equals(prepare.executionCondition)) {
+  if (isFulfill(reply) && !fulfills(reply, prepare)) {
     throw new Errors.WrongConditionError('fulfillment does not match the condition')
   }
   return reply
 }
 
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest()
+/** Whether a Fulfill's fulfillment is the preimage of the Prepare's condition: anything else is no Fulfill. */
+export const fulfills = (reply: IlpFulfill, prepare: IlpPrepare) =>
+  createHash('sha256').update(reply.fulfillment).digest().equals(prepare.executionCondition)

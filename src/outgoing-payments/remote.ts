@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { prepared } from '../db/database.ts'
 import { sqlState } from '../db/errors.ts'
 import type { Deps } from '../deps.ts'
+import { fulfills } from '../ilp/forward.ts'
 import { sendPrepare } from '../ilp/http-client.ts'
 import { peerSendData, type SendTracker } from '../ilp/outgoing.ts'
 import type { IlpTerms } from '../ilp/sender.ts'
@@ -373,9 +374,11 @@ async function reconcile(deps: Deps, paymentId: string): Promise<Date | undefine
   for (const packet of open) {
     const peer = await getPeer(db, { id: packet.peer_id })
     const own = deps.config.openPayments.ilpAddress
-    const reply =
-      peer && (await sendPrepare(peer, deserializeIlpPrepare(packet.prepare), own, packet.prepare))
-    if (reply && isFulfill(reply)) await markFulfilled(db, packet.id, null)
+    const prepare = deserializeIlpPrepare(packet.prepare)
+    const reply = peer && (await sendPrepare(peer, prepare, own, packet.prepare))
+    // Only the condition's preimage says the packet arrived, as on the way out (connection.ts).
+    if (reply && isFulfill(reply) && fulfills(reply, prepare))
+      await markFulfilled(db, packet.id, null)
     else undecided.push(packet)
   }
   if (undecided.length === 0) return undefined
