@@ -3,6 +3,7 @@ import { collectDefaultMetrics } from 'prom-client'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/database.ts'
 import { migrate } from './db/migrate.ts'
+import { serializeError } from './http/log-redaction.ts'
 import { createDeps, createServer, ListenError } from './server.ts'
 
 /** Start: config → database → migrations → listeners; stop gracefully on SIGTERM/SIGINT. */
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
   const logger = pino({
     level: config.logLevel,
     redact: ['req.headers.authorization', 'req.headers.signature', '*.token', '*.secret'],
+    serializers: { err: serializeError },
   })
   for (const name of config.generatedSecrets) {
     logger.warn(

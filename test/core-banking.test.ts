@@ -412,6 +412,7 @@ describe('per-asset hooks on the admin API', () => {
       )
       for (const [body, field] of [
         [{ url: 'ftp://example.com/x' }, 'body.url'],
+        [{ url: 'HTTPS://example.com/x' }, 'body.url'],
         [{ url: own.url, secret: 'not-a-secret' }, 'body.secret'],
       ] as const) {
         const res = await server.admin('PUT', path, body)

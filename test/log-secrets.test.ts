@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { after, before, test } from 'node:test'
+import { sql } from 'kysely'
 import { pino } from 'pino'
-import { redactUrl } from '../src/http/log-redaction.ts'
+import { redactUrl, serializeError } from '../src/http/log-redaction.ts'
 import { createClientIdentity, grantToken, outgoingPaymentToken } from './helpers/clients.ts'
 import { addPeer, destinationOf, postIlp, streamPrepare } from './helpers/ilp.ts'
 import {
@@ -115,6 +116,22 @@ test('request URLs are logged with the nonce and query values redacted', () => {
     redactUrl('/incoming-payments?wallet-address=http%3A%2F%2Fa%2Fb&first=3'),
     '/incoming-payments?wallet-address=http%3A%2F%2Fa%2Fb&first=3',
   )
+})
+
+test('a database error is logged without the row it quotes', async () => {
+  const secret = `whsec_${'s3cret'.repeat(8)}`
+  // A row that fails a CHECK: PostgreSQL's detail quotes it whole, secret included.
+  const err = await sql`INSERT INTO webhook_endpoints (id, url, event_types, secret)
+      VALUES (gen_random_uuid(), 'HTTP://hooks.example/x', '{peer.liquidity_low}', ${secret})`
+    .execute(server.database.db)
+    .then(
+      () => assert.fail('the CHECK refuses the row'),
+      (e: Error) => e,
+    )
+  assert.match(String((err as { detail?: string }).detail), /s3cret/)
+  const logged = JSON.stringify(serializeError(err))
+  assert.doesNotMatch(logged, /s3cret/)
+  assert.match(logged, /webhook_endpoints_url_check/)
 })
 
 test('a full flow at trace level: no secret it used or was issued appears in the log', async () => {

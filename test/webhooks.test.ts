@@ -656,6 +656,9 @@ describe('bad input', () => {
       { url: 'not a url', eventTypes: ['peer.liquidity_low'] },
       { url: 'http://', eventTypes: ['peer.liquidity_low'] },
       { url: 'https://user:pass@hooks.example/x', eventTypes: ['peer.liquidity_low'] },
+      // URL parsers take these; the stored URL must start http:// or https://.
+      { url: 'HTTPS://hooks.example/x', eventTypes: ['peer.liquidity_low'] },
+      { url: 'http:hooks.example/x', eventTypes: ['peer.liquidity_low'] },
       { url: '', eventTypes: ['peer.liquidity_low'] },
       { url: 'https://hooks.example', eventTypes: [] },
       { url: 'https://hooks.example', eventTypes: ['payment.sent'] },
@@ -671,10 +674,10 @@ describe('bad input', () => {
     const after = (await server.admin('GET', '/webhook-endpoints?first=100')).body.items.length
     assert.equal(after, before)
     const existing = (await server.admin('GET', '/webhook-endpoints?first=1')).body.items[0]
-    const patched = await server.admin('PATCH', `/webhook-endpoints/${existing.id}`, {
-      url: 'gopher://x',
-    })
-    assert.equal(patched.status, 400)
+    for (const url of ['gopher://x', 'HTTP://hooks.example/x']) {
+      const patched = await server.admin('PATCH', `/webhook-endpoints/${existing.id}`, { url })
+      assert.equal(patched.status, 400, url)
+    }
     assert.equal(
       (await server.admin('GET', `/webhook-endpoints/${existing.id}`)).body.url,
       existing.url,

@@ -69,7 +69,7 @@ export function coreBankingAdminRoutes(app: FastifyInstance, deps: Deps): void {
     async (req) => {
       await loadAsset(req.params.id)
       if (!isHttpUrl(req.body.url))
-        throw badRequest('body.url must be an http or https URL without credentials', {
+        throw badRequest('body.url must be an http:// or https:// URL without credentials', {
           field: 'body.url',
         })
       if (req.body.secret !== undefined && !isWebhookSecret(req.body.secret))

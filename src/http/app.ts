@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { isDatabaseUnreachable, type OutageMonitor, RETRY_AFTER_SECONDS } from '../db/outage.ts'
 import { HttpError } from '../lib/errors.ts'
 import { guardInput } from './input-guard.ts'
-import { serializeRequest } from './log-redaction.ts'
+import { serializeError, serializeRequest } from './log-redaction.ts'
 import { createSerializerCompiler } from './serialization.ts'
 import { createValidatorCompiler, describeValidationError } from './validation.ts'
 
@@ -37,7 +37,10 @@ export interface ErrorBody {
 export function createApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     // Request logs carry a redacted URL: nonces and signed query values are secrets.
-    loggerInstance: opts.logger.child({}, { serializers: { req: serializeRequest } }),
+    loggerInstance: opts.logger.child(
+      {},
+      { serializers: { req: serializeRequest, err: serializeError } },
+    ),
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     bodyLimit: opts.bodyLimit ?? 256 * 1024,

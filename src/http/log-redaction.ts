@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { stdSerializers } from 'pino'
 
 /** Query parameters whose values are safe and useful in a log; every other value is redacted. */
 const SAFE_QUERY = new Set([
@@ -49,4 +50,18 @@ export function serializeRequest(req: FastifyRequest) {
     remoteAddress: req.ip,
     remotePort: req.socket?.remotePort,
   }
+}
+
+/**
+ * pino's error serializer, without PostgreSQL's `detail`: for a constraint that failed it quotes
+ * the whole row ("Failing row contains (…)"), secrets included (a webhook endpoint's, a
+ * core-banking hook's). The code, the constraint and the message stay.
+ */
+export function serializeError(err: unknown): unknown {
+  const out = stdSerializers.err(err as Error)
+  if (out && typeof out === 'object' && 'detail' in out) {
+    const { detail: _, ...rest } = out as Record<string, unknown>
+    return rest
+  }
+  return out
 }

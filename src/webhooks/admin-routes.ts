@@ -180,7 +180,7 @@ const deliveryJson = (d: Delivery) => ({
 
 const checkUrl = (value: string) => {
   if (!isHttpUrl(value))
-    throw badRequest('body.url must be an http or https URL without credentials', {
+    throw badRequest('body.url must be an http:// or https:// URL without credentials', {
       field: 'body.url',
     })
 }

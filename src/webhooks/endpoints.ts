@@ -18,11 +18,12 @@ export interface Endpoint {
 }
 
 /**
- * Webhook URLs are the operator's own systems: any http(s) URL with a host. Credentials in the URL
- * are refused (fetch cannot send them, so every attempt would fail).
+ * Webhook URLs are the operator's own systems: any http(s) URL with a host, written as the
+ * database keeps it (`http://` or `https://` in lower case, as its CHECK requires). Credentials in
+ * the URL are refused (fetch cannot send them, so every attempt would fail).
  */
 export function isHttpUrl(value: string): boolean {
-  if (!URL.canParse(value)) return false
+  if (!/^https?:\/\//.test(value) || !URL.canParse(value)) return false
   const u = new URL(value)
   return (
     (u.protocol === 'http:' || u.protocol === 'https:') &&
