@@ -3,6 +3,9 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { after, before, describe, test } from 'node:test'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { createTransfer } from '../src/ledger/transfers.ts'
+import { isLedgerError } from '../src/ledger/types.ts'
+import { getPeer } from '../src/peers/service.ts'
 import { type AdminContract, adminContract } from './helpers/admin-contract.ts'
 import { type ClientIdentity, createClientIdentity, grantToken } from './helpers/clients.ts'
 import { addPeer } from './helpers/ilp.ts'
@@ -273,6 +276,53 @@ describe('fees, peers and wallet addresses', () => {
     assert.equal(account.body.kind, 'peer')
     assert.equal(account.body.debitLimit, '7000')
     assert.ok((await api.call('GET', '/peers')).body.items.some((p: any) => p.id === peer.id))
+  })
+
+  test('peers: a credit limit below what the peer owes now is 409, and nothing of the patch is applied', async () => {
+    const peer = await addPeer(server, {
+      name: 'ase-owing',
+      creditLimit: 1000n,
+      maxPacketAmount: 500n,
+    })
+    const payee = await createWalletAddress(server, { path: '/peer-payee' })
+    const wa = (await api.call('GET', `/wallet-addresses/${payee.id}`)).body.ledgerAccountId
+    // What packets from the peer book: its account debited within its line, one still in flight.
+    await server.database.db.transaction().execute(async (trx) => {
+      for (const t of [
+        { id: `pkt-${randomUUID()}`, amount: 600n },
+        { id: `pkt-${randomUUID()}`, amount: 100n, pendingUntil: new Date(Date.now() + 60_000) },
+      ]) {
+        const done = await createTransfer(trx, {
+          ...t,
+          debitAccountId: peer.ledgerAccountId,
+          creditAccountId: wa,
+        })
+        assert.ok(!isLedgerError(done), String(done))
+      }
+    })
+    const before = await api.call('GET', `/peers/${peer.id}`)
+    const stored = (await getPeer(server.database.db, { id: peer.id }))!
+    for (const creditLimit of ['100', '699']) {
+      const refused = await api.call('PATCH', `/peers/${peer.id}`, {
+        creditLimit,
+        httpEndpoint: 'http://127.0.0.1:8/other',
+        outgoingToken: 'another-outgoing-token-0123456789',
+        maxPacketAmount: '7',
+      })
+      assertError(refused, 409, 'conflict')
+      assert.equal(refused.body.error.details.owed, '700')
+      assert.equal(refused.body.error.details.field, 'body.creditLimit')
+      assert.match(refused.body.error.description, /owes 700/)
+    }
+    assert.deepEqual((await api.call('GET', `/peers/${peer.id}`)).body, before.body)
+    assert.equal(before.body.creditLimit, '1000')
+    assert.deepEqual(await getPeer(server.database.db, { id: peer.id }), stored)
+    const account = await api.call('GET', `/ledger/accounts/${peer.ledgerAccountId}`)
+    assert.equal(account.body.debitLimit, '1000')
+    // Down to exactly what it owes is allowed.
+    const lowered = await api.call('PATCH', `/peers/${peer.id}`, { creditLimit: '700' })
+    assert.equal(lowered.status, 200)
+    assert.equal(lowered.body.creditLimit, '700')
   })
 })
 

@@ -245,7 +245,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
       schema: {
         summary: 'Update a peer',
         description:
-          'A lower credit limit than what the peer owes now refuses its next packets until it settles.',
+          'Fields left out stay as they are. `creditLimit` may not go below what the peer owes now (debits posted and pending less credits posted on its account): such a patch is 409, with `details.owed`, and nothing of it is applied. To shrink a line the peer is using, wait until it settles.',
         tags: ['peers'],
         params: idParams,
         body: {
@@ -259,7 +259,7 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
             creditLimit: amount,
           },
         },
-        response: { 200: peerSchema, 400: errorResponse, 404: errorResponse },
+        response: { 200: peerSchema, 400: errorResponse, 404: errorResponse, 409: errorResponse },
       },
     },
     async (req) => {
@@ -281,6 +281,11 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
         creditLimit: b.creditLimit === undefined ? undefined : BigInt(b.creditLimit),
       })
       if (!peer) throw notFound('peer not found')
+      if ('error' in peer)
+        throw conflict(
+          `the peer owes ${peer.owed} now; its credit limit may not go below that (it was not changed, nor anything else)`,
+          { field: 'body.creditLimit', owed: peer.owed.toString() },
+        )
       return json(db, peer)
     },
   )

@@ -212,7 +212,18 @@ function toPeer(r: Row, routes: string[]): Peer {
   }
 }
 
-/** Changes how we reach a peer and how much we let it owe; undefined fields stay as they are. */
+/** A credit limit refused because the peer owes more than it now. */
+export interface CreditLimitBelowOwed {
+  error: 'credit_limit_below_owed'
+  /** What the peer owes now: debits posted and pending less credits posted. */
+  owed: bigint
+}
+
+/**
+ * Changes how we reach a peer and how much we let it owe; undefined fields stay as they are. A
+ * credit limit below what the peer owes now is refused (the database holds every peer within its
+ * line), and then nothing of the patch is applied.
+ */
 export async function updatePeer(
   db: Db,
   id: string,
@@ -222,10 +233,30 @@ export async function updatePeer(
     maxPacketAmount?: bigint | null
     creditLimit?: bigint
   },
-): Promise<Peer | undefined> {
+): Promise<Peer | CreditLimitBelowOwed | undefined> {
   const updated = await db.transaction().execute(async (trx) => {
     const peer = await getPeer(trx, { id })
     if (!peer) return undefined
+    if (patch.creditLimit !== undefined) {
+      // First, so that a refusal leaves everything as it was. The condition is checked on the
+      // locked row, against the transfers committed before it (peer accounts are never limit-free).
+      const limit = patch.creditLimit
+      const set = await trx
+        .updateTable('ledger_accounts')
+        .set({ debit_limit: limit })
+        .where('id', '=', peer.ledgerAccountId)
+        .where(sql<boolean>`debits_posted + debits_pending - credits_posted <= ${limit}`)
+        .returning('id')
+        .executeTakeFirst()
+      if (!set) {
+        const { owed } = await trx
+          .selectFrom('ledger_accounts')
+          .select(sql<bigint>`debits_posted + debits_pending - credits_posted`.as('owed'))
+          .where('id', '=', peer.ledgerAccountId)
+          .executeTakeFirstOrThrow()
+        return { error: 'credit_limit_below_owed', owed: BigInt(owed) } as const
+      }
+    }
     const set = {
       ...(patch.httpEndpoint !== undefined && { http_endpoint: patch.httpEndpoint }),
       ...(patch.outgoingToken !== undefined && { outgoing_token: patch.outgoingToken }),
@@ -233,13 +264,6 @@ export async function updatePeer(
     }
     if (Object.keys(set).length > 0)
       await trx.updateTable('peers').set(set).where('id', '=', id).execute()
-    if (patch.creditLimit !== undefined) {
-      await trx
-        .updateTable('ledger_accounts')
-        .set({ debit_limit: patch.creditLimit })
-        .where('id', '=', peer.ledgerAccountId)
-        .execute()
-    }
     return getPeer(trx, { id })
   })
   // The ILP listener of this process sees the change at once (others within the cache's bound).
