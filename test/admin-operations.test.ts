@@ -278,6 +278,33 @@ describe('fees, peers and wallet addresses', () => {
     assert.ok((await api.call('GET', '/peers')).body.items.some((p: any) => p.id === peer.id))
   })
 
+  test('peers: a route longer than an ILP address (1023) is 400, and no peer is added', async () => {
+    const body = (name: string, route: string) => ({
+      name,
+      assetCode: 'USD',
+      assetScale: 2,
+      ilpAddress: `test.${name}`,
+      routes: [route],
+      httpEndpoint: 'http://127.0.0.1:9/ilp',
+      outgoingToken: randomUUID(),
+      incomingTokens: [randomUUID()],
+    })
+    // Far past what a btree index row holds: the schema refuses it before the database sees it.
+    for (const length of [1024, 6000]) {
+      const route = `test.${'a'.repeat(length - 5)}`
+      const res = await api.call('POST', '/peers', body('ase-long-route', route))
+      assertError(res, 400, 'invalid_request')
+      assert.match(res.body.error.details.field, /^body\.routes/)
+    }
+    const peers = (await api.call('GET', '/peers')).body.items
+    assert.ok(!peers.some((p: any) => p.name === 'ase-long-route'))
+    // 1023 characters, as ilpAddress allows, is accepted.
+    const longest = `test.${'b'.repeat(1018)}`
+    const added = await api.call('POST', '/peers', body('ase-longest-route', longest))
+    assert.equal(added.status, 201, JSON.stringify(added.body))
+    assert.deepEqual(added.body.routes, [longest])
+  })
+
   test('peers: a credit limit below what the peer owes now is 409, and nothing of the patch is applied', async () => {
     const peer = await addPeer(server, {
       name: 'ase-owing',

@@ -109,7 +109,11 @@ export function peerAdminRoutes(app: FastifyInstance, { db }: Deps): void {
             assetCode: { type: 'string' },
             assetScale: { type: 'integer', minimum: 0, maximum: 255 },
             ilpAddress: { type: 'string', pattern: ILP_ADDRESS, maxLength: 1023 },
-            routes: { type: 'array', minItems: 1, items: { type: 'string', pattern: ILP_ADDRESS } },
+            routes: {
+              type: 'array',
+              minItems: 1,
+              items: { type: 'string', pattern: ILP_ADDRESS, maxLength: 1023 },
+            },
             httpEndpoint: { type: 'string', format: 'uri', pattern: '^https?://' },
             outgoingToken: { type: 'string', minLength: 16, maxLength: 500 },
             incomingTokens: {
