@@ -309,6 +309,10 @@ describe('bad input is a 4xx in the envelope and writes nothing', () => {
       400,
       'invalid_request',
     )
+    // A well-formed cursor that names no wallet address is 400 too, not an empty page.
+    const unknown = await server.admin('GET', `/wallet-addresses?cursor=${randomUUID()}`)
+    assertEnvelope(unknown, 400, 'invalid_request')
+    assert.equal(unknown.body.error.details.field, 'querystring.cursor')
     const all = (await server.admin('GET', '/wallet-addresses?first=100')).body.items.map(
       (w: any) => w.id,
     )

@@ -579,6 +579,48 @@ describe('endpoints', () => {
     assert.equal((await deliveries(`endpointId=${id}`)).length, 1)
   })
 
+  test('lists: a cursor that names nothing is 400; cursors walk both lists, past a deleted endpoint too', async () => {
+    for (const path of ['/webhook-endpoints', '/webhook-deliveries']) {
+      for (const query of [`cursor=${randomUUID()}`, `first=5&cursor=${randomUUID()}`]) {
+        const res = await server.admin('GET', `${path}?${query}`)
+        assert.equal(res.status, 400, `${path}?${query}: ${JSON.stringify(res.body)}`)
+        assert.equal(res.body.error.code, 'invalid_request')
+        assert.equal(res.body.error.details.field, 'querystring.cursor')
+      }
+    }
+    const add = async () =>
+      (
+        await server.admin('POST', '/webhook-endpoints', {
+          url: 'http://127.0.0.1:9/hook',
+          eventTypes: ['incoming_payment.created'],
+          enabled: false,
+        })
+      ).body.id as string
+    const gone = await add()
+    const kept = await add()
+    assert.equal((await server.admin('DELETE', `/webhook-endpoints/${gone}`)).status, 204)
+    const next = await server.admin('GET', `/webhook-endpoints?first=100&cursor=${gone}`)
+    assert.equal(next.status, 200)
+    assert.deepEqual(
+      next.body.items.map((e: any) => e.id),
+      [kept],
+    )
+    // A delivery's cursor pages on to older deliveries (new ones, which workers may add meanwhile,
+    // come before it).
+    const first = await server.admin('GET', '/webhook-deliveries?first=2')
+    assert.equal(first.body.items.length, 2)
+    assert.equal(first.body.pagination.hasNextPage, true)
+    const last = first.body.items[1]
+    assert.equal(first.body.pagination.endCursor, last.id)
+    const rest = await server.admin('GET', `/webhook-deliveries?first=100&cursor=${last.id}`)
+    assert.equal(rest.status, 200, JSON.stringify(rest.body))
+    assert.ok(rest.body.items.length > 0)
+    for (const d of rest.body.items) {
+      assert.ok(!first.body.items.some((f: any) => f.id === d.id))
+      assert.ok(d.createdAt <= last.createdAt, `${d.createdAt} after ${last.createdAt}`)
+    }
+  })
+
   test('idempotent create: a retry with the same Idempotency-Key returns the first endpoint', async () => {
     const key = randomUUID()
     const body = { url: 'https://hooks.example/op', eventTypes: ['peer.liquidity_low'] }

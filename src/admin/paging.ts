@@ -11,8 +11,8 @@ export interface PageRequest {
 }
 
 /**
- * One page of an admin list, newest first: `first` items after the cursor (the `endCursor` of the
- * previous page). A cursor naming nothing is a 400, not an empty page.
+ * One page of an admin list, in the list's order (`fetch`'s): `first` items after the cursor (the
+ * `endCursor` of the previous page). A cursor naming nothing is a 400, not an empty page.
  */
 export async function adminPage<T extends { id: string }>(
   query: PageRequest,

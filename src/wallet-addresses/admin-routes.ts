@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { adminPage } from '../admin/paging.ts'
 import { amount, errorResponse, idParams, pageInfo, pageQuery, uuid } from '../admin/schemas.ts'
 import type { Deps } from '../deps.ts'
 import { parseUint64 } from '../lib/amount.ts'
@@ -235,15 +236,13 @@ export function walletAddressAdminRoutes(
       },
     },
     async (req) => {
-      const page = await listWalletAddresses(db, {
-        first: req.query.first,
-        after: req.query.cursor,
-      })
-      const last = page.items.at(-1)
-      return {
-        items: page.items.map(toJson),
-        pagination: { hasNextPage: page.hasNextPage, ...(last && { endCursor: last.id }) },
-      }
+      const page = await adminPage(
+        req.query,
+        async (id) => (await getWalletAddress(db, { id })) !== undefined,
+        async ({ cursorId, limit }) =>
+          (await listWalletAddresses(db, { first: limit, after: cursorId })).items,
+      )
+      return { items: page.items.map(toJson), pagination: page.pagination }
     },
   )
 

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { adminPage } from '../admin/paging.ts'
 import { amount, errorResponse, idParams, pageInfo, pageQuery, uuid } from '../admin/schemas.ts'
 import { getAsset } from '../assets/service.ts'
 import type { WebhookDeliveryStatus } from '../db/schema.ts'
@@ -20,6 +21,7 @@ import {
   createEndpoint,
   deleteEndpoint,
   type Endpoint,
+  endpointIdUsed,
   getEndpoint,
   isHttpUrl,
   listEndpoints,
@@ -248,12 +250,13 @@ export function webhookAdminRoutes(app: FastifyInstance, deps: Deps): void {
       },
     },
     async (req) => {
-      const page = await listEndpoints(db, { first: req.query.first, after: req.query.cursor })
-      const last = page.items.at(-1)
-      return {
-        items: page.items.map(endpointJson),
-        pagination: { hasNextPage: page.hasNextPage, ...(last && { endCursor: last.id }) },
-      }
+      const page = await adminPage(
+        req.query,
+        (id) => endpointIdUsed(db, id),
+        async ({ cursorId, limit }) =>
+          (await listEndpoints(db, { first: limit, after: cursorId })).items,
+      )
+      return { items: page.items.map(endpointJson), pagination: page.pagination }
     },
   )
 
@@ -418,12 +421,13 @@ export function webhookAdminRoutes(app: FastifyInstance, deps: Deps): void {
     },
     async (req) => {
       const { first, cursor, ...filter } = req.query
-      const page = await listDeliveries(db, filter, { first, after: cursor })
-      const last = page.items.at(-1)
-      return {
-        items: page.items.map(deliveryJson),
-        pagination: { hasNextPage: page.hasNextPage, ...(last && { endCursor: last.id }) },
-      }
+      const page = await adminPage(
+        { first, cursor },
+        async (id) => (await getDelivery(db, id)) !== undefined,
+        async ({ cursorId, limit }) =>
+          (await listDeliveries(db, filter, { first: limit, after: cursorId })).items,
+      )
+      return { items: page.items.map(deliveryJson), pagination: page.pagination }
     },
   )
 

@@ -66,6 +66,19 @@ export async function getEndpoint(db: Db, id: string): Promise<Endpoint | undefi
   return row && toEndpoint(row)
 }
 
+/**
+ * Whether an endpoint has ever had this id. A deleted endpoint's id still marks its place in the
+ * list, so a page that ended on it can be followed.
+ */
+export async function endpointIdUsed(db: Db, id: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('webhook_endpoints')
+    .select('id')
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return row !== undefined
+}
+
 /** Endpoints, oldest first, after the cursor's. */
 export async function listEndpoints(
   db: Db,
