@@ -166,3 +166,74 @@ test('a packet alone is booked, and its repeat later gets its Fulfill, booked on
   assert.equal(isFulfill(again), true)
   assert.deepEqual(await bookedInto(ip.id), { count: 1, sum: 3n })
 })
+
+test('a packet refused for its peer’s credit takes no room: the rest of its batch is answered as alone', async () => {
+  const db = server.database.db
+  // A batch that fails as a whole is booked one by one (and would pass for the wrong reason).
+  const warnings: unknown[] = []
+  const logger = { warn: (...args: unknown[]) => warnings.push(args) }
+  const deps = { db, logger } as unknown as Deps
+  const rich = await addPeer(server, { name: 'ase-room-rich', creditLimit: 1_000_000n })
+  const asPacket = async (
+    ip: IncomingPaymentWithPaymentMethods,
+    peer: TestPeer,
+    amount: bigint,
+  ) => {
+    const from = (await getPeer(db, { id: peer.id }))!
+    const payment = (await getIncomingPayment(db, ip.id.split('/').at(-1)!))!
+    const owner = (await getWalletAddress(db, { id: payment.walletAddressId }))!
+    const [bytes] = packetsFor(ip, 1, amount)
+    const prepare = deserializeIlpPrepare(bytes!)
+    return {
+      bookingId: bookingId(prepare, from),
+      from,
+      payment,
+      wallet: { ledgerAccountId: owner.ledgerAccountId, assetId: owner.assetId },
+      sent: amount,
+      received: amount,
+      expiresAt: prepare.expiresAt,
+    } satisfies Packet
+  }
+  // Into a payment of 100, in this order: 80 from a peer whose credit line is 50 (refused, T04),
+  // then a packet that fits the 100 only if the refused one took none of it.
+  const cases = [
+    { name: 'two peers', second: { peer: 'b', amount: 60n } },
+    { name: 'one peer', second: { peer: 'a', amount: 40n } },
+  ]
+  let n = 0
+  const run = async (second: { peer: string; amount: bigint }, batched: boolean) => {
+    n += 1
+    const book = createBooker(deps)
+    const a = await addPeer(server, { name: `ase-room-a${n}`, creditLimit: 50n })
+    const b = await addPeer(server, { name: `ase-room-b${n}`, creditLimit: 1_000_000n })
+    const ip = await createIncomingPayment(100n)
+    const packets = [
+      await asPacket(ip, a, 80n),
+      await asPacket(ip, second.peer === 'a' ? a : b, second.amount),
+    ]
+    // The blocker goes alone; the packets queue behind it and share the next batch.
+    const blocker = await asPacket(await createIncomingPayment(), rich, 1n)
+    let outcomes: string[]
+    if (batched) [, ...outcomes] = await Promise.all([book(blocker), ...packets.map(book)])
+    else {
+      await book(blocker)
+      outcomes = []
+      for (const p of packets) outcomes.push(await book(p))
+    }
+    return { outcomes, ip, debts: [await peerDebt(server, a), await peerDebt(server, b)] }
+  }
+  for (const { name, second } of cases) {
+    const alone = await run(second, false)
+    const together = await run(second, true)
+    assert.deepEqual(alone.outcomes, ['peer_out_of_credit', 'booked'], name)
+    assert.deepEqual(together.outcomes, alone.outcomes, `${name}: in one batch as alone`)
+    for (const { ip, debts } of [alone, together]) {
+      // Only the second packet is booked, once; the refused one moved nothing.
+      assert.deepEqual(await received(ip.id), { amount: second.amount, completed: false })
+      assert.deepEqual(await bookedInto(ip.id), { count: 1, sum: second.amount })
+      assert.deepEqual(debts, second.peer === 'a' ? [second.amount, 0n] : [0n, second.amount])
+    }
+  }
+  assert.deepEqual(warnings, [], 'every batch was booked as a batch')
+  assert.equal((await checkBooks(db)).balanced, true)
+})

@@ -7,7 +7,7 @@ import {
   isIlpReply,
   serializeIlpPrepare,
 } from 'ilp-packet'
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import { incomingDecision } from '../core-banking/incoming.ts'
 import type { Db } from '../db/database.ts'
 import { LAST_STATEMENT } from '../db/pipelined-postgres.ts'
@@ -30,7 +30,6 @@ import {
   lockAccountsSql,
   planTransferGroups,
   type TransferInput,
-  type TransferPlan,
 } from '../ledger/transfers.ts'
 import { type Account, isLedgerError } from '../ledger/types.ts'
 import { groupCommit } from '../lib/group-commit.ts'
@@ -184,10 +183,10 @@ export function createBooker(deps: Deps): Booker {
 /**
  * Books packets in one transaction, each exactly once, as `book` would one by one in arrival
  * order: the incoming payments' rows are locked first, packets already booked (repeats) are
- * answered as booked, each payment takes the packets that fit in order (what does not fit is
- * refused, the rest still goes), the ledger takes or refuses each packet's transfers against the
- * running totals (a peer over its credit line), and each payment and account is then updated once
- * with the sum. Every packet's outcome holds once the transaction commits. Two round trips
+ * answered as booked, then each packet in turn is checked against its payment's room and the
+ * ledger's running totals (a peer over its credit line) as the packets before it left them, and
+ * takes room and credit only if both take it (what is refused, the rest still goes); each payment
+ * and account is then updated once with the sum. Every packet's outcome holds once the transaction commits. Two round trips
  * whatever the batch's size (BEGIN with the locks and reads; the writes, the peers' low-liquidity
  * events among them, with COMMIT); more only when a refusal needs a second look or a payment
  * completes (its event, and COMMIT, after the writes).
@@ -198,7 +197,12 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
     // payments, in one round trip.
     const legs = await Promise.all(packets.map((p) => transfersOf(trx, p)))
     const { payments, booked, peers, accounts } = await lockBatch(trx, packets, legs)
-    const candidates: number[] = []
+    const plan = planTransferGroups(accounts)
+    const credits = new Map<string, bigint>()
+    // By peer id: each packet carries its own copy of the peer, and the threshold check needs the
+    // batch's whole debit of it at once.
+    const debits = new Map<string, { peer: Peer; amount: bigint }>()
+    const last = new Map<string, number>()
     const firstOf = new Map<string, number>()
     const now = Date.now()
     const outcomes = packets.map((p, i): BookOutcome | undefined => {
@@ -213,39 +217,28 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       if (now >= p.expiresAt.getTime()) return 'expired'
       const payment = payments.get(p.payment.id)
       if (!payment?.open) return 'not_payable'
-      if (payment.room !== null) {
-        if (p.received > payment.room) return 'exceeds_incoming_amount'
-        payment.room -= p.received
-      }
-      candidates.push(i)
-      return 'booked'
-    })
-    const plan = planTransferGroups(
-      accounts,
-      candidates.map((i) => legs[i]!),
-    )
-    const credits = new Map<string, bigint>()
-    // By peer id: each packet carries its own copy of the peer, and the threshold check needs the
-    // batch's whole debit of it at once.
-    const debits = new Map<string, { peer: Peer; amount: bigint }>()
-    const last = new Map<string, number>()
-    candidates.forEach((i, k) => {
-      const result = plan.results[k]!
-      const p = packets[i]!
+      // The payment's room, then the ledger, packet by packet, as `book` does: a packet the ledger
+      // refuses (its peer over its credit line) takes no room, so a later packet that fits what is
+      // left is booked, as it would be alone. (Taking the room before the ledger decided declined
+      // it for good, `exceeds_incoming_amount`, which stops its sender.)
+      if (payment.room !== null && p.received > payment.room) return 'exceeds_incoming_amount'
+      const result = plan.take(legs[i]!)
       if (result !== true) {
         if (result.code !== 'exceeds_limit')
           throw new Error(`ILP transfer refused: ${result.message}`)
-        outcomes[i] = 'peer_out_of_credit'
-        return
+        return 'peer_out_of_credit'
       }
+      if (payment.room !== null) payment.room -= p.received
       credits.set(p.payment.id, (credits.get(p.payment.id) ?? 0n) + p.received)
       const debit = debits.get(p.from.id) ?? { peer: p.from, amount: 0n }
       debit.amount += p.sent
       debits.set(p.from.id, debit)
       last.set(p.payment.id, i)
+      return 'booked'
     })
     await refusalsStillHold(trx, packets, outcomes)
-    if (plan.posting) {
+    const posting = plan.posting()
+    if (posting) {
       // The peers' `peer.liquidity_low`, decided on the accounts as the plan leaves them (locked).
       const events: NewEvent[] = []
       for (const { peer, amount } of debits.values()) {
@@ -259,9 +252,9 @@ async function bookBatch(db: Db, packets: Packet[]): Promise<BookOutcome[]> {
       }
       // A payment this batch completes needs its event written after its credit, from the row as
       // credited: a statement more. Otherwise the write is the transaction's last, and COMMIT goes
-      // with it (`room` is what is left after every candidate: 0 when one may have completed it).
+      // with it (`room` is what is left after every packet booked: 0 when one completed it).
       const completing = [...credits.keys()].some((id) => payments.get(id)!.room === 0n)
-      const completed = await writeBatch(trx, plan, credits, events, !completing)
+      const completed = await writeBatch(trx, posting, credits, events, !completing)
       for (const id of completed) outcomes[last.get(id)!] = 'completed'
       await recordCompletions(trx, completed)
     }
@@ -367,14 +360,14 @@ async function refusalsStillHold(
  */
 async function writeBatch(
   trx: Db,
-  plan: TransferPlan,
+  posting: RawBuilder<unknown>,
   credits: Map<string, bigint>,
   events: NewEvent[],
   last: boolean,
 ): Promise<string[]> {
   const { rows } = await sql<{ id: string; completed: boolean }>`
     ${last ? LAST_STATEMENT : sql``}
-    WITH ${plan.posting!}, ${creditPaymentsCte(credits)}
+    WITH ${posting}, ${creditPaymentsCte(credits)}
          ${events.length > 0 ? sql`, ${recordEventsCtes(events)}` : sql``}
     SELECT id, completed FROM credited_payments
     UNION ALL

@@ -81,36 +81,36 @@ export async function createTransfer(
   return { ...toTransfer(inserted), replayed: false }
 }
 
-export interface TransferPlan {
-  /** Per group: taken, or why not. */
-  results: (true | LedgerError)[]
+export interface TransferPlanner {
+  /**
+   * Checks one group against the totals the groups taken before it left: taken whole (the totals
+   * advance), or refused whole (its LedgerError; the totals stay as they were).
+   */
+  take(group: TransferInput[]): true | LedgerError
   /**
    * The CTEs (`posted_transfers AS (…), …`) that write the taken transfers and their accounts'
    * totals; for the caller's statement, which may write more in the same round trip. Undefined
    * when nothing was taken.
    */
-  posting: RawBuilder<unknown> | undefined
+  posting(): RawBuilder<unknown> | undefined
 }
 
 /**
  * Plans groups of single-phase transfers posted at once, on their accounts locked by the caller
  * (`lockAccountsSql`, in its transaction; the map's totals are advanced as groups are taken): each
- * group is checked in turn against the totals the groups before it left, and is taken whole or
- * refused whole (its LedgerError in the result, at its index). The posting (one INSERT, and one
- * UPDATE or append per account carrying the sum of its deltas) runs in the caller's statement,
- * which may write more in the same round trip: that is what lets many ILP packets share one
- * transaction on the same hot rows. The caller has ruled out replays under its own lock; an id that
- * exists all the same fails the statement (the primary key), so that the caller can fall back to
- * one-by-one.
+ * group is checked in turn, as the caller offers it, against the totals the groups before it left,
+ * and is taken whole or refused whole. Offered one at a time so that the caller can decide, between
+ * two groups, on checks of its own that depend on which groups the ledger took (an incoming
+ * payment's room). The posting (one INSERT, and one UPDATE or append per account carrying the sum
+ * of its deltas) runs in the caller's statement, which may write more in the same round trip: that
+ * is what lets many ILP packets share one transaction on the same hot rows. The caller has ruled
+ * out replays under its own lock; an id that exists all the same fails the statement (the primary
+ * key), so that the caller can fall back to one-by-one.
  */
-export function planTransferGroups(
-  accounts: Map<string, Account>,
-  groups: TransferInput[][],
-): TransferPlan {
-  if (groups.flat().some((t) => t.pendingUntil !== undefined))
-    throw new Error('groups are single-phase')
+export function planTransferGroups(accounts: Map<string, Account>): TransferPlanner {
   const taken: { input: TransferInput; assetId: string }[] = []
-  const results = groups.map((group) => {
+  const take = (group: TransferInput[]): true | LedgerError => {
+    if (group.some((t) => t.pendingUntil !== undefined)) throw new Error('groups are single-phase')
     // Tentative copies: a group refused halfway leaves the running totals as they were.
     const after = new Map<string, Account>()
     const current = (id: string) => after.get(id) ?? accounts.get(id)
@@ -132,21 +132,23 @@ export function planTransferGroups(
     for (const [id, account] of after) accounts.set(id, account)
     for (const input of group)
       taken.push({ input, assetId: accounts.get(input.debitAccountId)!.assetId })
-    return true as const
-  })
-  if (taken.length === 0) return { results, posting: undefined }
-  const rows = taken.map(
-    ({ input, assetId }) =>
-      sql`(${input.id}, ${input.debitAccountId}::uuid, ${input.creditAccountId}::uuid, ${assetId}::uuid, ${input.amount}::numeric, ${input.reference ?? null})`,
-  )
-  const posting = sql`posted_transfers AS (
+    return true
+  }
+  const posting = () => {
+    if (taken.length === 0) return undefined
+    const rows = taken.map(
+      ({ input, assetId }) =>
+        sql`(${input.id}, ${input.debitAccountId}::uuid, ${input.creditAccountId}::uuid, ${assetId}::uuid, ${input.amount}::numeric, ${input.reference ?? null})`,
+    )
+    return sql`posted_transfers AS (
       INSERT INTO ledger_transfers
         (id, debit_account_id, credit_account_id, asset_id, amount, two_phase, state,
          posted_amount, reference)
       SELECT v.id, v.d, v.c, v.a, v.amount, false, 'posted', v.amount, v.ref
         FROM (VALUES ${sql.join(rows)}) AS v (id, d, c, a, amount, ref)
     ), ${deltaCtes(accounts, sumsOf(taken))}`
-  return { results, posting }
+  }
+  return { take, posting }
 }
 
 /**
