@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
 import { after, before, test } from 'node:test'
 import { deserializeIlpPrepare, serializeIlpFulfill } from 'ilp-packet'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { outgoingPaymentToken } from './helpers/clients.ts'
+import { type IlpProxy, startIlpProxy } from './helpers/ilp-proxy.ts'
 import {
   balanceOf,
   createWalletAddress,
   deposit,
   eventually,
-  freePort,
   startTestServer,
   type TestServer,
 } from './helpers/server.ts'
@@ -26,7 +25,7 @@ let a: TestServer
 let b: TestServer
 let atA: Ase
 let atB: Ase
-let proxy: Server
+let proxy: IlpProxy
 let dropped: Buffer | undefined
 let bogusFulfills = 0
 let armed = false
@@ -34,48 +33,30 @@ let armed = false
 before(async () => {
   a = await startTestServer({ ILP_ADDRESS: 'test.ase-a', ILP_PACKET_EXPIRY_SECONDS: '2' })
   b = await startTestServer({ ILP_ADDRESS: 'test.ase-b' })
-  proxy = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', async () => {
-      const body = Buffer.concat(chunks)
-      const prepare = deserializeIlpPrepare(body)
-      const live = prepare.expiresAt.getTime() > Date.now()
-      if (armed && live && BigInt(prepare.amount) > 0n && !dropped) {
-        dropped = body
-        res.writeHead(502).end('bad gateway')
-        return
-      }
-      if (!live && dropped && body.equals(dropped)) {
-        bogusFulfills++
-        res.writeHead(200, { 'content-type': 'application/octet-stream' })
-        res.end(serializeIlpFulfill({ fulfillment: randomBytes(32), data: Buffer.alloc(0) }))
-        return
-      }
-      const upstream = await fetch(b.ilpUrl, {
-        method: 'POST',
-        headers: {
-          authorization: req.headers.authorization ?? '',
-          'content-type': 'application/octet-stream',
-        },
-        body,
-      })
-      const bytes = Buffer.from(await upstream.arrayBuffer())
-      res.writeHead(upstream.status, { 'content-type': 'application/octet-stream' }).end(bytes)
-    })
-  })
-  const port = await freePort()
-  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve))
+  proxy = await startIlpProxy(b.ilpUrl)
+  proxy.intercept = (body) => {
+    const prepare = deserializeIlpPrepare(body)
+    const live = prepare.expiresAt.getTime() > Date.now()
+    if (armed && live && BigInt(prepare.amount) > 0n && !dropped) {
+      dropped = body
+      return { status: 502 }
+    }
+    if (!live && dropped && body.equals(dropped)) {
+      bogusFulfills++
+      const fulfillment = randomBytes(32)
+      return { status: 200, body: serializeIlpFulfill({ fulfillment, data: Buffer.alloc(0) }) }
+    }
+    return undefined
+  }
   const toB = await peer(a, b, 'bank-b', { out: 'a-to-b-token-abcdef', in: 'b-to-a-token-abcdef' })
-  await a.admin('PATCH', `/peers/${toB}`, { httpEndpoint: `http://127.0.0.1:${port}/ilp` })
+  await a.admin('PATCH', `/peers/${toB}`, { httpEndpoint: proxy.url })
   const toA = await peer(b, a, 'bank-a', { out: 'b-to-a-token-abcdef', in: 'a-to-b-token-abcdef' })
   await b.admin('PATCH', `/peers/${toA}`, { maxPacketAmount: '100' })
   atA = await walletApp(a)
   atB = await walletApp(b)
 })
 after(async () => {
-  proxy?.closeAllConnections()
-  proxy?.close()
+  await proxy?.close()
   await a?.close()
   await b?.close()
 })

@@ -19,6 +19,11 @@ export interface IlpProxy {
   release(): void
   /** Told of every packet that crossed, with its reply, once the reply is on its way back. */
   onPacket?: (prepare: Buffer, reply: Buffer) => void
+  /**
+   * Asked first about every packet: an answer of its own (an HTTP status, and a body for a 200)
+   * is sent instead of forwarding it, and counted in no tally.
+   */
+  intercept?: (prepare: Buffer) => { status: number; body?: Buffer } | undefined
   close(): Promise<void>
 }
 
@@ -42,6 +47,11 @@ export async function startIlpProxy(target: string): Promise<IlpProxy> {
   }
   const server: Server = createServer(async (req, res) => {
     const body = await read(req)
+    const own = proxy.intercept?.(body)
+    if (own) {
+      res.writeHead(own.status, { 'content-type': 'application/octet-stream' }).end(own.body)
+      return
+    }
     if (proxy.mode === 'hold') await new Promise<void>((resolve) => waiting.push(resolve))
     let reply: Buffer
     if (proxy.mode === 'reject') {
