@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, mock, test } from 'node:test'
+import { sql } from 'kysely'
 import { coreBankingReceiver } from '../examples/core-banking-receiver.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
 import { usd } from './helpers/amounts.ts'
@@ -283,6 +284,59 @@ describe('outgoing payments', () => {
     const wallet = await balance(poor.id)
     assert.deepEqual([wallet.balance, wallet.reserved], ['50', '0'])
     assert.ok((await checkBooks(server.database.db)).balanced)
+  })
+
+  test('approved, then the create fails unexpectedly: nothing written, the approval released', async () => {
+    const unlucky = await createWalletAddress(server, { path: '/unlucky' })
+    await deposit(server, unlucky.id, 10_000n)
+    const token = await outgoingPaymentToken(server, app, unlucky.url)
+    const ip = await incomingPayment()
+    const quote = await app.client.quote.create({ url: rs, accessToken: quoteToken }, {
+      walletAddress: unlucky.url,
+      receiver: ip.id,
+      method: 'ilp',
+    } as never)
+    // The database refuses this sender's payment row: an error no rule of the create expects.
+    const db = server.database.db
+    await sql`CREATE FUNCTION refuse_unlucky() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'the database refuses the payment'; END $$`.execute(db)
+    await sql`CREATE TRIGGER refuse_unlucky BEFORE INSERT ON outgoing_payments FOR EACH ROW
+      WHEN (NEW.wallet_address_id = ${sql.lit(unlucky.id)}::uuid)
+      EXECUTE FUNCTION refuse_unlucky()`.execute(db)
+    try {
+      await assert.rejects(
+        app.client.outgoingPayment.create(
+          { url: rs, accessToken: token },
+          { walletAddress: unlucky.url, quoteId: quote.id },
+        ),
+        (err: any) => err.status === 500,
+      )
+    } finally {
+      await sql`DROP TRIGGER refuse_unlucky ON outgoing_payments`.execute(db)
+      await sql`DROP FUNCTION refuse_unlucky()`.execute(db)
+    }
+    const approval = core.requests.find(
+      (r) =>
+        r.payload?.type === 'outgoing_payment.approve' &&
+        r.payload.data.outgoingPayment.walletAddress === unlucky.url,
+    )!
+    const id = approval.payload.data.outgoingPayment.paymentId
+    await eventually(async () =>
+      callouts('outgoing_payment.release', id).length ? true : undefined,
+    )
+    const release = callouts('outgoing_payment.release', id)[0]!.payload.data
+    assert.deepEqual(
+      [release.state, release.failure, release.postAmount, release.releaseAmount],
+      [
+        'not_created',
+        'create_failed',
+        '0',
+        approval.payload.data.outgoingPayment.debitAmount.value,
+      ],
+    )
+    const wallet = await balance(unlucky.id)
+    assert.deepEqual([wallet.balance, wallet.reserved], ['10000', '0'])
+    assert.ok((await checkBooks(db)).balanced)
   })
 
   for (const [mode, what] of [

@@ -259,9 +259,23 @@ export async function createOutgoingPayment(
       }),
     )
   } catch (err) {
-    if (!isQuotePaid(err)) throw err
-    if (decision) await release(db, 'invalid_quote')
-    return 'invalid_quote'
+    if (isQuotePaid(err)) {
+      if (decision) await release(db, 'invalid_quote')
+      return 'invalid_quote'
+    }
+    // Nothing was reserved or written: core banking's hold is released too, if the database takes
+    // the callout now (else the hold lapses, as when a process dies before its release).
+    if (decision) {
+      await queueUnusedApproval(db, {
+        id,
+        assetId: wa.assetId,
+        debitAmount: quote.debitAmount,
+        refusal: 'create_failed',
+      }).catch((e) =>
+        deps.logger.warn({ err: e, payment: id }, 'core banking approval not released'),
+      )
+    }
+    throw err
   }
 }
 
