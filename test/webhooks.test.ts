@@ -3,7 +3,10 @@ import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { sql } from 'kysely'
 import { Webhook } from 'standardwebhooks'
+import { getIncomingPayment } from '../src/incoming-payments/service.ts'
 import { checkBooks } from '../src/ledger/invariants.ts'
+import { deadLetterForDeleted } from '../src/webhooks/endpoints.ts'
+import { recordEvent } from '../src/webhooks/outbox.ts'
 import { deleteOldEvents } from '../src/webhooks/queue.ts'
 import { usd } from './helpers/amounts.ts'
 import {
@@ -577,6 +580,34 @@ describe('endpoints', () => {
     )
     // Its history stays.
     assert.equal((await deliveries(`endpointId=${id}`)).length, 1)
+  })
+
+  test('an event written while its endpoint is deleted: its delivery ends as a dead letter, unsent', async () => {
+    const { receiver, id } = await endpoint(['incoming_payment.created'])
+    const ip = await incomingPayment()
+    await eventually(async () => receiver.accepted[0])
+    const db = server.database.db
+    const payment = (await getIncomingPayment(db, ip.id.split('/').at(-1)!))!
+    // The event's statement sees the endpoint; the delete commits before the event does.
+    await db.transaction().execute(async (trx) => {
+      await recordEvent(trx, { type: 'incoming_payment.created', incomingPayment: payment })
+      assert.equal((await server.admin('DELETE', `/webhook-endpoints/${id}`)).status, 204)
+    })
+    const pending = () =>
+      db
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('endpoint_id', '=', id)
+        .where('status', '=', 'pending')
+        .execute()
+    assert.equal((await pending()).length, 1, 'the race leaves one queued')
+    // The worker's clean-up ends it; it was never sent.
+    assert.equal(await deadLetterForDeleted(db), 1)
+    assert.equal((await pending()).length, 0)
+    const dead = (await deliveries(`endpointId=${id}`)).filter((d: any) => d.status === 'dead')
+    assert.equal(dead.length, 1)
+    assert.equal(dead[0].lastError, 'endpoint deleted')
+    assert.equal(receiver.requests.length, 1)
   })
 
   test('lists: a cursor that names nothing is 400; cursors walk both lists, past a deleted endpoint too', async () => {

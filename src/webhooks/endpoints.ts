@@ -144,20 +144,33 @@ export async function deleteEndpoint(db: Db, id: string): Promise<boolean> {
       .where('id', '=', id)
       .returning('id')
       .executeTakeFirst()
-    // What was still queued for it will never be sent: it ends as a dead letter.
-    await trx
-      .updateTable('webhook_deliveries')
-      .set({
-        status: 'dead',
-        next_attempt_at: null,
-        last_error: 'endpoint deleted',
-        updated_at: sql<Date>`now()`,
-      })
-      .where('endpoint_id', '=', id)
-      .where('status', '=', 'pending')
-      .execute()
+    await deadLetterForDeleted(trx, id)
     return row !== undefined
   })
+}
+
+/**
+ * What is still queued for deleted endpoints (the one `endpointId`, or all) will never be sent: it
+ * ends as a dead letter. Deleting an endpoint does this in its transaction; an event written at
+ * the same moment, whose statement saw the endpoint before the delete committed, can still queue
+ * one after it, which the delivery worker's hourly clean-up then ends here (a pending delivery
+ * would also keep its event from ever being deleted). Returns how many.
+ */
+export async function deadLetterForDeleted(db: Db, endpointId?: string): Promise<number> {
+  let deleted = db.selectFrom('webhook_endpoints').select('id').where('deleted_at', 'is not', null)
+  if (endpointId !== undefined) deleted = deleted.where('id', '=', endpointId)
+  const { numUpdatedRows } = await db
+    .updateTable('webhook_deliveries')
+    .set({
+      status: 'dead',
+      next_attempt_at: null,
+      last_error: 'endpoint deleted',
+      updated_at: sql<Date>`now()`,
+    })
+    .where('status', '=', 'pending')
+    .where('endpoint_id', 'in', deleted)
+    .executeTakeFirst()
+  return Number(numUpdatedRows)
 }
 
 /**

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Deps } from '../deps.ts'
+import { deadLetterForDeleted } from './endpoints.ts'
 import { renderPayload } from './payload.ts'
 import {
   type AttemptOutcome,
@@ -38,7 +39,7 @@ export interface WebhookWorker {
 const MAX_DELAY_MS = 3_600_000
 /** How long attempts in flight may still finish when the worker stops. */
 const STOP_GRACE_MS = 1000
-/** How often a process deletes events past their retention. */
+/** How often a process deletes old events and dead-letters deliveries to deleted endpoints. */
 const CLEANUP_EVERY_MS = 3_600_000
 
 /** Exponential backoff with jitter: base × 2^failures, between half and all of it, capped. */
@@ -74,6 +75,8 @@ export function startWebhookWorker(deps: Deps, opts: WebhookWorkerOptions = {}):
         if (n === 0 || stopped) break
       }
       if (deleted > 0) logger.info({ deleted }, 'deleted webhook events past their retention')
+      const stranded = await deadLetterForDeleted(db)
+      if (stranded > 0) logger.info({ stranded }, 'deliveries to deleted endpoints dead-lettered')
     } catch (err) {
       if (!deps.outage.noted(err))
         logger.error({ err }, 'deleting old webhook events failed; trying again later')
