@@ -170,6 +170,21 @@ const callouts = (type: string, paymentId: string) =>
         r.payload.data.incomingPayment?.paymentId) === paymentId,
   )
 
+/**
+ * The approval core banking gave a payment from `walletAddress`, and the release callout that
+ * followed it (waited for): for a payment approved and then not created.
+ */
+async function approvalAndRelease(walletAddress: string) {
+  const approval = core.requests.find(
+    (r) =>
+      r.payload?.type === 'outgoing_payment.approve' &&
+      r.payload.data.outgoingPayment.walletAddress === walletAddress,
+  )!
+  const id = approval.payload.data.outgoingPayment.paymentId
+  await eventually(async () => (callouts('outgoing_payment.release', id).length ? true : undefined))
+  return { approval, release: callouts('outgoing_payment.release', id)[0]!.payload.data }
+}
+
 async function stateOf(paymentUrl: string) {
   return eventually(async () => {
     const row = await server.database.db
@@ -267,16 +282,7 @@ describe('outgoing payments', () => {
       ),
       (err: any) => err.status === 400 && err.description === 'insufficient balance',
     )
-    const approval = core.requests.find(
-      (r) =>
-        r.payload?.type === 'outgoing_payment.approve' &&
-        r.payload.data.outgoingPayment.walletAddress === poor.url,
-    )!
-    const id = approval.payload.data.outgoingPayment.paymentId
-    await eventually(async () =>
-      callouts('outgoing_payment.release', id).length ? true : undefined,
-    )
-    const release = callouts('outgoing_payment.release', id)[0]!.payload.data
+    const { release } = await approvalAndRelease(poor.url)
     assert.deepEqual(
       [release.state, release.failure, release.postAmount, release.releaseAmount],
       ['not_created', 'insufficient_balance', '0', '1000'],
@@ -315,16 +321,7 @@ describe('outgoing payments', () => {
       await sql`DROP TRIGGER refuse_unlucky ON outgoing_payments`.execute(db)
       await sql`DROP FUNCTION refuse_unlucky()`.execute(db)
     }
-    const approval = core.requests.find(
-      (r) =>
-        r.payload?.type === 'outgoing_payment.approve' &&
-        r.payload.data.outgoingPayment.walletAddress === unlucky.url,
-    )!
-    const id = approval.payload.data.outgoingPayment.paymentId
-    await eventually(async () =>
-      callouts('outgoing_payment.release', id).length ? true : undefined,
-    )
-    const release = callouts('outgoing_payment.release', id)[0]!.payload.data
+    const { approval, release } = await approvalAndRelease(unlucky.url)
     assert.deepEqual(
       [release.state, release.failure, release.postAmount, release.releaseAmount],
       [
