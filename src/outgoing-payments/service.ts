@@ -247,8 +247,8 @@ export async function createOutgoingPayment(
     await afterWalletDebit(trx, wa, quote.debitAmount)
     return { payment: toOutgoingPayment(row), spent }
   }
-  // Refused after core banking approved: it is told to release, with the refusal.
-  const release = (trx: Db, refusal: CreateError) =>
+  // Refused, or failed, after core banking approved: it is told to release, with the reason.
+  const release = (trx: Db, refusal: CreateError | 'create_failed') =>
     queueUnusedApproval(trx, { id, assetId: wa.assetId, debitAmount: quote.debitAmount, refusal })
   try {
     return await deps.grantQueue.run(input.grantId, () =>
@@ -266,12 +266,7 @@ export async function createOutgoingPayment(
     // Nothing was reserved or written: core banking's hold is released too, if the database takes
     // the callout now (else the hold lapses, as when a process dies before its release).
     if (decision) {
-      await queueUnusedApproval(db, {
-        id,
-        assetId: wa.assetId,
-        debitAmount: quote.debitAmount,
-        refusal: 'create_failed',
-      }).catch((e) =>
+      await release(db, 'create_failed').catch((e) =>
         deps.logger.warn({ err: e, payment: id }, 'core banking approval not released'),
       )
     }
